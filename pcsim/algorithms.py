@@ -1,0 +1,130 @@
+"""When inference and learning happen: PC, iPC and BP on the same network.
+
+- **PC**: weights frozen while activities settle for a time ``T`` (tau_x units), then one
+  weight step from the settled errors. Needs a global control signal between the phases.
+- **iPC** (Salvatori et al., ICLR 2024): activities and weights move together at every step;
+  each mini-batch is held for a presentation time ``T``. No phases.
+- **BP**: exact backprop of ``1/2 ||y - f(x)||^2`` on the same network, the baseline.
+
+Each algorithm's ``train_batch`` takes a circuit, an engine and an optimiser and returns the
+batch's energy (PC/iPC, at the end of the presentation) or loss (BP).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pcsim import field
+from pcsim.circuit import Circuit
+from pcsim.engines.clocked import ClockedEngine, StepRecord
+from pcsim.optim import SGD, Adam
+
+ALGORITHMS = ("pc", "ipc", "bp")
+INITS = ("feedforward", "carry")
+
+
+def initial_activities(circ: Circuit, x: np.ndarray, y: np.ndarray | None) -> list[np.ndarray]:
+    """Activities for a new batch: a feedforward pass from the bottom layer (as the weights are
+    read now), with the top clamped to ``y`` when given."""
+    net = circ.net
+    xs = field.feedforward(net, x.astype(net.dtype, copy=False), circ.read_weights())
+    xs = [np.array(v, dtype=net.dtype, order="C") for v in xs]
+    if y is not None:
+        xs[-1][...] = y
+    return xs
+
+
+def _learn(circ: Circuit, optimizer: SGD | Adam, dW, db) -> None:
+    directions = list(dW) + (list(db) if db is not None else [])
+    deltas = optimizer.deltas(directions)
+    L = circ.net.n_layers
+    circ.apply_weight_update(deltas[:L], deltas[L:] if db is not None else None)
+
+
+def _bottom_to_top(net, x, y):
+    """Supervised: input at the bottom (x_0), target on top. Generative: label at the bottom."""
+    return (x, y) if net.mode == "supervised" else (y, x)
+
+
+@dataclass
+class PC:
+    """Two-phase predictive coding: settle for ``T`` then one weight step."""
+
+    T: float = 2.0
+    name: str = "pc"
+
+    def train_batch(self, circ, engine: ClockedEngine, optimizer, x, y) -> float:
+        net = circ.net
+        bottom, top = _bottom_to_top(net, x, y)
+        xs = initial_activities(circ, bottom, top)
+        free = _free_mask(net, training=True)
+        engine.run(circ, xs, free, self.T)
+        eps = field.errors(net, xs, circ.read_weights(), circ.units)
+        dW, db = field.weight_drift(net, xs, eps)
+        _learn(circ, optimizer, dW, db)
+        return float(sum(0.5 * np.sum(e * e) for e in eps) / x.shape[0])
+
+
+@dataclass
+class IPC:
+    """Incremental PC: every engine step also takes one weight step from the same errors."""
+
+    T: float = 2.0
+    init: str = "feedforward"
+    name: str = "ipc"
+    _carry: list[np.ndarray] | None = None
+
+    def train_batch(self, circ, engine: ClockedEngine, optimizer, x, y) -> float:
+        net = circ.net
+        bottom, top = _bottom_to_top(net, x, y)
+        if self.init == "carry" and self._carry is not None and self._carry[0].shape[0] == len(x):
+            xs = self._carry
+            xs[0][...] = bottom
+            xs[-1][...] = top
+        else:
+            xs = initial_activities(circ, bottom, top)
+        free = _free_mask(net, training=True)
+        last: list[float] = [0.0]
+
+        def learn(rec: StepRecord) -> None:
+            dW, db = engine.weight_drift(circ, rec)
+            _learn(circ, optimizer, dW, db)
+            last[0] = float(sum(0.5 * np.sum(e * e) for e in rec.eps) / x.shape[0])
+
+        engine.run(circ, xs, free, self.T, on_step=learn)
+        self._carry = xs
+        return last[0]
+
+
+@dataclass
+class BP:
+    """Backprop baseline on the same network (the substrate is not consulted)."""
+
+    name: str = "bp"
+
+    def train_batch(self, circ, engine, optimizer, x, y) -> float:
+        net = circ.net
+        if net.mode != "supervised":
+            raise ValueError("bp trains supervised networks only")
+        loss, dW, db = field.backprop_gradients(net, x.astype(net.dtype, copy=False), y)
+        _learn(circ, optimizer, dW, db)
+        return loss
+
+
+def _free_mask(net, training: bool) -> list[bool]:
+    clamped = net.clamped_layers(training)
+    return [l not in clamped for l in range(net.n_layers + 1)]
+
+
+def make_algorithm(name: str, T: float = 2.0, init: str = "feedforward"):
+    if name == "pc":
+        return PC(T=T)
+    if name == "ipc":
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}")
+        return IPC(T=T, init=init)
+    if name == "bp":
+        return BP()
+    raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {name!r}")

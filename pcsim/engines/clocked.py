@@ -1,0 +1,225 @@
+"""Fixed-step engines: Euler, Heun and Euler-Maruyama, batched.
+
+Every step integrates the vector field of :mod:`pcsim.field` for the free layers of a circuit,
+in units of ``tau_x`` (``gamma = dt / tau_unit`` per unit). The Euler and Euler-Maruyama
+steps run through the fused numba kernel (``backend="numba"``) or the numpy reference
+(``backend="numpy"``); Heun, a validation method, always uses the reference.
+Noise follows DESIGN.md: ``x += sigma * sqrt(dt / tau) * N(0, 1)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from pcsim import field, kernels
+from pcsim.activations import ACTIVATION_CODES
+from pcsim.circuit import Circuit
+
+METHODS = ("euler", "heun", "euler_maruyama")
+BACKENDS = ("numba", "numpy")
+DIVERGENCE_BOUND = 1e6  # |x| beyond this (or non-finite) counts as a diverged simulation
+
+
+class DivergenceError(RuntimeError):
+    """The simulation blew up; the message names the layer and the simulated time."""
+
+
+@dataclass
+class StepRecord:
+    """What a step saw at its start: errors ``eps[i] = eps_{i+1}`` and inputs
+    ``pre[i] = phi_i(x_i)`` of each weight layer (``pre[0]`` is ``x_0``)."""
+
+    eps: Sequence[np.ndarray]
+    pre: Sequence[np.ndarray]
+
+
+@dataclass
+class ClockedEngine:
+    """A fixed-step integrator. ``dt`` and the noise amplitude ``sigma`` are in tau_x units."""
+
+    method: str = "euler"
+    dt: float = 0.1
+    sigma: float = 0.0
+    backend: str = "numba"
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"engine method must be one of {METHODS}, got {self.method!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"engine backend must be one of {BACKENDS}, got {self.backend!r}")
+        if not (self.dt > 0 and math.isfinite(self.dt)):
+            raise ValueError(f"dt must be a positive finite number, got {self.dt}")
+        if not (self.sigma >= 0 and math.isfinite(self.sigma)):
+            raise ValueError(f"sigma must be >= 0, got {self.sigma}")
+
+    @property
+    def stochastic(self) -> bool:
+        return self.method == "euler_maruyama"
+
+    # -- one step ---------------------------------------------------------------------------
+    def step(self, circ: Circuit, xs: list[np.ndarray], free: Sequence[bool]) -> StepRecord:
+        """Advance the free layers of ``xs`` (in place) by ``dt``; return what the step saw."""
+        if self.method == "heun":
+            rec = self._heun_step(circ, xs, free)
+        elif self.backend == "numba":
+            rec = self._kernel_step(circ, xs, free)
+        else:
+            rec = self._reference_step(circ, xs, free)
+        circ.t += self.dt
+        return rec
+
+    def _noise_amplitudes(self, circ: Circuit, gammas: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return [
+            np.sqrt(self.sigma**2 + s**2) * np.sqrt(g)
+            for s, g in zip(circ.thermal_sigma, gammas, strict=True)
+        ]
+
+    def _draw_noise(self, circ: Circuit, free: Sequence[bool], bufs: Sequence[np.ndarray]) -> None:
+        for l, buf in enumerate(bufs):
+            if free[l]:
+                circ.rng.standard_normal(out=buf, dtype=buf.dtype)
+
+    def _reference_step(
+        self, circ: Circuit, xs: list[np.ndarray], free: Sequence[bool]
+    ) -> StepRecord:
+        net = circ.net
+        Ws = circ.read_weights()
+        eps = field.errors(net, xs, Ws, circ.units)
+        pre = [xs[0]] + [field._phi_in(net, xs, i) for i in range(1, net.n_layers)]
+        drift = field.activity_drift(net, xs, eps, Ws, circ.units)
+        gammas = circ.gammas(self.dt)
+        amps = self._noise_amplitudes(circ, gammas) if self.stochastic else None
+        lo, hi = circ.rails
+        for l, x in enumerate(xs):
+            if not free[l]:
+                continue
+            new = x + gammas[l] * drift[l]
+            if amps is not None:
+                new = new + amps[l] * circ.rng.standard_normal(x.shape, dtype=x.dtype)
+            np.clip(new, lo, hi, out=x)
+        return StepRecord(eps, pre)
+
+    def _kernel_step(self, circ: Circuit, xs: list[np.ndarray], free: Sequence[bool]) -> StepRecord:
+        net = circ.net
+        ws = circ.workspace(xs[0].shape[0])
+        Ws = circ.read_weights()
+        xs_t = tuple(xs)
+        kernels.compute_errors(
+            xs_t,
+            Ws,
+            circ.biases(),
+            net.has_bias,
+            np.asarray(net.scales),
+            np.asarray(net.residual),
+            ACTIVATION_CODES[net.activation],
+            tuple(circ.units.error_gain),
+            tuple(circ.units.error_offset),
+            ws.phis,
+            ws.eps,
+        )
+        gammas = circ.gammas(self.dt)
+        if self.stochastic:
+            amps = tuple(self._noise_amplitudes(circ, gammas))
+            self._draw_noise(circ, free, ws.noise)
+        else:
+            amps = gammas  # unused placeholder of the right type
+        lo, hi = circ.rails
+        kernels.update_activities(
+            xs_t,
+            Ws,
+            np.asarray(net.scales),
+            np.asarray(net.residual),
+            np.asarray(free, dtype=np.bool_),
+            ACTIVATION_CODES[net.activation],
+            gammas,
+            tuple(circ.units.leak),
+            float(lo),
+            float(hi),
+            ws.noise,
+            amps,
+            self.stochastic,
+            ws.eps,
+            ws.back,
+        )
+        return StepRecord(ws.eps, (xs[0],) + ws.phis[1:])
+
+    def _heun_step(self, circ: Circuit, xs: list[np.ndarray], free: Sequence[bool]) -> StepRecord:
+        net = circ.net
+        Ws = circ.read_weights()
+        eps0 = field.errors(net, xs, Ws, circ.units)
+        pre = [xs[0]] + [field._phi_in(net, xs, i) for i in range(1, net.n_layers)]
+        d0 = field.activity_drift(net, xs, eps0, Ws, circ.units)
+        gammas = circ.gammas(self.dt)
+        trial = [x + g * d if f else x for x, g, d, f in zip(xs, gammas, d0, free, strict=True)]
+        d1 = field.activity_drift(
+            net, trial, field.errors(net, trial, Ws, circ.units), Ws, circ.units
+        )
+        lo, hi = circ.rails
+        for l, x in enumerate(xs):
+            if free[l]:
+                np.clip(x + 0.5 * gammas[l] * (d0[l] + d1[l]), lo, hi, out=x)
+        return StepRecord(eps0, pre)
+
+    # -- learning signal ----------------------------------------------------------------------
+    def weight_drift(
+        self, circ: Circuit, rec: StepRecord
+    ) -> tuple[Sequence[np.ndarray], Sequence[np.ndarray] | None]:
+        """``-dF/dW`` and ``-dF/db`` from what a step saw (batch means)."""
+        net = circ.net
+        if self.backend == "numba" and self.method != "heun":
+            ws = circ.workspace(rec.pre[0].shape[0])
+            kernels.weight_gradients(
+                tuple(rec.pre),
+                ws.phis,
+                ws.eps,
+                np.asarray(net.scales),
+                net.has_bias,
+                ws.grads_w,
+                ws.grads_b,
+            )
+            return ws.grads_w, (ws.grads_b if net.has_bias else None)
+        B = rec.pre[0].shape[0]
+        dW = [
+            (net.scales[i] / B) * (e.T @ p)
+            for i, (e, p) in enumerate(zip(rec.eps, rec.pre, strict=True))
+        ]
+        db = [e.sum(axis=0) / B for e in rec.eps] if net.has_bias else None
+        return dW, db
+
+    # -- many steps ---------------------------------------------------------------------------
+    def run(
+        self,
+        circ: Circuit,
+        xs: list[np.ndarray],
+        free: Sequence[bool],
+        duration: float,
+        on_step=None,
+        check_every: int = 16,
+    ) -> int:
+        """Integrate for ``duration`` (tau_x units); ``on_step(rec)`` after each step (iPC
+        learns there). Returns the number of steps. Raises DivergenceError on blow-up."""
+        n = max(1, int(round(duration / self.dt)))
+        for k in range(n):
+            rec = self.step(circ, xs, free)
+            if on_step is not None:
+                on_step(rec)
+            if (k + 1) % check_every == 0 or k == n - 1:
+                check_finite(xs, free, circ.t)
+        return n
+
+
+def check_finite(xs: Sequence[np.ndarray], free: Sequence[bool], t: float) -> None:
+    """Raise DivergenceError naming the first free layer that left the finite range."""
+    for l, x in enumerate(xs):
+        if free[l]:
+            m = float(np.max(np.abs(x))) if x.size else 0.0
+            if not math.isfinite(m) or m > DIVERGENCE_BOUND:
+                raise DivergenceError(
+                    f"simulation diverged: activities of layer {l} reached {m:.3g} at "
+                    f"t = {t:.4g} tau_x; reduce dt (Euler is stable for dt below about "
+                    f"0.4 tau_x on typical networks)"
+                )

@@ -1,0 +1,188 @@
+"""THE vector field of predictive coding, written once (numpy reference).
+
+For layers ``l = 1..L`` (DESIGN.md section 1; shapes in ``pcsim.network``)::
+
+    mu_l  = a_l * phi_{l-1}(x_{l-1}) @ W_l.T (+ b_l) (+ x_{l-1} if residual)
+    eps_l = x_l - mu_l
+    F     = (1/B) sum_batch sum_l 1/2 ||eps_l||^2
+    -dF/dx_l = (1/B) [-eps_l + phi'(x_l) a_{l+1} eps_{l+1} @ W_{l+1} (+ eps_{l+1} if res.)]
+    -dF/dW_l = (a_l / B) eps_l.T @ phi_{l-1}(x_{l-1})
+
+The activity flow is written per sample (without the 1/B), because each sample's activities
+are their own circuit: ``tau_x dx_l/dt = -B dF/dx_l``. Weights follow the batch-mean gradient.
+
+The error units of a modelled chip may have a gain and an offset, and value units a leak; they
+enter as optional per-layer arrays (``UnitParams``), identity by default, so that the fused
+kernels and every engine evaluate one and the same field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from pcsim import activations
+from pcsim.network import Network
+
+
+@dataclass
+class UnitParams:
+    """Per-unit circuit parameters that change the field (one array per layer ``0..L``).
+
+    ``error_gain``/``error_offset``: the error unit computes ``gain * (x - mu) + offset``.
+    ``leak``: a value unit loses ``leak * x`` per unit time (in units of ``1/tau_x``).
+    Entries for layer 0 of the error arrays are unused (there is no error unit there).
+    """
+
+    error_gain: list[np.ndarray]
+    error_offset: list[np.ndarray]
+    leak: list[np.ndarray]
+
+    @classmethod
+    def ideal(cls, sizes: Sequence[int], dtype: np.dtype | type = np.float64) -> UnitParams:
+        return cls(
+            error_gain=[np.ones(n, dtype) for n in sizes],
+            error_offset=[np.zeros(n, dtype) for n in sizes],
+            leak=[np.zeros(n, dtype) for n in sizes],
+        )
+
+    def is_ideal(self) -> bool:
+        return (
+            all(np.all(g == 1) for g in self.error_gain)
+            and all(np.all(o == 0) for o in self.error_offset)
+            and all(np.all(k == 0) for k in self.leak)
+        )
+
+
+def _phi_in(net: Network, xs: Sequence[np.ndarray], i: int) -> np.ndarray:
+    """phi_{l-1}(x_{l-1}) for weight layer i = l-1 (identity on layer 0)."""
+    if i == 0:
+        return xs[0]
+    return activations.get(net.activation)[0](xs[i])
+
+
+def predictions(
+    net: Network, xs: Sequence[np.ndarray], weights: Sequence[np.ndarray] | None = None
+) -> list[np.ndarray]:
+    """``[mu_1, ..., mu_L]`` from activities ``xs = [x_0, ..., x_L]`` (each ``(B, n_l)``)."""
+    Ws = net.weights if weights is None else weights
+    mus = []
+    for i in range(net.n_layers):
+        mu = net.scales[i] * (_phi_in(net, xs, i) @ Ws[i].T)
+        if net.biases is not None:
+            mu = mu + net.biases[i]
+        if net.residual[i]:
+            mu = mu + xs[i]
+        mus.append(mu)
+    return mus
+
+
+def errors(
+    net: Network,
+    xs: Sequence[np.ndarray],
+    weights: Sequence[np.ndarray] | None = None,
+    units: UnitParams | None = None,
+) -> list[np.ndarray]:
+    """``[eps_1, ..., eps_L]``, the prediction errors ``x_l - mu_l`` (through the error units)."""
+    eps = [xs[i + 1] - mu for i, mu in enumerate(predictions(net, xs, weights))]
+    if units is not None:
+        eps = [units.error_gain[i + 1] * e + units.error_offset[i + 1] for i, e in enumerate(eps)]
+    return eps
+
+
+def energy(
+    net: Network, xs: Sequence[np.ndarray], weights: Sequence[np.ndarray] | None = None
+) -> float:
+    """The energy ``F = (1/B) sum 1/2 ||eps||^2`` (a float, batch mean)."""
+    B = xs[0].shape[0]
+    return float(sum(0.5 * np.sum(e * e) for e in errors(net, xs, weights)) / B)
+
+
+def layer_energies(
+    net: Network, xs: Sequence[np.ndarray], weights: Sequence[np.ndarray] | None = None
+) -> np.ndarray:
+    """Energy per weight layer, shape ``(L,)``; sums to :func:`energy`."""
+    B = xs[0].shape[0]
+    return np.array([0.5 * np.sum(e * e) / B for e in errors(net, xs, weights)])
+
+
+def activity_drift(
+    net: Network,
+    xs: Sequence[np.ndarray],
+    eps: Sequence[np.ndarray],
+    weights: Sequence[np.ndarray] | None = None,
+    units: UnitParams | None = None,
+) -> list[np.ndarray]:
+    """Per-sample ``-B dF/dx_l`` for every layer ``0..L`` (engines zero the clamped ones).
+
+    With ``units``, a value unit's leak ``-leak_l * x_l`` is added.
+    """
+    Ws = net.weights if weights is None else weights
+    dphi = activations.get(net.activation)[1]
+    L = net.n_layers
+    drift = []
+    for l in range(L + 1):
+        g = -eps[l - 1] if l > 0 else np.zeros_like(xs[0])
+        if l < L:
+            back = net.scales[l] * (eps[l] @ Ws[l])
+            g = g + (back if l == 0 else dphi(xs[l]) * back)
+            if net.residual[l]:
+                g = g + eps[l]
+        if units is not None:
+            g = g - units.leak[l] * xs[l]
+        drift.append(g)
+    return drift
+
+
+def weight_drift(
+    net: Network, xs: Sequence[np.ndarray], eps: Sequence[np.ndarray]
+) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+    """``-dF/dW_l`` and ``-dF/db_l`` (batch means): the local, Hebbian-like learning rule."""
+    B = xs[0].shape[0]
+    dW = [(net.scales[i] / B) * (eps[i].T @ _phi_in(net, xs, i)) for i in range(net.n_layers)]
+    db = None if net.biases is None else [e.sum(axis=0) / B for e in eps]
+    return dW, db
+
+
+def feedforward(
+    net: Network, x0: np.ndarray, weights: Sequence[np.ndarray] | None = None
+) -> list[np.ndarray]:
+    """Activities with every error zero: ``x_l = mu_l`` layer by layer from ``x_0``."""
+    xs = [np.asarray(x0, dtype=net.dtype)]
+    Ws = net.weights if weights is None else weights
+    for i in range(net.n_layers):
+        mu = net.scales[i] * (_phi_in(net, xs, i) @ Ws[i].T)
+        if net.biases is not None:
+            mu = mu + net.biases[i]
+        if net.residual[i]:
+            mu = mu + xs[i]
+        xs.append(mu)
+    return xs
+
+
+def backprop_gradients(
+    net: Network, x0: np.ndarray, y: np.ndarray
+) -> tuple[float, list[np.ndarray], list[np.ndarray] | None]:
+    """Exact backprop of the loss ``(1/B) sum 1/2 ||y - f(x0)||^2``: (loss, -dLoss/dW, -dLoss/db).
+
+    Written independently of the PC field (classic reverse mode), as the baseline that PC
+    approximates; returned as descent directions like :func:`weight_drift`.
+    """
+    dphi = activations.get(net.activation)[1]
+    xs = feedforward(net, x0)
+    B = x0.shape[0]
+    L = net.n_layers
+    delta = y - xs[L]  # -dLoss/dx_L per sample
+    loss = float(0.5 * np.sum(delta * delta) / B)
+    dW: list[np.ndarray] = [None] * L  # type: ignore[list-item]
+    db: list[np.ndarray] | None = None if net.biases is None else [None] * L  # type: ignore
+    for i in range(L - 1, -1, -1):
+        dW[i] = (net.scales[i] / B) * (delta.T @ _phi_in(net, xs, i))
+        if db is not None:
+            db[i] = delta.sum(axis=0) / B
+        if i > 0:
+            back = net.scales[i] * (delta @ net.weights[i])
+            delta = dphi(xs[i]) * back + (delta if net.residual[i] else 0.0)
+    return loss, dW, db

@@ -1,0 +1,160 @@
+"""numba-fused hot loops of :mod:`pcsim.field` (tested equal to it, not trusted).
+
+One synchronous Euler / Euler-Maruyama step of every free value unit, with the errors, the
+top-down error sums and the update fused so each layer's arrays are touched once per step.
+Matrix products go to BLAS through ``np.dot(a, b, out)``. Arguments are tuples of arrays
+(one per layer), so the compiled function is reused for every network of the same depth.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from pcsim.activations import LEAKY_SLOPE
+
+TANH, RELU, LEAKY_RELU, SIGMOID, LINEAR = 0, 1, 2, 3, 4  # as pcsim.activations.ACTIVATION_CODES
+
+
+@njit(cache=True, inline="always")
+def _phi(v, act):
+    if act == TANH:
+        return np.tanh(v)
+    if act == RELU:
+        return v if v > 0 else 0.0 * v
+    if act == LEAKY_RELU:
+        return v if v > 0 else LEAKY_SLOPE * v
+    if act == SIGMOID:
+        return 1.0 / (1.0 + np.exp(-v))
+    return v
+
+
+@njit(cache=True, inline="always")
+def _dphi(v, act):
+    if act == TANH:
+        t = np.tanh(v)
+        return 1.0 - t * t
+    if act == RELU:
+        return 1.0 if v > 0 else 0.0
+    if act == LEAKY_RELU:
+        return 1.0 if v > 0 else LEAKY_SLOPE
+    if act == SIGMOID:
+        s = 1.0 / (1.0 + np.exp(-v))
+        return s * (1.0 - s)
+    return 1.0
+
+
+@njit(cache=True)
+def compute_errors(xs, Ws, bs, has_bias, scales, residual, act, egain, eoff, phis, eps):
+    """eps_l = gain_l * (x_l - mu_l) + offset_l for l = 1..L; phis[i] = phi(x_i) for i >= 1.
+
+    ``phis[0]`` is unused (the input is not squashed). ``eps[i]`` holds eps_{i+1}.
+    """
+    L = len(Ws)
+    for i in range(L):
+        x_prev = xs[i]
+        B, n_prev = x_prev.shape
+        if i > 0:
+            p = phis[i]
+            for b in range(B):
+                for j in range(n_prev):
+                    p[b, j] = _phi(x_prev[b, j], act)
+            np.dot(p, Ws[i].T, eps[i])
+        else:
+            np.dot(x_prev, Ws[i].T, eps[i])
+        e = eps[i]
+        x = xs[i + 1]
+        a = scales[i]
+        g = egain[i + 1]
+        o = eoff[i + 1]
+        bias = bs[i]
+        n = x.shape[1]
+        res = residual[i]
+        for b in range(B):
+            for j in range(n):
+                mu = a * e[b, j]
+                if has_bias:
+                    mu += bias[j]
+                if res:
+                    mu += x_prev[b, j]
+                e[b, j] = g[j] * (x[b, j] - mu) + o[j]
+
+
+@njit(cache=True)
+def update_activities(
+    xs,
+    Ws,
+    scales,
+    residual,
+    free,
+    act,
+    gammas,
+    leaks,
+    rail_lo,
+    rail_hi,
+    noise,
+    noise_amp,
+    use_noise,
+    eps,
+    back,
+):
+    """x_l += gamma_l * (-eps_l + phi'(x_l) a_{l+1} eps_{l+1} W_{l+1} [+ eps_{l+1}] - leak x_l)
+    (+ noise_amp_l * noise_l), then clipped to the rails; only layers with ``free[l]``.
+
+    ``gammas[l]`` is dt / tau per unit (tau mismatch enters here), ``noise[l]`` standard normal
+    draws and ``noise_amp[l]`` = sigma * sqrt(gamma) per unit (Euler-Maruyama).
+    """
+    L = len(Ws)
+    for l in range(L + 1):
+        if not free[l]:
+            continue
+        x = xs[l]
+        B, n = x.shape
+        if l < L:
+            np.dot(eps[l], Ws[l], back[l])
+        gam = gammas[l]
+        lk = leaks[l]
+        for b in range(B):
+            for j in range(n):
+                v = x[b, j]
+                drift = -lk[j] * v
+                if l > 0:
+                    drift -= eps[l - 1][b, j]
+                if l < L:
+                    top = scales[l] * back[l][b, j]
+                    if l > 0:
+                        top *= _dphi(v, act)
+                    drift += top
+                    if residual[l]:
+                        drift += eps[l][b, j]
+                v += gam[j] * drift
+                if use_noise:
+                    v += noise_amp[l][j] * noise[l][b, j]
+                if v < rail_lo:
+                    v = rail_lo
+                elif v > rail_hi:
+                    v = rail_hi
+                x[b, j] = v
+
+
+@njit(cache=True)
+def weight_gradients(xs, phis, eps, scales, has_bias, grads_w, grads_b):
+    """-dF/dW_l = (a_l / B) eps_l^T phi(x_{l-1}) and -dF/db_l = mean eps_l, into the buffers."""
+    L = len(eps)
+    B = xs[0].shape[0]
+    for i in range(L):
+        src = xs[0] if i == 0 else phis[i]
+        np.dot(eps[i].T, src, grads_w[i])
+        s = scales[i] / B
+        gw = grads_w[i]
+        for r in range(gw.shape[0]):
+            for c in range(gw.shape[1]):
+                gw[r, c] *= s
+        if has_bias:
+            gb = grads_b[i]
+            e = eps[i]
+            for j in range(gb.shape[0]):
+                acc = 0.0
+                for b in range(B):
+                    acc += e[b, j]
+                gb[j] = acc / B

@@ -1,0 +1,134 @@
+"""Stream data through an algorithm on an engine: epochs, metrics, progress.
+
+``Trainer`` is the one loop every run uses (CLI, notebooks, sweeps): mini-batches are presented
+in a seeded order, each for the algorithm's presentation time; after every epoch the train and
+test accuracy are measured with the network's own inference (feedforward in supervised mode,
+settling the free bottom layer in generative mode).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from pcsim import field as pcfield
+from pcsim.algorithms import initial_activities
+from pcsim.circuit import Circuit
+from pcsim.data import Dataset, batches
+from pcsim.engines.clocked import ClockedEngine
+
+
+@dataclass
+class History:
+    """Per-epoch metrics (lists of floats, one entry per epoch)."""
+
+    epoch: list[int] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)
+    test_accuracy: list[float] = field(default_factory=list)
+    train_energy: list[float] = field(default_factory=list)
+    wall_seconds: list[float] = field(default_factory=list)
+    sim_time_tau: list[float] = field(default_factory=list)
+
+    def as_arrays(self) -> dict[str, np.ndarray]:
+        return {k: np.asarray(v) for k, v in self.__dict__.items()}
+
+
+def predict(
+    circ: Circuit,
+    x: np.ndarray,
+    engine: ClockedEngine | None = None,
+    settle_time: float = 20.0,
+    batch_size: int = 512,
+) -> np.ndarray:
+    """Class scores for inputs ``x`` (n, d): the free end of the network after inference.
+
+    Supervised: a feedforward pass (the exact equilibrium with the output free).
+    Generative: data clamped on top, bottom and hidden layers settle for ``settle_time``.
+    """
+    net = circ.net
+    out = []
+    for start in range(0, len(x), batch_size):
+        xb = x[start : start + batch_size].astype(net.dtype, copy=False)
+        if net.mode == "supervised":
+            out.append(pcfield.feedforward(net, xb, circ.read_weights())[-1])
+            continue
+        engine = engine or ClockedEngine(dt=0.1)
+        xs = initial_activities(circ, np.zeros((len(xb), net.sizes[0]), net.dtype), None)
+        xs[-1][...] = xb
+        free = [l != net.n_layers for l in range(net.n_layers + 1)]
+        t0 = circ.t
+        engine.run(circ, xs, free, settle_time)
+        circ.t = t0
+        out.append(xs[0].copy())
+    return np.concatenate(out)
+
+
+def accuracy(circ: Circuit, x: np.ndarray, labels: np.ndarray, **kw) -> float:
+    """Fraction of inputs whose largest score is the true class."""
+    return float(np.mean(np.argmax(predict(circ, x, **kw), axis=1) == labels))
+
+
+@dataclass
+class Trainer:
+    """Train ``circ.net`` on ``data`` with ``algorithm``, ``engine`` and ``optimizer``."""
+
+    circ: Circuit
+    algorithm: object
+    engine: ClockedEngine
+    optimizer: object
+    data: Dataset
+    batch_size: int = 32
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+    progress: bool = True
+    history: History = field(default_factory=History)
+
+    def train_epoch(self) -> float:
+        d = self.data
+        targets = d.one_hot(d.y_train).astype(self.circ.net.dtype)
+        xtr = d.x_train.astype(self.circ.net.dtype)
+        energies = []
+        idx_batches = list(batches(len(xtr), self.batch_size, self.rng))
+        bar = tqdm(
+            idx_batches,
+            desc=f"epoch {len(self.history.epoch) + 1}",
+            leave=False,
+            disable=not self.progress,
+            unit="batch",
+        )
+        for idx in bar:
+            e = self.algorithm.train_batch(
+                self.circ, self.engine, self.optimizer, xtr[idx], targets[idx]
+            )
+            energies.append(e)
+        return float(np.mean(energies))
+
+    def evaluate(self) -> tuple[float, float]:
+        d = self.data
+        return (
+            accuracy(self.circ, d.x_train, d.y_train),
+            accuracy(self.circ, d.x_test, d.y_test),
+        )
+
+    def fit(self, epochs: int, on_epoch: Callable[[History], None] | None = None) -> History:
+        """Run ``epochs`` more epochs, recording metrics after each; returns the history."""
+        for _ in range(epochs):
+            t0 = time.perf_counter()
+            e = self.train_epoch()
+            wall = time.perf_counter() - t0
+            tr, te = self.evaluate()
+            h = self.history
+            h.epoch.append(len(h.epoch) + 1)
+            h.train_energy.append(e)
+            h.train_accuracy.append(tr)
+            h.test_accuracy.append(te)
+            h.wall_seconds.append(wall)
+            h.sim_time_tau.append(self.circ.t)
+            if self.progress:
+                tqdm.write(f"epoch {h.epoch[-1]:3d}  energy {e:.4f}  train {tr:.2%}  test {te:.2%}")
+            if on_epoch is not None:
+                on_epoch(h)
+        return self.history
