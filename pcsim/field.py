@@ -56,7 +56,7 @@ class UnitParams:
         )
 
 
-def _phi_in(net: Network, xs: Sequence[np.ndarray], i: int) -> np.ndarray:
+def presynaptic(net: Network, xs: Sequence[np.ndarray], i: int) -> np.ndarray:
     """phi_{l-1}(x_{l-1}) for weight layer i = l-1 (identity on layer 0)."""
     if i == 0:
         return xs[0]
@@ -70,7 +70,7 @@ def predictions(
     Ws = net.weights if weights is None else weights
     mus = []
     for i in range(net.n_layers):
-        mu = net.scales[i] * (_phi_in(net, xs, i) @ Ws[i].T)
+        mu = net.scales[i] * (presynaptic(net, xs, i) @ Ws[i].T)
         if net.biases is not None:
             mu = mu + net.biases[i]
         if net.residual[i]:
@@ -141,7 +141,7 @@ def weight_drift(
 ) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
     """``-dF/dW_l`` and ``-dF/db_l`` (batch means): the local, Hebbian-like learning rule."""
     B = xs[0].shape[0]
-    dW = [(net.scales[i] / B) * (eps[i].T @ _phi_in(net, xs, i)) for i in range(net.n_layers)]
+    dW = [(net.scales[i] / B) * (eps[i].T @ presynaptic(net, xs, i)) for i in range(net.n_layers)]
     db = None if net.biases is None else [e.sum(axis=0) / B for e in eps]
     return dW, db
 
@@ -153,7 +153,7 @@ def feedforward(
     xs = [np.asarray(x0, dtype=net.dtype)]
     Ws = net.weights if weights is None else weights
     for i in range(net.n_layers):
-        mu = net.scales[i] * (_phi_in(net, xs, i) @ Ws[i].T)
+        mu = net.scales[i] * (presynaptic(net, xs, i) @ Ws[i].T)
         if net.biases is not None:
             mu = mu + net.biases[i]
         if net.residual[i]:
@@ -179,7 +179,7 @@ def backprop_gradients(
     dW: list[np.ndarray] = [None] * L  # type: ignore[list-item]
     db: list[np.ndarray] | None = None if net.biases is None else [None] * L  # type: ignore
     for i in range(L - 1, -1, -1):
-        dW[i] = (net.scales[i] / B) * (delta.T @ _phi_in(net, xs, i))
+        dW[i] = (net.scales[i] / B) * (delta.T @ presynaptic(net, xs, i))
         if db is not None:
             db[i] = delta.sum(axis=0) / B
         if i > 0:

@@ -19,6 +19,7 @@ from pcsim import field as pcfield
 from pcsim.algorithms import initial_activities
 from pcsim.circuit import Circuit
 from pcsim.data import Dataset, batches
+from pcsim.engines.adaptive import AdaptiveEngine
 from pcsim.engines.clocked import ClockedEngine
 
 
@@ -56,12 +57,14 @@ def predict(
         if net.mode == "supervised":
             out.append(pcfield.feedforward(net, xb, circ.read_weights())[-1])
             continue
-        engine = engine or ClockedEngine(dt=0.1)
         xs = initial_activities(circ, np.zeros((len(xb), net.sizes[0]), net.dtype), None)
         xs[-1][...] = xb
         free = [l != net.n_layers for l in range(net.n_layers + 1)]
         t0 = circ.t
-        engine.run(circ, xs, free, settle_time)
+        if engine is None:  # the free, prior-less bottom layer is stiff: adaptive steps
+            AdaptiveEngine("RK45", rtol=1e-4, atol=1e-6).solve(circ, xs, free, settle_time)
+        else:
+            engine.run(circ, xs, free, settle_time)
         circ.t = t0
         out.append(xs[0].copy())
     return np.concatenate(out)

@@ -89,7 +89,7 @@ class ClockedEngine:
         net = circ.net
         Ws = circ.read_weights()
         eps = field.errors(net, xs, Ws, circ.units)
-        pre = [xs[0]] + [field._phi_in(net, xs, i) for i in range(1, net.n_layers)]
+        pre = [field.presynaptic(net, xs, i).copy() for i in range(net.n_layers)]  # before update
         drift = field.activity_drift(net, xs, eps, Ws, circ.units)
         gammas = circ.gammas(self.dt)
         amps = self._noise_amplitudes(circ, gammas) if self.stochastic else None
@@ -151,7 +151,7 @@ class ClockedEngine:
         net = circ.net
         Ws = circ.read_weights()
         eps0 = field.errors(net, xs, Ws, circ.units)
-        pre = [xs[0]] + [field._phi_in(net, xs, i) for i in range(1, net.n_layers)]
+        pre = [field.presynaptic(net, xs, i).copy() for i in range(net.n_layers)]  # before update
         d0 = field.activity_drift(net, xs, eps0, Ws, circ.units)
         gammas = circ.gammas(self.dt)
         trial = [x + g * d if f else x for x, g, d, f in zip(xs, gammas, d0, free, strict=True)]

@@ -1,0 +1,115 @@
+"""The command line as a user meets it: the default run, JSON output, results files, and
+one-line errors with exit code 2 (never a traceback, never a results file) on bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import pytest
+
+from pcsim import results
+
+
+def pcsim(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pcsim.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "run.toml"
+    p.write_text(text)
+    return p
+
+
+def test_run_writes_results_and_json(tmp_path):
+    cfg = write(tmp_path, "[learning]\nepochs = 2\n[data]\nlimit_train = 300\n")
+    out = tmp_path / "r.h5"
+    p = pcsim("run", str(cfg), "--out", str(out), "--json", "--quiet")
+    assert p.returncode == 0, p.stderr
+    summary = json.loads(p.stdout.strip().splitlines()[-1])
+    for key in (
+        "algorithm",
+        "engine",
+        "test_accuracy",
+        "train_accuracy",
+        "epochs",
+        "train_seconds",
+    ):
+        assert key in summary
+    assert summary["epochs"] == 2 and summary["algorithm"] == "ipc"
+    r = results.load(out)
+    assert r.summary["test_accuracy"] == pytest.approx(summary["test_accuracy"])
+    assert r.metrics["test_accuracy"].shape == (2,)
+    assert r.parameters["W1"].shape == (128, 64)
+    assert "epochs = 2" in r.config_text
+
+
+BAD = {
+    "unknown key": ("[network]\nsizez = [64, 10]\n", "network.sizez"),
+    "unknown section": ("[netwrk]\nsizes = [64, 10]\n", "netwrk"),
+    "wrong type": ('[learning]\nepochs = "ten"\n', "learning.epochs"),
+    "negative size": ("[network]\nsizes = [64, -3, 10]\n", "network.sizes[1]"),
+    "zero dt": ("[engine]\ndt = 0.0\n", "engine.dt"),
+    "negative dt": ("[engine]\ndt = -0.1\n", "engine.dt"),
+    "nan dt": ("[engine]\ndt = nan\n", "engine.dt"),
+    "missing data dir": ('[data]\nname = "mnist"\npath = "/no/such/dir"\n', "data.path"),
+    "malformed toml": ("[network\nsizes = [64, 10]\n", "malformed TOML"),
+    "input size mismatch": ("[network]\nsizes = [100, 10]\n", "network.sizes[0]"),
+    "bad activation": ('[network]\nactivation = "swish"\n', "network.activation"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD))
+def test_bad_config_is_one_line_exit_2_and_no_results_file(name, tmp_path):
+    text, field_name = BAD[name]
+    cfg = write(tmp_path, text)
+    out = tmp_path / "r.h5"
+    p = pcsim("run", str(cfg), "--out", str(out))
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pcsim: error:"), p.stderr
+    assert field_name in lines[0]
+    assert "Traceback" not in p.stderr
+    assert not out.exists()
+
+
+def test_missing_config_file(tmp_path):
+    p = pcsim("run", str(tmp_path / "nope.toml"))
+    assert p.returncode == 2 and "does not exist" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_diverging_run_names_layer_and_time_and_keeps_old_results(tmp_path):
+    out = tmp_path / "r.h5"
+    out.write_bytes(b"previous results")
+    cfg = write(
+        tmp_path,
+        "[engine]\ndt = 4.0\n[algorithm]\npresentation_time = 40.0\n[network]\n"
+        'activation = "linear"\n[learning]\nepochs = 1\n',
+    )
+    p = pcsim("run", str(cfg), "--out", str(out), "--quiet")
+    assert p.returncode == 3
+    assert "diverged" in p.stderr and "layer" in p.stderr and "tau_x" in p.stderr
+    assert "Traceback" not in p.stderr
+    assert out.read_bytes() == b"previous results"
+    assert not any(f.name.endswith(".tmp") for f in tmp_path.iterdir())
+
+
+def test_results_reader_rejects_foreign_and_truncated_files(tmp_path):
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f["x"] = [1, 2, 3]
+    with pytest.raises(results.ResultsError, match="not a pcsim-results file"):
+        results.load(foreign)
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 40)
+    with pytest.raises(results.ResultsError, match="not a readable HDF5 file"):
+        results.load(junk)

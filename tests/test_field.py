@@ -1,0 +1,157 @@
+"""The vector field against finite differences of the energy, and the numba kernel against the
+numpy reference (1e-12 relative, float64)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import random_state
+
+from pcsim import field, network
+from pcsim.activations import ACTIVATIONS
+from pcsim.circuit import Circuit
+from pcsim.engines.clocked import ClockedEngine
+
+CASES = [
+    dict(sizes=(5, 6, 6, 6, 3), parameterisation="sp", bias=True),
+    dict(sizes=(5, 6, 6, 6, 3), parameterisation="mupc", bias=False),
+    dict(sizes=(4, 7, 7, 2), parameterisation="sp", bias=False, residual=True),
+]
+
+
+def _fd_energy(net, xs, l, idx, h=1e-6):
+    xp = [x.copy() for x in xs]
+    xm = [x.copy() for x in xs]
+    xp[l][idx] += h
+    xm[l][idx] -= h
+    return (field.energy(net, xp) - field.energy(net, xm)) / (2 * h)
+
+
+@pytest.mark.parametrize("act", list(ACTIVATIONS))
+@pytest.mark.parametrize("case", CASES)
+def test_activity_drift_is_minus_batch_times_energy_gradient(act, case, rng):
+    net = network.build(activation=act, rng=3, **case)
+    B = 3
+    xs = random_state(net, B, rng)
+    drift = field.activity_drift(net, xs, field.errors(net, xs))
+    for l in range(len(xs)):
+        for idx in [(0, 0), (2, net.sizes[l] - 1)]:
+            assert drift[l][idx] == pytest.approx(-B * _fd_energy(net, xs, l, idx), abs=1e-7)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_weight_drift_is_minus_energy_gradient(case, rng):
+    net = network.build(activation="tanh", rng=4, **case)
+    xs = random_state(net, 4, rng)
+    dW, db = field.weight_drift(net, xs, field.errors(net, xs))
+    h = 1e-6
+    for i, W in enumerate(net.weights):
+        for r, c in [(0, 0), (W.shape[0] - 1, W.shape[1] - 1)]:
+            W[r, c] += h
+            fp = field.energy(net, xs)
+            W[r, c] -= 2 * h
+            fm = field.energy(net, xs)
+            W[r, c] += h
+            assert dW[i][r, c] == pytest.approx(-(fp - fm) / (2 * h), abs=1e-7)
+        if db is not None:
+            b = net.biases[i]
+            b[0] += h
+            fp = field.energy(net, xs)
+            b[0] -= 2 * h
+            fm = field.energy(net, xs)
+            b[0] += h
+            assert db[i][0] == pytest.approx(-(fp - fm) / (2 * h), abs=1e-7)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_backprop_matches_finite_differences_of_the_loss(case, rng):
+    net = network.build(activation="tanh", rng=5, **case)
+    x, y = rng.standard_normal((4, net.sizes[0])), rng.standard_normal((4, net.sizes[-1]))
+    _, dW, _ = field.backprop_gradients(net, x, y)
+    h = 1e-6
+    for i, W in enumerate(net.weights):
+        W[0, 1] += h
+        lp = field.backprop_gradients(net, x, y)[0]
+        W[0, 1] -= 2 * h
+        lm = field.backprop_gradients(net, x, y)[0]
+        W[0, 1] += h
+        assert dW[i][0, 1] == pytest.approx(-(lp - lm) / (2 * h), abs=1e-7)
+
+
+@pytest.mark.parametrize("parameterisation", ["sp", "mupc"])
+def test_settled_weight_drift_is_gradient_of_closed_form_equilibrium_energy(parameterisation, rng):
+    """Envelope theorem: at the activity equilibrium, -dF/dW equals -dF*/dW, where F*(W) is the
+    closed-form equilibrium energy of a linear network (pcsim.theory). Links engine, field and
+    theory; the feedforward state has zero energy."""
+    from pcsim import theory
+    from pcsim.engines.adaptive import AdaptiveEngine
+
+    net = network.build((4, 6, 6, 6, 3), "linear", parameterisation=parameterisation, rng=6)
+    x, y = rng.standard_normal((5, 4)), rng.standard_normal((5, 3))
+    xs = field.feedforward(net, x)
+    assert field.energy(net, xs) == 0.0
+    xs[-1] = y.copy()
+    AdaptiveEngine().solve(Circuit(net), xs, [False, True, True, True, False], duration=400.0)
+    dW, _ = field.weight_drift(net, xs, field.errors(net, xs))
+    h = 1e-6
+    for i, W in enumerate(net.weights):
+        for r, c in [(0, 0), (2, 3)]:
+            W[r, c] += h
+            fp = theory.equilibrium_energy(net, x, y)
+            W[r, c] -= 2 * h
+            fm = theory.equilibrium_energy(net, x, y)
+            W[r, c] += h
+            assert dW[i][r, c] == pytest.approx(-(fp - fm) / (2 * h), rel=1e-5, abs=1e-8)
+
+
+def _kernel_vs_reference(net, xs, free, method, seed):
+    ref, ker = [x.copy() for x in xs], [x.copy() for x in xs]
+    c_ref = Circuit(net, rng=np.random.default_rng(seed))
+    c_ker = Circuit(net, rng=np.random.default_rng(seed))
+    e_ref = ClockedEngine(method=method, dt=0.07, sigma=0.3, backend="numpy")
+    e_ker = ClockedEngine(method=method, dt=0.07, sigma=0.3, backend="numba")
+    for _ in range(5):
+        r_ref = e_ref.step(c_ref, ref, free)
+        r_ker = e_ker.step(c_ker, ker, free)
+        w_ref = e_ref.weight_drift(c_ref, r_ref)
+        w_ker = e_ker.weight_drift(c_ker, r_ker)
+    return ref, ker, w_ref, w_ker
+
+
+@pytest.mark.parametrize("act", list(ACTIVATIONS))
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("method", ["euler", "euler_maruyama"])
+def test_numba_kernel_equals_numpy_reference(act, case, method, rng):
+    net = network.build(activation=act, rng=7, **case)
+    xs = random_state(net, 4, rng)
+    free = [False] + [True] * (net.n_layers - 1) + [False]
+    ref, ker, (wr, br), (wk, bk) = _kernel_vs_reference(net, xs, free, method, seed=9)
+    for a, b in zip(ref, ker, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-13)
+    for a, b in zip(wr, wk, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-13)
+    if br is not None:
+        for a, b in zip(br, bk, strict=True):
+            np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-13)
+
+
+def test_kernel_with_free_bottom_layer_and_unit_nonidealities(rng):
+    """Generative inference (layer 0 free) with leak, gain, offset and rails on every unit."""
+    net = network.build((3, 5, 4), "tanh", bias=True, mode="generative", rng=8)
+    xs = random_state(net, 2, rng)
+    free = [True, True, False]
+    results = []
+    for backend in ("numpy", "numba"):
+        c = Circuit(net)
+        c.units.leak = [np.full(n, 0.1) for n in net.sizes]
+        c.units.error_gain = [np.linspace(0.9, 1.1, n) for n in net.sizes]
+        c.units.error_offset = [np.linspace(-0.05, 0.05, n) for n in net.sizes]
+        c.tau_scale = [np.linspace(0.5, 2.0, n) for n in net.sizes]
+        c.rails = (-0.8, 0.8)
+        x = [v.copy() for v in xs]
+        for _ in range(20):
+            ClockedEngine(dt=0.1, backend=backend).step(c, x, free)
+        results.append(x)
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-13)
+    assert max(np.abs(v).max() for v in results[0][:2]) <= 0.8
