@@ -26,13 +26,14 @@ INITS = ("feedforward", "carry")
 
 
 def initial_activities(circ: Circuit, x: np.ndarray, y: np.ndarray | None) -> list[np.ndarray]:
-    """Activities for a new batch: a feedforward pass from the bottom layer (as the weights are
-    read now), with the top clamped to ``y`` when given."""
+    """Activities for a new batch: the chip's feedforward pass from the bottom layer (weights as
+    read now, units at their bottom-up equilibrium), with the top clamped to ``y`` if given."""
     net = circ.net
-    xs = field.feedforward(net, x.astype(net.dtype, copy=False), circ.read_weights())
+    x = circ.dac(x.astype(net.dtype, copy=False))
+    xs = field.feedforward(net, x, circ.read_weights(), None if circ.ideal else circ.units)
     xs = [np.array(v, dtype=net.dtype, order="C") for v in xs]
     if y is not None:
-        xs[-1][...] = y
+        xs[-1][...] = circ.dac(y)
     return xs
 
 

@@ -1,19 +1,32 @@
 """A network placed on a chip: the state that engines integrate.
 
 ``Circuit`` owns what the substrate adds to the pure algorithm: per-unit rates (tau mismatch),
-leaks, rails, error-unit gain/offset, noise amplitudes, how weights are read and written, and
-the simulated time. With no chip (or the ``ideal`` chip) every hook is the identity, so a run
-is bit for bit the pure algorithm. Time is in units of ``tau_x``; the chip converts to seconds.
+leaks, rails, error-unit gain/offset, noise amplitudes, how weights are read and written, the
+converters at the edges, the simulated time and the energy ledger. With no chip, or the
+``ideal`` chip, every hook is the identity, so a run is bit for bit the pure algorithm.
+
+Time is in units of ``tau_x``; ``chip.tau_x_s`` converts to seconds. Costs (DESIGN.md section
+4) are charged as the engines report what happened:
+
+- static power of every biased unit (value and error units) x time, per sample circuit;
+- crossbar reads: each synapse conducts continuously in both directions (predictions up,
+  errors down); pcsim counts one multiply-accumulate per synapse and direction per ``tau_x``
+  (the crossbar's RC settling time is about one tau), priced at ``read_energy_per_mac_j``;
+- dynamic ``C V^2`` per unit transition, counted as the total swing ``sum |dx|`` in activity
+  units (one activity unit = ``signal_scale_v`` volts);
+- write pulses fired by the update model, priced at ``write_energy_per_pulse_j``;
+- one DAC conversion per clamped input or target value, one ADC conversion per output read.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from hardware_models import Chip
+from hardware_models.costs import EnergyLedger
 from pcsim.field import UnitParams
 from pcsim.network import Network
 
@@ -32,11 +45,8 @@ class Workspace:
     @classmethod
     def allocate(cls, sizes: Sequence[int], batch: int, dtype: np.dtype) -> Workspace:
         L = len(sizes) - 1
-        phis = tuple(
-            np.empty((batch, sizes[i] if i > 0 else 1), dtype) for i in range(L)
-        )  # phis[0] unused
         return cls(
-            phis=phis,
+            phis=tuple(np.empty((batch, sizes[i] if i > 0 else 1), dtype) for i in range(L)),
             eps=tuple(np.empty((batch, sizes[i + 1]), dtype) for i in range(L)),
             back=tuple(np.empty((batch, sizes[i]), dtype) for i in range(L + 1)),
             noise=tuple(np.zeros((batch, n), dtype) for n in sizes),
@@ -47,60 +57,130 @@ class Workspace:
 
 @dataclass
 class Circuit:
-    """A network on a substrate. ``chip=None`` means the ideal substrate.
+    """A network on a substrate. ``chip=None`` means the ideal substrate with no cost model.
 
-    Attributes set from the chip (per layer ``0..L``): ``tau_scale`` (tau_unit / tau_x),
-    ``units`` (error gain/offset, leak), ``rails`` (low, high), ``thermal_sigma`` (noise
-    amplitude in activity units per sqrt(tau)).
+    Per-layer attributes (index ``l = 0..L``) filled from the chip: ``tau_scale``
+    (tau_unit / tau_x), ``units`` (error gain/offset, leak), ``thermal_sigma`` (noise amplitude
+    in activity units per sqrt(tau)); ``rails`` (low, high) for every value unit.
     """
 
     net: Network
-    chip: object | None = None
+    chip: Chip | None = None
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
     t: float = 0.0
+    rails: tuple[float, float] = (-np.inf, np.inf)
+    ledger: EnergyLedger = field(default_factory=EnergyLedger)
     tau_scale: list[np.ndarray] = field(init=False)
     units: UnitParams = field(init=False)
-    rails: tuple[float, float] = (-math.inf, math.inf)
     thermal_sigma: list[np.ndarray] = field(init=False)
+    crossbars: list | None = field(default=None, init=False, repr=False)
+    _read_bufs: list[np.ndarray] | None = field(default=None, init=False, repr=False)
     _workspaces: dict[int, Workspace] = field(default_factory=dict, init=False, repr=False)
-    _biases_or_dummy: tuple[np.ndarray, ...] = field(init=False, repr=False)
+    _gamma_cache: dict[float, tuple[np.ndarray, ...]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         sizes, dt = self.net.sizes, self.net.dtype
         self.tau_scale = [np.ones(n, dt) for n in sizes]
         self.units = UnitParams.ideal(sizes, dt)
         self.thermal_sigma = [np.zeros(n, dt) for n in sizes]
-        self._biases_or_dummy = (
-            tuple(self.net.biases)
-            if self.net.biases is not None
-            else tuple(np.zeros(n, dt) for n in sizes[1:])
-        )
+        self._dummy_biases = tuple(np.zeros(n, dt) for n in sizes[1:])
+        if self.chip is not None:
+            self._place_on_chip(self.chip)
+
+    def _place_on_chip(self, chip: Chip) -> None:
+        net = self.net
+        self.crossbars = []
+        for i, W in enumerate(net.weights):
+            cb = chip.crossbar(W.shape, net.dtype)
+            cb.program(W, self.rng, t_s=0.0, copy=False)
+            net.weights[i] = cb.weights  # the network's weights are the devices' weights
+            self.crossbars.append(cb)
+        if not all(cb.is_ideal for cb in self.crossbars):
+            self._read_bufs = [np.empty_like(W) for W in net.weights]
+        for l, n in enumerate(net.sizes):
+            ua = chip.units(n, self.rng, net.dtype)
+            self.tau_scale[l] = ua.tau_scale
+            self.units.leak[l] = ua.leak
+            self.units.error_gain[l] = ua.error_gain
+            self.units.error_offset[l] = ua.error_offset
+            # error-unit noise reaches the value unit through -eps: folded into its noise
+            self.thermal_sigma[l] = np.sqrt(ua.thermal_sigma**2 + ua.error_noise_std**2).astype(
+                net.dtype
+            )
+            self.rails = (ua.rail_low, ua.rail_high)
 
     # -- substrate hooks ------------------------------------------------------------------
     @property
     def ideal(self) -> bool:
-        return self.chip is None
+        return self.chip is None or self.chip.is_ideal
+
+    @property
+    def noisy(self) -> bool:
+        """True when any unit has thermal noise (engines then integrate an SDE)."""
+        return any(bool(s.any()) for s in self.thermal_sigma)
+
+    @property
+    def tau_x_s(self) -> float:
+        """Seconds per tau_x (0 when there is no chip to say)."""
+        return self.chip.tau_x_s if self.chip is not None else 0.0
+
+    def seconds(self, t_tau: float | None = None) -> float:
+        return (self.t if t_tau is None else t_tau) * self.tau_x_s
 
     def read_weights(self) -> tuple[np.ndarray, ...]:
         """The weight matrices a matrix-vector product sees now (ideal: the stored arrays)."""
-        return tuple(self.net.weights)
+        if self._read_bufs is None:
+            return tuple(self.net.weights)
+        t_s = self.seconds()
+        return tuple(
+            cb.read(t_s, self.rng, out=buf)
+            for cb, buf in zip(self.crossbars, self._read_bufs, strict=True)
+        )
 
     def apply_weight_update(
         self, deltas_w: Sequence[np.ndarray], deltas_b: Sequence[np.ndarray] | None
     ) -> None:
-        """Write ``W += dW`` (and biases) through the substrate's update model."""
-        for W, d in zip(self.net.weights, deltas_w, strict=True):
-            W += d
+        """Write ``W += dW`` through the substrate's update model (biases are digital)."""
+        if self.crossbars is None:
+            for W, d in zip(self.net.weights, deltas_w, strict=True):
+                W += d
+        else:
+            pulses = sum(
+                cb.update(d, self.rng) for cb, d in zip(self.crossbars, deltas_w, strict=True)
+            )
+            self.ledger.charge(
+                "synapse_write", pulses * self.chip.costs.write_energy_per_pulse_j, pulses
+            )
         if deltas_b is not None and self.net.biases is not None:
             for b, d in zip(self.net.biases, deltas_b, strict=True):
                 b += d
 
+    def dac(self, x: np.ndarray) -> np.ndarray:
+        """Input values as the chip's DAC delivers them (charged per conversion)."""
+        if self.chip is None:
+            return x
+        self.ledger.charge("dac", x.size * self.chip.converters.dac_energy_j, x.size)
+        return self.chip.converters.dac(x)
+
+    def adc(self, x: np.ndarray) -> np.ndarray:
+        """Output values as the chip's ADC reads them (charged per conversion)."""
+        if self.chip is None:
+            return x
+        self.ledger.charge("adc", x.size * self.chip.converters.adc_energy_j, x.size)
+        return self.chip.converters.adc(x)
+
     def gammas(self, dt: float) -> tuple[np.ndarray, ...]:
-        """Per-unit Euler rates ``dt / tau_unit`` (dt in units of tau_x)."""
-        return tuple((dt / s).astype(self.net.dtype) for s in self.tau_scale)
+        """Per-unit Euler rates ``dt / tau_unit`` (dt in units of tau_x); cached per dt."""
+        g = self._gamma_cache.get(dt)
+        if g is None:
+            g = tuple((dt / s).astype(self.net.dtype) for s in self.tau_scale)
+            self._gamma_cache[dt] = g
+        return g
 
     def biases(self) -> tuple[np.ndarray, ...]:
-        return self._biases_or_dummy
+        return tuple(self.net.biases) if self.net.biases is not None else self._dummy_biases
 
     def workspace(self, batch: int) -> Workspace:
         ws = self._workspaces.get(batch)
@@ -108,3 +188,30 @@ class Circuit:
             ws = Workspace.allocate(self.net.sizes, batch, self.net.dtype)
             self._workspaces[batch] = ws
         return ws
+
+    # -- costs --------------------------------------------------------------------------------
+    @property
+    def n_units(self) -> int:
+        """Biased circuits per sample: every value unit and every error unit."""
+        return sum(self.net.sizes) + sum(self.net.sizes[1:])
+
+    @property
+    def n_synapses(self) -> int:
+        return sum(W.size for W in self.net.weights)
+
+    def charge_time(self, duration_tau: float, batch: int) -> None:
+        """Static power and continuous crossbar conduction of ``batch`` sample circuits."""
+        if self.chip is None:
+            return
+        c = self.chip.costs
+        seconds = duration_tau * self.chip.tau_x_s * batch
+        self.ledger.charge("static", c.static_energy_j(self.n_units, seconds))
+        macs = 2.0 * self.n_synapses * duration_tau * batch
+        self.ledger.charge("crossbar_read", c.read_energy_j(macs), macs)
+        self.ledger.add_time(seconds)
+
+    def charge_transitions(self, total_swing: float) -> None:
+        """Dynamic energy of a total unit swing ``sum |dx|`` (activity units)."""
+        if self.chip is None:
+            return
+        self.ledger.charge("unit_dynamic", total_swing * self.chip.transition_energy_j, total_swing)

@@ -146,6 +146,7 @@ class NetworkConfig:
 class AlgorithmConfig:
     name: str = spec(one_of(*ALGORITHMS), "ipc")
     presentation_time: float = spec(positive, 2.0, "T: time each batch is held (tau_x units)")
+    inference_time: float = spec(positive, 5.0, "settling at test time on a non-ideal chip")
     init: str = spec(one_of(*INITS), "feedforward", "activities at a new batch")
 
 
@@ -186,6 +187,10 @@ class RunConfig:
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     chip: dict[str, Any] = field(default_factory=lambda: {"preset": "ideal"})
     source_text: str = field(default="", repr=False)
+
+    def chip_model(self):
+        """The configured ``hardware_models.Chip``."""
+        return build_chip(self.chip)
 
     @property
     def gamma(self) -> float:
@@ -253,6 +258,7 @@ def from_dict(d: Mapping[str, Any], source_text: str = "") -> RunConfig:
             if not isinstance(value, Mapping):
                 raise ConfigError(f"[chip] must be a table, got {value!r}")
             cfg.chip = copy.deepcopy(dict(value))
+            build_chip(cfg.chip)  # validate now, with the chip layer's one-line errors
         elif key in ("seed", "blas_threads"):
             setattr(cfg, key, top[key].metadata["check"](key, value))
         else:
@@ -280,6 +286,20 @@ def _cross_checks(cfg: RunConfig) -> None:
         raise ConfigError("algorithm.name = 'bp' needs network.mode = 'supervised'")
     if cfg.engine.sigma > 0 and cfg.engine.method != "euler_maruyama":
         raise ConfigError("engine.sigma > 0 needs engine.method = 'euler_maruyama'")
+
+
+def build_chip(table: Mapping[str, Any]):
+    """The ``hardware_models.Chip`` of a ``[chip]`` table: ``preset`` plus overrides."""
+    from hardware_models import ChipConfigError, load_preset
+
+    table = dict(table)
+    preset = table.pop("preset", "ideal")
+    if not isinstance(preset, str):
+        raise ConfigError(f"chip.preset must be a preset name, got {preset!r}")
+    try:
+        return load_preset(preset, overrides=table or None)
+    except ChipConfigError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def loads(text: str) -> RunConfig:

@@ -147,9 +147,15 @@ def weight_drift(
 
 
 def feedforward(
-    net: Network, x0: np.ndarray, weights: Sequence[np.ndarray] | None = None
+    net: Network,
+    x0: np.ndarray,
+    weights: Sequence[np.ndarray] | None = None,
+    units: UnitParams | None = None,
 ) -> list[np.ndarray]:
-    """Activities with every error zero: ``x_l = mu_l`` layer by layer from ``x_0``."""
+    """The bottom-up pass: each layer at the equilibrium of its value and error units with
+    top-down input off. Ideal units: ``x_l = mu_l`` (every error zero). With ``units`` (gain g,
+    offset o, leak k): ``x_l = (g mu_l - o) / (g + k)``, where the measured error balances the
+    leak, so that a chip's own feedforward pass starts where its error units read zero."""
     xs = [np.asarray(x0, dtype=net.dtype)]
     Ws = net.weights if weights is None else weights
     for i in range(net.n_layers):
@@ -158,6 +164,9 @@ def feedforward(
             mu = mu + net.biases[i]
         if net.residual[i]:
             mu = mu + xs[i]
+        if units is not None:
+            g, o, k = units.error_gain[i + 1], units.error_offset[i + 1], units.leak[i + 1]
+            mu = ((g * mu - o) / (g + k)).astype(net.dtype, copy=False)
         xs.append(mu)
     return xs
 

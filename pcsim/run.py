@@ -15,6 +15,7 @@ from pcsim.circuit import Circuit
 from pcsim.config import ConfigError, RunConfig
 from pcsim.data import Dataset, load_dataset
 from pcsim.engines.clocked import ClockedEngine
+from pcsim.inference import measure_inference
 from pcsim.optim import make_optimizer
 from pcsim.results import RunResult
 from pcsim.train import Trainer
@@ -64,32 +65,40 @@ def make_engine(cfg: RunConfig) -> ClockedEngine:
 
 def execute(cfg: RunConfig, progress: bool = True) -> RunResult:
     """Train and evaluate as configured; returns everything to save or print."""
-    s_init, s_order, s_noise, s_bp_order = np.random.SeedSequence(cfg.seed).spawn(4)
+    s_init, s_order, s_noise, s_bp_order, s_chip = np.random.SeedSequence(cfg.seed).spawn(5)
+    chip = cfg.chip_model()
     data = prepare_data(cfg)
     net = build_network(cfg, data, s_init)
     bp_net = net.copy()
     T = cfg.algorithm.presentation_time / cfg.engine.tau_x
+    engine = make_engine(cfg)
     with threadpool_limits(cfg.blas_threads):
-        circ = Circuit(net, rng=np.random.default_rng(s_noise))
+        circ = Circuit(net, chip=chip, rng=np.random.default_rng(s_chip))
+        circ.rng = np.random.default_rng(s_noise)
         trainer = Trainer(
             circ=circ,
             algorithm=make_algorithm(cfg.algorithm.name, T=T, init=cfg.algorithm.init),
-            engine=make_engine(cfg),
+            engine=engine,
             optimizer=make_optimizer(cfg.learning.optimizer, cfg.weight_lr),
             data=data,
             batch_size=cfg.learning.batch_size,
             rng=np.random.default_rng(s_order),
             progress=progress,
+            settle_time=cfg.algorithm.inference_time / cfg.engine.tau_x,
         )
         t0 = time.perf_counter()
         hist = trainer.fit(cfg.learning.epochs)
         train_seconds = time.perf_counter() - t0
+        train_ledger = circ.ledger.by_component()
+        inference = None
+        if cfg.network.mode == "supervised":
+            inference = measure_inference(circ, data.x_test[:64].astype(net.dtype), engine)
         baseline = None
         if cfg.baseline.bp and cfg.algorithm.name != "bp" and cfg.network.mode == "supervised":
             bp = Trainer(
                 circ=Circuit(bp_net),
                 algorithm=make_algorithm("bp"),
-                engine=make_engine(cfg),
+                engine=engine,
                 optimizer=make_optimizer(cfg.learning.optimizer, cfg.baseline.lr),
                 data=data,
                 batch_size=cfg.learning.batch_size,
@@ -97,10 +106,14 @@ def execute(cfg: RunConfig, progress: bool = True) -> RunResult:
                 progress=False,
             )
             baseline = bp.fit(cfg.learning.epochs)
+    n_presented = len(data.x_train) * cfg.learning.epochs
+    digital = chip.digital_baseline(list(net.sizes), cfg.learning.batch_size, n_presented)
+    breakdown = {k: v / n_presented for k, v in train_ledger.items()}
+    energy = float(sum(breakdown.values()))
     summary: dict[str, Any] = {
         "algorithm": cfg.algorithm.name,
         "engine": f"{cfg.engine.kind}/{cfg.engine.method}",
-        "chip": cfg.chip.get("preset", "ideal"),
+        "chip": chip.name,
         "dataset": data.name,
         "sizes": list(net.sizes),
         "activation": net.activation,
@@ -113,9 +126,27 @@ def execute(cfg: RunConfig, progress: bool = True) -> RunResult:
         "gamma": cfg.gamma,
         "weight_lr": cfg.weight_lr,
         "simulated_time_tau": circ.t,
+        "tau_x_s": chip.tau_x_s,
+        # training: one presentation of one sample (the chip holds each sample for T)
+        "energy_per_sample_j": energy,
+        "latency_per_sample_s": T * chip.tau_x_s,
+        "energy_breakdown_j": breakdown,
+        "baseline_energy_per_sample_j": digital.train_energy_per_sample_j,
+        "baseline_latency_per_sample_s": digital.train_latency_per_sample_s,
+        "baseline_inference_energy_per_sample_j": digital.inference_energy_per_sample_j,
+        "baseline_inference_latency_per_sample_s": digital.inference_latency_per_sample_s,
+        "energy_ratio": digital.train_energy_per_sample_j / energy if energy > 0 else None,
         "seed": cfg.seed,
         "pcsim_version": __version__,
     }
+    if inference is not None:
+        summary.update(
+            inference_energy_per_sample_j=inference.energy_j,
+            inference_latency_per_sample_s=inference.latency_s,
+            inference_settle_tau=inference.settle_tau,
+            inference_settled=inference.settled,
+            inference_energy_breakdown_j=inference.breakdown_j,
+        )
     if baseline is not None:
         summary["bp_train_accuracy"] = baseline.train_accuracy[-1]
         summary["bp_test_accuracy"] = baseline.test_accuracy[-1]
@@ -129,6 +160,7 @@ def execute(cfg: RunConfig, progress: bool = True) -> RunResult:
         metrics=hist.as_arrays(),
         parameters=params,
         baseline_metrics=baseline.as_arrays() if baseline is not None else None,
+        ledger=train_ledger,
     )
 
 

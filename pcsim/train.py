@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
-from pcsim import field as pcfield
+from hardware_models.costs import EnergyLedger
 from pcsim.algorithms import initial_activities
 from pcsim.circuit import Circuit
 from pcsim.data import Dataset, batches
@@ -42,31 +42,39 @@ def predict(
     circ: Circuit,
     x: np.ndarray,
     engine: ClockedEngine | None = None,
-    settle_time: float = 20.0,
+    settle_time: float = 5.0,
     batch_size: int = 512,
 ) -> np.ndarray:
     """Class scores for inputs ``x`` (n, d): the free end of the network after inference.
 
-    Supervised: a feedforward pass (the exact equilibrium with the output free).
-    Generative: data clamped on top, bottom and hidden layers settle for ``settle_time``.
+    Supervised: a feedforward pass through the weights as the chip reads them (the exact
+    equilibrium on an ideal chip); on a non-ideal chip the circuit then settles for
+    ``settle_time`` with its leaks, offsets, rails and noise, and the output goes through the
+    ADC. Generative: data clamped on top, the bottom and hidden layers settle.
+    Evaluation is not billed: the circuit's ledger and clock are restored afterwards.
     """
     net = circ.net
+    saved = circ.t, circ.ledger
+    circ.ledger = EnergyLedger()
     out = []
-    for start in range(0, len(x), batch_size):
-        xb = x[start : start + batch_size].astype(net.dtype, copy=False)
-        if net.mode == "supervised":
-            out.append(pcfield.feedforward(net, xb, circ.read_weights())[-1])
-            continue
-        xs = initial_activities(circ, np.zeros((len(xb), net.sizes[0]), net.dtype), None)
-        xs[-1][...] = xb
-        free = [l != net.n_layers for l in range(net.n_layers + 1)]
-        t0 = circ.t
-        if engine is None:  # the free, prior-less bottom layer is stiff: adaptive steps
-            AdaptiveEngine("RK45", rtol=1e-4, atol=1e-6).solve(circ, xs, free, settle_time)
-        else:
-            engine.run(circ, xs, free, settle_time)
-        circ.t = t0
-        out.append(xs[0].copy())
+    try:
+        for start in range(0, len(x), batch_size):
+            xb = x[start : start + batch_size].astype(net.dtype, copy=False)
+            if net.mode == "supervised":
+                xs = initial_activities(circ, xb, None)
+                if not circ.ideal:
+                    free = [l > 0 for l in range(net.n_layers + 1)]
+                    (engine or ClockedEngine(dt=0.5)).run(circ, xs, free, settle_time)
+                out.append(circ.adc(xs[-1]).copy())
+                continue
+            xs = initial_activities(circ, np.zeros((len(xb), net.sizes[0]), net.dtype), None)
+            xs[-1][...] = circ.dac(xb)
+            free = [l != net.n_layers for l in range(net.n_layers + 1)]
+            # the free, prior-less bottom layer is stiff: adaptive steps
+            AdaptiveEngine("RK45", rtol=1e-4, atol=1e-6).solve(circ, xs, free, 4 * settle_time)
+            out.append(circ.adc(xs[0]).copy())
+    finally:
+        circ.t, circ.ledger = saved
     return np.concatenate(out)
 
 
@@ -87,6 +95,7 @@ class Trainer:
     batch_size: int = 32
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
     progress: bool = True
+    settle_time: float = 5.0
     history: History = field(default_factory=History)
 
     def train_epoch(self) -> float:
@@ -111,9 +120,10 @@ class Trainer:
 
     def evaluate(self) -> tuple[float, float]:
         d = self.data
+        kw = {"engine": self.engine, "settle_time": self.settle_time}
         return (
-            accuracy(self.circ, d.x_train, d.y_train),
-            accuracy(self.circ, d.x_test, d.y_test),
+            accuracy(self.circ, d.x_train, d.y_train, **kw),
+            accuracy(self.circ, d.x_test, d.y_test, **kw),
         )
 
     def fit(self, epochs: int, on_epoch: Callable[[History], None] | None = None) -> History:

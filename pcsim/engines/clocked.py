@@ -73,6 +73,7 @@ class ClockedEngine:
         return rec
 
     def _noise_amplitudes(self, circ: Circuit, gammas: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """sqrt(engine sigma^2 + unit thermal sigma^2) * sqrt(dt / tau) per unit."""
         return [
             np.sqrt(self.sigma**2 + s**2) * np.sqrt(g)
             for s, g in zip(circ.thermal_sigma, gammas, strict=True)
@@ -92,7 +93,8 @@ class ClockedEngine:
         pre = [field.presynaptic(net, xs, i).copy() for i in range(net.n_layers)]  # before update
         drift = field.activity_drift(net, xs, eps, Ws, circ.units)
         gammas = circ.gammas(self.dt)
-        amps = self._noise_amplitudes(circ, gammas) if self.stochastic else None
+        noisy = self.stochastic or circ.noisy
+        amps = self._noise_amplitudes(circ, gammas) if noisy else None
         lo, hi = circ.rails
         for l, x in enumerate(xs):
             if not free[l]:
@@ -122,7 +124,8 @@ class ClockedEngine:
             ws.eps,
         )
         gammas = circ.gammas(self.dt)
-        if self.stochastic:
+        noisy = self.stochastic or circ.noisy
+        if noisy:
             amps = tuple(self._noise_amplitudes(circ, gammas))
             self._draw_noise(circ, free, ws.noise)
         else:
@@ -141,7 +144,7 @@ class ClockedEngine:
             float(hi),
             ws.noise,
             amps,
-            self.stochastic,
+            noisy,
             ws.eps,
             ws.back,
         )
@@ -203,12 +206,20 @@ class ClockedEngine:
         """Integrate for ``duration`` (tau_x units); ``on_step(rec)`` after each step (iPC
         learns there). Returns the number of steps. Raises DivergenceError on blow-up."""
         n = max(1, int(round(duration / self.dt)))
+        costed = circ.chip is not None
+        before = [x.copy() if f else None for x, f in zip(xs, free, strict=True)] if costed else []
         for k in range(n):
             rec = self.step(circ, xs, free)
             if on_step is not None:
                 on_step(rec)
             if (k + 1) % check_every == 0 or k == n - 1:
                 check_finite(xs, free, circ.t)
+        if costed:
+            circ.charge_time(n * self.dt, xs[0].shape[0])
+            swing = sum(
+                float(np.abs(x - b).sum()) for x, b in zip(xs, before, strict=True) if b is not None
+            )
+            circ.charge_transitions(swing)
         return n
 
 

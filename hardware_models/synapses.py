@@ -1,0 +1,429 @@
+"""Stored weights: a crossbar of resistive devices (or memory cells) holding one weight matrix.
+
+Mapping (differential pair, as in aihwkit's ``SinglePairConductanceConverter``): a signed weight
+``w`` in ``[-w_max, w_max]`` is held by two devices, ``g_plus - g_minus``, one of them at
+``g_min``; ``|w| = w_max`` corresponds to ``g_max - g_min``::
+
+    g_plus  = g_min + max(w, 0) / w_max * (g_max - g_min)
+    g_minus = g_min + max(-w, 0) / w_max * (g_max - g_min)
+
+Levels: ``bits = b`` is the signed weight precision. For ``b >= 2`` the weight takes the
+``2^b - 1`` mid-tread levels ``k * lsb``, ``lsb = w_max / (2^(b-1) - 1)``, ``|k| <= 2^(b-1) - 1``
+(sign-magnitude; each device of the pair holds one of ``2^(b-1)`` conductances); ``b = 1`` is a
+binary weight ``+-w_max``. Either way at most ``2^b`` distinct values.
+
+The crossbar keeps the *effective* weight each synapse presents to a matrix-vector product
+(quantised, programmed with noise, stuck devices fixed) as one array in the crossbar's dtype;
+drift and read noise are applied on the fly by :meth:`Crossbar.read` in one fused pass.
+Weights are in the caller's units; ``w_max`` is either given or set at programming time from
+the matrix (aihwkit-style weight remapping).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from hardware_models._config import ConfigBase, param
+
+__all__ = ["SynapseConfig", "Crossbar", "pcm_programming_noise_s"]
+
+# Nandakumar et al. 2019 PCM programming noise, as in aihwkit's PCMLikeNoiseModel:
+# sigma_prog(g) = c0 + c1 (g/g_max) + c2 (g/g_max)^2, in microsiemens, fitted at g_max = 25 uS.
+PCM_PROG_COEFF_US: tuple[float, float, float] = (0.26348, 1.9650, -1.1731)
+
+
+def pcm_programming_noise_s(g_hat: np.ndarray | float) -> np.ndarray | float:
+    """PCM programming-noise std in siemens at normalised conductance ``g_hat = g / g_max``.
+
+    Nandakumar et al. 2019 (aihwkit ``PCMLikeNoiseModel.prog_coeff``), REFERENCE_NUMBERS.md.
+    """
+    c0, c1, c2 = PCM_PROG_COEFF_US
+    return (c0 + c1 * g_hat + c2 * g_hat * g_hat) * 1e-6
+
+
+@dataclass(frozen=True)
+class SynapseConfig(ConfigBase):
+    """A crossbar device model (aihwkit-style knobs). Defaults are the ideal device.
+
+    Relative quantities (``prog_noise_std``, ``read_noise_std``, ``dw_min``) are fractions of
+    ``w_max``. ``up_down_asymmetry = a`` gives up/down pulse sizes ``dw_min (1 + a)`` and
+    ``dw_min (1 - a)`` (aihwkit's ``up_down``), so ``up / down = (1 + a) / (1 - a)``.
+    """
+
+    _section: ClassVar[str] = "chip.synapses"
+
+    g_min_s: float = param(0.0, "S", "nonneg", "device conductance at weight 0")
+    g_max_s: float = param(25e-6, "S", "pos", "device conductance at |w| = w_max")
+    w_max: float | None = param(
+        None, "weight", "pos_or_none", "weight mapped to g_max - g_min; omitted: set at programming"
+    )
+    w_max_headroom: float = param(
+        1.0, "", "pos", "omitted w_max = headroom * max|W| of the programmed matrix"
+    )
+    bits: int | None = param(None, "bit", "bits", "signed weight precision; omitted: analog")
+    program_verify: bool = param(
+        True, "", "bool", "closed-loop programming: the device gain spread is compensated"
+    )
+    prog_noise_std: float = param(0.0, "w_max", "nonneg", "programming noise std (additive)")
+    prog_noise_scale: float = param(
+        0.0, "", "nonneg", "multiplier of the Nandakumar 2019 PCM programming-noise polynomial"
+    )
+    read_noise_std: float = param(0.0, "w_max", "nonneg", "fresh Gaussian noise on every read")
+    drift_nu: float = param(0.0, "", "nonneg", "mean drift exponent: g(t) = g0 (t/t0)^-nu")
+    drift_nu_std: float = param(0.0, "", "nonneg", "device-to-device std of the drift exponent")
+    t0_s: float = param(20.0, "s", "pos", "drift reference time after programming")
+    d2d_std: float = param(0.0, "", "nonneg", "device gain spread: gain = 1 + d2d_std * N(0,1)")
+    stuck_fraction: float = param(0.0, "", "frac", "fraction of synapses stuck (never change)")
+    stuck_at_gmax_fraction: float = param(
+        0.5, "", "frac", "of the stuck ones, fraction at g_max (|w| = w_max) rather than g_min"
+    )
+    dw_min: float | None = param(
+        None, "w_max", "pos_or_none", "update pulse size; omitted: exact writes (or 1 LSB)"
+    )
+    update_bound: str = param(
+        "soft", "", ("soft", "hard"), "soft: SoftBoundsDevice; hard: ConstantStepDevice"
+    )
+    up_down_asymmetry: float = param(0.0, "", "asym", "(up - down) / (up + down) pulse size")
+    dw_min_std: float = param(0.0, "", "nonneg", "cycle-to-cycle pulse-size std (relative)")
+
+    def _cross_checks(self) -> None:
+        if not self.g_min_s < self.g_max_s:
+            self._fail("g_min_s", f"must be < g_max_s ({self.g_max_s!r}), got {self.g_min_s!r}")
+
+    @property
+    def is_ideal(self) -> bool:
+        """True when reading returns the stored weights and writes are exact additions."""
+        return (
+            self.w_max is None
+            and self.bits is None
+            and self.prog_noise_std == 0
+            and self.prog_noise_scale == 0
+            and self.read_noise_std == 0
+            and self.drift_nu == 0
+            and self.drift_nu_std == 0
+            and self.d2d_std == 0
+            and self.stuck_fraction == 0
+            and self.dw_min is None
+        )
+
+    @property
+    def has_drift(self) -> bool:
+        return self.drift_nu > 0 or self.drift_nu_std > 0
+
+    @property
+    def pulsed(self) -> bool:
+        """Updates are realised as pulse trains (``dw_min`` given, or a multi-level device)."""
+        return self.dw_min is not None or self.bits is not None
+
+    def relative_lsb(self) -> float | None:
+        """Weight step between adjacent levels as a fraction of ``w_max`` (None if analog)."""
+        if self.bits is None:
+            return None
+        return 2.0 if self.bits == 1 else 1.0 / (2 ** (self.bits - 1) - 1)
+
+    def relative_dw_min(self) -> float | None:
+        """Pulse size as a fraction of ``w_max`` (one level for multi-level devices)."""
+        return self.dw_min if self.dw_min is not None else self.relative_lsb()
+
+
+class Crossbar:
+    """Device state for one weight matrix of shape ``(n_out, n_in)``.
+
+    Typical use::
+
+        xb = Crossbar(cfg, W.shape, np.float32)
+        xb.program(W, rng)                 # quantise, programming noise, stuck, d2d
+        W_eff = xb.read(t_s, rng, out=buf) # drift + read noise, one fused pass
+        n_pulses = xb.update(dW, rng)      # pulsed write through the update-response model
+
+    With an ideal config ``read`` returns :attr:`weights` itself and ``update`` is ``W += dW``.
+    """
+
+    def __init__(
+        self, config: SynapseConfig, shape: tuple[int, int], dtype: np.dtype | type = np.float64
+    ) -> None:
+        self.config = config
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ValueError(f"crossbar dtype must be float32 or float64, got {self.dtype}")
+        self._w = np.zeros(self.shape, self.dtype)
+        self.w_max: float = config.w_max if config.w_max is not None else math.inf
+        self.t_program_s: float = 0.0
+        self._gain: np.ndarray | None = None  # float64 (n_out*n_in,) or None
+        self._nu: np.ndarray | None = None  # float64 (n_out*n_in,) or None (uniform)
+        self._stuck_idx = np.zeros(0, np.intp)
+        self._stuck_val = np.zeros(0, self.dtype)
+
+    def __repr__(self) -> str:
+        return (
+            f"Crossbar(shape={self.shape}, dtype={self.dtype.name}, w_max={self.w_max:.4g}, "
+            f"ideal={self.is_ideal})"
+        )
+
+    # -- state -------------------------------------------------------------------------------
+    @property
+    def is_ideal(self) -> bool:
+        return self.config.is_ideal
+
+    @property
+    def weights(self) -> np.ndarray:
+        """The stored effective weight array (modified in place by :meth:`update`)."""
+        return self._w
+
+    @property
+    def gain(self) -> np.ndarray:
+        """Per-device gain (device-to-device spread), shape ``(n_out, n_in)``."""
+        if self._gain is None:
+            return np.ones(self.shape)
+        return self._gain.reshape(self.shape)
+
+    @property
+    def stuck_mask(self) -> np.ndarray:
+        mask = np.zeros(self.shape[0] * self.shape[1], bool)
+        mask[self._stuck_idx] = True
+        return mask.reshape(self.shape)
+
+    @property
+    def drift_exponents(self) -> np.ndarray:
+        if self._nu is None:
+            return np.full(self.shape, self.config.drift_nu)
+        return self._nu.reshape(self.shape)
+
+    @property
+    def lsb(self) -> float | None:
+        """Weight step between adjacent levels, ``w_max / (2^(bits-1) - 1)`` (``2 w_max`` for
+        a binary weight)."""
+        r = self.config.relative_lsb()
+        return None if r is None else r * self.w_max
+
+    def levels(self) -> np.ndarray | None:
+        """The signed weight level grid (None if analog)."""
+        b = self.config.bits
+        if b is None:
+            return None
+        if b == 1:
+            return np.array([-self.w_max, self.w_max])
+        kmax = 2 ** (b - 1) - 1
+        return np.arange(-kmax, kmax + 1) * self.lsb
+
+    def conductances(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(g_plus, g_minus)`` in siemens of the differential pairs.
+
+        A device of gain ``gamma`` presents ``gamma * g`` to the read circuit, so the programmed
+        conductance is the effective weight divided by the gain (verified or not)."""
+        cfg = self.config
+        if not math.isfinite(self.w_max):
+            raise ValueError("an ideal crossbar has no conductance mapping (w_max not set)")
+        s = self._w.astype(np.float64)
+        if self._gain is not None:
+            s = s / np.where(self._gain > 0, self._gain, 1.0).reshape(self.shape)
+        k = (cfg.g_max_s - cfg.g_min_s) / self.w_max
+        g_plus = cfg.g_min_s + np.maximum(s, 0.0) * k
+        g_minus = cfg.g_min_s + np.maximum(-s, 0.0) * k
+        return g_plus, g_minus
+
+    # -- programming -------------------------------------------------------------------------
+    def program(
+        self,
+        W_target: np.ndarray,
+        rng: np.random.Generator | None = None,
+        t_s: float = 0.0,
+        copy: bool = True,
+    ) -> None:
+        """Program the devices to represent ``W_target`` at simulated time ``t_s``.
+
+        Steps (non-ideal): clip to ``+-w_max``; quantise to the level grid; draw device gains
+        ``1 + d2d_std N(0,1)`` (compensated when ``program_verify``); add programming noise
+        ``prog_noise_std * w_max`` and/or ``prog_noise_scale * sigma_PCM(g)`` (Nandakumar 2019);
+        fix stuck devices at 0 (both at ``g_min``) or ``+-w_max`` (one at ``g_max``); draw drift
+        exponents ``nu ~ N(drift_nu, drift_nu_std)``, clipped at 0. Ideal: a plain copy (or,
+        with ``copy=False`` and a matching C-contiguous array, adopt ``W_target`` itself).
+        """
+        W = np.asarray(W_target)
+        if W.shape != self.shape:
+            raise ValueError(f"W_target has shape {W.shape}, crossbar is {self.shape}")
+        cfg = self.config
+        self.t_program_s = float(t_s)
+        if cfg.is_ideal:
+            if not copy and W.dtype == self.dtype and W.flags.c_contiguous:
+                self._w = W
+            else:
+                self._w = np.array(W, dtype=self.dtype, order="C", copy=True)
+            return
+        if rng is None:
+            raise ValueError("a non-ideal crossbar needs a numpy Generator to program")
+        Wf = W.astype(np.float64)
+        if cfg.w_max is None:
+            peak = float(np.max(np.abs(Wf))) if Wf.size else 0.0
+            self.w_max = cfg.w_max_headroom * (peak if peak > 0 else 1.0)
+        w_max = self.w_max
+        q = np.clip(Wf, -w_max, w_max)
+        if cfg.bits == 1:
+            q = np.where(q >= 0, w_max, -w_max)
+        elif cfg.bits is not None:
+            lsb = self.lsb
+            q = np.rint(q / lsb) * lsb
+        size = q.size
+        if cfg.d2d_std > 0:
+            self._gain = np.maximum(1.0 + cfg.d2d_std * rng.standard_normal(size), 0.0)
+        else:
+            self._gain = None
+        bound = w_max if self._gain is None else (self._gain * w_max).reshape(self.shape)
+        if cfg.program_verify or self._gain is None:
+            w = q
+        else:
+            w = q * self._gain.reshape(self.shape)
+        sigma = self._programming_sigma(q)
+        if sigma is not None:
+            w = w + sigma * rng.standard_normal(self.shape)
+        w = np.clip(w, -bound, bound)
+        if cfg.stuck_fraction > 0:
+            idx = np.flatnonzero(rng.random(size) < cfg.stuck_fraction)
+            at_gmax = rng.random(idx.size) < cfg.stuck_at_gmax_fraction
+            sign = np.where(rng.random(idx.size) < 0.5, -1.0, 1.0)
+            b_idx = w_max if self._gain is None else self._gain[idx] * w_max
+            vals = np.where(at_gmax, sign * b_idx, 0.0)
+            w.reshape(-1)[idx] = vals
+            self._stuck_idx = idx
+            self._stuck_val = vals.astype(self.dtype)
+        else:
+            self._stuck_idx = np.zeros(0, np.intp)
+            self._stuck_val = np.zeros(0, self.dtype)
+        if cfg.drift_nu_std > 0:
+            nu = cfg.drift_nu + cfg.drift_nu_std * rng.standard_normal(size)
+            self._nu = np.maximum(nu, 0.0)
+        else:
+            self._nu = None
+        self._w = np.ascontiguousarray(w, dtype=self.dtype)
+
+    def _programming_sigma(self, q: np.ndarray) -> np.ndarray | float | None:
+        """Programming-noise std in weight units for targets ``q`` (None if noise-free)."""
+        cfg = self.config
+        sigma: np.ndarray | float = 0.0
+        if cfg.prog_noise_std > 0:
+            sigma = cfg.prog_noise_std * self.w_max
+        if cfg.prog_noise_scale > 0:
+            # The device carrying |w| sits at g = g_min + |w|/w_max (g_max - g_min); its noise in
+            # siemens (Nandakumar 2019 polynomial) maps back to weight units by w_max/(g_max-g_min).
+            span = cfg.g_max_s - cfg.g_min_s
+            g = cfg.g_min_s + np.abs(q) / self.w_max * span
+            sig_s = cfg.prog_noise_scale * pcm_programming_noise_s(g / cfg.g_max_s)
+            pcm = sig_s / span * self.w_max
+            # independent noise sources add in variance
+            sigma = np.sqrt(sigma * sigma + pcm * pcm)
+        if np.all(np.asarray(sigma) == 0):
+            return None
+        return sigma
+
+    # -- reading -----------------------------------------------------------------------------
+    def drift_factor(self, t_s: float) -> float:
+        """Uniform drift factor ``(age / t0)^-drift_nu`` (1 before ``t0``)."""
+        age = t_s - self.t_program_s
+        if not self.config.has_drift or age <= self.config.t0_s:
+            return 1.0
+        return (age / self.config.t0_s) ** (-self.config.drift_nu)
+
+    def read(
+        self,
+        t_s: float = 0.0,
+        rng: np.random.Generator | None = None,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The weight matrix a matrix-vector product sees at simulated time ``t_s``.
+
+        ``w(t) = w0 * ((t - t_prog) / t0)^-nu + read_noise_std * w_max * N(0, 1)`` (drift only
+        after ``t0``; Nandakumar 2019 / aihwkit PCM drift). Without read noise and drift this
+        returns :attr:`weights` itself (no copy; do not modify it). Otherwise the result is
+        written into ``out`` (allocated if None) in one fused pass.
+        """
+        cfg = self.config
+        noisy = cfg.read_noise_std > 0
+        age = t_s - self.t_program_s
+        drifting = cfg.has_drift and age > cfg.t0_s
+        if not noisy and not drifting:
+            return self._w
+        if noisy and rng is None:
+            raise ValueError("a crossbar with read noise needs a numpy Generator to read")
+        if out is None:
+            out = np.empty(self.shape, self.dtype)
+        elif out.shape != self.shape or out.dtype != self.dtype or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous {self.dtype} array of shape {self.shape}")
+        from hardware_models import _kernels as k
+
+        w, o = self._w.reshape(-1), out.reshape(-1)
+        sigma = cfg.read_noise_std * self.w_max
+        if not drifting or self._nu is None:
+            f = self.drift_factor(t_s)
+            if noisy:
+                k.read_affine_noise(w, f, sigma, rng, o)
+            else:
+                np.multiply(self._w, f, out=out)
+        else:
+            log_ratio = math.log(age / cfg.t0_s)
+            if noisy:
+                k.read_drift_noise(w, self._nu, log_ratio, sigma, rng, o)
+            else:
+                k.read_drift(w, self._nu, log_ratio, o)
+        return out
+
+    # -- writing -----------------------------------------------------------------------------
+    def update(self, dW: np.ndarray, rng: np.random.Generator | None = None) -> int:
+        """Apply a requested weight change; return the number of write pulses fired.
+
+        Ideal: ``weights += dW`` exactly (returns the number of nonzero entries, one write
+        each). Pulsed (``dw_min`` or ``bits`` set): ``n = stochastic_round(|dW| / (dw_min
+        w_max))`` pulses per device through the soft- or hard-bounds response (see
+        :func:`hardware_models._kernels.pulsed_update`). Otherwise exact addition clipped to
+        the device range. Stuck devices keep their value.
+        """
+        cfg = self.config
+        if cfg.is_ideal:
+            self._w += dW
+            return int(np.count_nonzero(dW))
+        dW = np.asarray(dW)
+        if dW.shape != self.shape:
+            raise ValueError(f"dW has shape {dW.shape}, crossbar is {self.shape}")
+        r = cfg.relative_dw_min()
+        if r is None:
+            n = int(np.count_nonzero(dW))
+            self._w += dW
+            if self._gain is None:
+                np.clip(self._w, -self.w_max, self.w_max, out=self._w)
+            else:
+                b = (self._gain * self.w_max).reshape(self.shape)
+                np.clip(self._w, -b, b, out=self._w)
+        else:
+            if rng is None:
+                raise ValueError("a pulsed crossbar needs a numpy Generator to update")
+            from hardware_models import _kernels as k
+
+            d = np.ascontiguousarray(dW).reshape(-1)
+            has_gain = self._gain is not None
+            gain = self._gain if has_gain else np.ones(1)
+            a = cfg.up_down_asymmetry
+            snap = 0
+            if cfg.update_bound == "hard" and cfg.bits is not None:
+                snap = 2 if cfg.bits == 1 else 1
+            n = k.pulsed_update(
+                self._w.reshape(-1),
+                d,
+                gain,
+                has_gain,
+                self.w_max,
+                r * self.w_max,
+                r * (1.0 + a),
+                r * (1.0 - a),
+                cfg.dw_min_std,
+                cfg.update_bound == "soft",
+                snap,
+                self.lsb or 0.0,
+                rng,
+            )
+        if self._stuck_idx.size:
+            self._w.reshape(-1)[self._stuck_idx] = self._stuck_val
+        return int(n)

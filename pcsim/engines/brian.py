@@ -1,0 +1,648 @@
+"""The same predictive-coding circuit as Brian2 NeuronGroups and Synapses (cross-check, export).
+
+A pcsim network on a (simple) chip becomes a Brian2 ``Network``:
+
+- one ``NeuronGroup`` per layer ``l`` holds the layer's value units (``x``) and, for ``l >= 1``,
+  its error units (``eps``, one per value unit, so they share the group's index);
+- one all-to-all ``Synapses`` object per weight layer ``W_l`` (pre: layer ``l-1``, post: layer
+  ``l``) holds the weights ``w`` and computes, with *summed variables*, the prediction sum
+  ``mu_post = sum_i w_read * phi_pre`` and the top-down error sum ``back_pre = sum_j w_read *
+  eps_post``; with learning on, ``w`` is a clock-driven synaptic variable of the iPC rule
+  ``tau_w dw/dt = a_l eps_post phi_pre`` (Euler: ``dW = lr a_l eps phi`` per step, ``lr = dt /
+  tau_w``, as :class:`pcsim.optim.SGD`);
+- residual skips are linked variables (``xskip`` in layer ``l`` reads ``x`` of layer ``l-1``,
+  ``eps_up`` in layer ``l-1`` reads ``eps`` of layer ``l``).
+
+Units: time is in seconds with ``1 tau_x = 1 second`` (pcsim's engines run in tau_x units), so
+``defaultclock.dt`` is the pcsim ``dt`` in seconds and every activity is dimensionless. A value
+unit integrates ``dx/dt = (drift) / tau + sig * xi * tau**-0.5`` with ``tau = tau_unit``
+(``tau_scale`` seconds) and ``method='euler'``, which is pcsim's Euler (Euler-Maruyama with
+noise: ``x += sig * sqrt(dt/tau) * N(0, 1)``), followed by the output rails as a clip.
+
+Synchronous Euler needs every error computed from ``x(t)`` before any ``x`` or ``w`` changes.
+Brian2 orders same-slot objects by ``order`` and then by *name*, so every object gets an
+explicit slot and order (never left to names, or the top-down sum reads a stale prediction)::
+
+    before_groups 0  phi = activation(x)            (run_regularly, layers 1..L-1)
+    before_groups 1  mu = sum w_read phi_pre         (summed variables, all weight layers)
+    before_groups 2  eps = gain (x - mu...) + offset (run_regularly, layers 1..L)
+    before_groups 3  back = sum w_read eps_post      (summed variables)
+    groups        0  dw/dt (iPC)                     (synaptic state updaters)
+    groups        1  dx/dt, db/dt                    (neuron state updaters)
+    after_groups  0  x = clip(x, rail_lo, rail_hi)   (run_regularly, free layers)
+    end              monitors (the state after each step)
+
+Quantised reads: when the chip quantises the weights a MAC sees, ``w_read`` is a subexpression
+of the stored ``w`` (:class:`UniformQuantiser`); pcsim sees the same function through
+:class:`QuantisedCircuit`. Learning writes the stored ``w`` (full precision), as pcsim does.
+
+What Brian2 cannot express is refused with :class:`BrianUnsupported`: one weight matrix learned
+across a batch (a summed variable targets a pre- or postsynaptic group, never another synapse,
+so per-sample synapses cannot share one ``w``), weight optimisers other than plain SGD, Heun,
+and chips whose read/write models are not plain functions of the stored weight.
+
+The model is held as a plain description (:func:`model_spec`: equations as strings, numbers,
+array names) and made into Brian2 objects by :func:`build_brian_objects`, which uses only
+``brian2`` and ``numpy``; :mod:`pcsim.export_brian` copies that function's source into the
+exported script, so the script and this engine build one and the same model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pcsim.activations import LEAKY_SLOPE
+from pcsim.circuit import Circuit
+from pcsim.network import Network
+
+TARGETS = ("numpy", "cython", "cpp_standalone")
+
+# slots and orders inside one time step (see the module docstring)
+ORDER_PHI, ORDER_MU, ORDER_EPS, ORDER_BACK = 0, 1, 2, 3
+ORDER_SYN_STATE, ORDER_NEURON_STATE = 0, 1
+
+BATCH_LEARNING_MESSAGE = (
+    "Brian2 summed variables cannot express one weight matrix learned across a batch "
+    "(a summed variable sums synapses into a pre- or postsynaptic neuron group, never into "
+    "another synapse, so the B per-sample copies of a synapse cannot share one learned w); "
+    "use batch size 1 with Brian2, or [engine] kind = 'clocked'"
+)
+
+
+class BrianUnsupported(ValueError):
+    """The requested model or run cannot be expressed in Brian2; the message says why and what
+    to use instead."""
+
+
+# --- activations as Brian2 expressions (same formulas as pcsim.activations) ------------------
+def _phi_expr(act: str, v: str = "x") -> str:
+    s = repr(LEAKY_SLOPE)
+    return {
+        "tanh": f"tanh({v})",
+        "relu": f"{v}*int({v} > 0)",
+        "leaky_relu": f"({v}*int({v} > 0) + {s}*{v}*int({v} <= 0))",
+        "sigmoid": f"1/(1 + exp(-{v}))",
+        "linear": v,
+    }[act]
+
+
+def _dphi_expr(act: str, v: str = "x") -> str:
+    s = repr(LEAKY_SLOPE)
+    return {
+        "tanh": f"(1 - tanh({v})**2)",
+        "relu": f"int({v} > 0)",
+        "leaky_relu": f"(int({v} > 0) + {s}*int({v} <= 0))",
+        "sigmoid": f"(1/(1 + exp(-{v})))*(1 - 1/(1 + exp(-{v})))",
+        "linear": "1",
+    }[act]
+
+
+# --- quantised weight reads -----------------------------------------------------------------
+@dataclass(frozen=True)
+class UniformQuantiser:
+    """Uniform weight levels: ``bits`` bits sign-magnitude over ``[-w_max, w_max]``.
+
+    ``k_max = 2**(bits-1) - 1`` levels each side of zero, ``delta = w_max / k_max``;
+    ``read(w) = clip(floor(w / delta + 1/2), -k_max, k_max) * delta`` (round half up, the same
+    formula in numpy and in Brian2's expression language, which has no round()).
+    """
+
+    bits: int
+    w_max: float
+
+    def __post_init__(self) -> None:
+        if int(self.bits) < 2:
+            raise ValueError(f"quantiser bits must be >= 2, got {self.bits}")
+        if not (self.w_max > 0 and math.isfinite(self.w_max)):
+            raise ValueError(f"quantiser w_max must be > 0, got {self.w_max}")
+
+    @property
+    def k_max(self) -> int:
+        return 2 ** (int(self.bits) - 1) - 1
+
+    @property
+    def delta(self) -> float:
+        return float(self.w_max) / self.k_max
+
+    def read(self, w: np.ndarray) -> np.ndarray:
+        k = float(self.k_max)
+        return np.clip(np.floor(w / self.delta + 0.5), -k, k) * self.delta
+
+    def brian_expr(self, w: str = "w") -> str:
+        return f"clip(floor({w}/qdelta + 0.5), -qkmax, qkmax)*qdelta"
+
+
+@dataclass
+class QuantisedCircuit(Circuit):
+    """A circuit whose MACs read ``quantiser.read(W)`` of the stored weights (writes stay at
+    full precision). Stand-in for the chip's quantised crossbar until the chip layer provides
+    one; the Brian2 model reads through the same function."""
+
+    quantiser: UniformQuantiser | None = None
+
+    def read_weights(self) -> tuple[np.ndarray, ...]:
+        if self.quantiser is None:
+            return tuple(self.net.weights)
+        return tuple(np.ascontiguousarray(self.quantiser.read(W)) for W in self.net.weights)
+
+
+# --- the model as a plain description ----------------------------------------------------------
+@dataclass
+class ModelLayout:
+    """How the Brian2 arrays map back to pcsim shapes."""
+
+    sizes: tuple[int, ...]
+    batch: int
+    learning: bool
+
+
+def _check_circuit(circ: Circuit) -> None:
+    cls = type(circ)
+    reads_plain = cls.read_weights in (Circuit.read_weights, QuantisedCircuit.read_weights)
+    if not reads_plain or cls.apply_weight_update is not Circuit.apply_weight_update:
+        raise BrianUnsupported(
+            f"{cls.__name__} reads or writes weights through a substrate model that the Brian2 "
+            "engine cannot express (only the ideal read and a uniform quantiser, "
+            "QuantisedCircuit, are translated); use [engine] kind = 'clocked'"
+        )
+
+
+def _quantiser_of(circ: Circuit) -> UniformQuantiser | None:
+    return getattr(circ, "quantiser", None)
+
+
+def model_spec(
+    circ: Circuit,
+    x_init: Sequence[np.ndarray],
+    free: Sequence[bool],
+    dt: float,
+    sigma: float = 0.0,
+    lr: float | None = None,
+    record: bool = True,
+    record_weights: bool = False,
+) -> tuple[dict, dict[str, np.ndarray], ModelLayout]:
+    """Describe the circuit as Brian2 equations: ``(spec, arrays, layout)``.
+
+    ``spec`` is JSON-serialisable (strings and numbers), ``arrays`` holds every initial value
+    and index array by the names ``spec`` uses. Raises :class:`BrianUnsupported`.
+    """
+    _check_circuit(circ)
+    net: Network = circ.net
+    L = net.n_layers
+    sizes = net.sizes
+    if len(x_init) != L + 1 or len(free) != L + 1:
+        raise ValueError(f"x_init and free need one entry per layer 0..{L}")
+    xs = [np.asarray(v, dtype=np.float64) for v in x_init]
+    if xs[0].ndim != 2:
+        raise ValueError("x_init entries must have shape (batch, n_l)")
+    B = xs[0].shape[0]
+    for l, v in enumerate(xs):
+        if v.shape != (B, sizes[l]):
+            raise ValueError(f"x_init[{l}] has shape {v.shape}, expected {(B, sizes[l])}")
+    learning = lr is not None and lr != 0.0
+    if learning and B > 1:
+        raise BrianUnsupported(BATCH_LEARNING_MESSAGE)
+    if not (dt > 0 and math.isfinite(dt)):
+        raise ValueError(f"dt must be a positive finite number, got {dt}")
+    quant = _quantiser_of(circ)
+    lo, hi = (float(r) for r in circ.rails)
+    eta = float(lr) / dt if learning else 0.0  # 1/tau_w in 1/tau_x units
+    free = [bool(f) for f in free]
+
+    arrays: dict[str, np.ndarray] = {}
+    groups, synapses = [], []
+
+    def per_unit(v: np.ndarray, n: int) -> np.ndarray:  # a per-unit array repeated per sample
+        return np.tile(np.broadcast_to(np.asarray(v, np.float64), (n,)), B)
+
+    noise_amp = [np.sqrt(sigma**2 + np.asarray(s, np.float64) ** 2) for s in circ.thermal_sigma]
+    for l in range(L + 1):
+        n = sizes[l]
+        name = f"layer{l}"
+        has_err, has_up = l >= 1, l < L
+        needs_back = free[l] and has_up
+        skip_in = has_err and net.residual[l - 1]
+        skip_out = free[l] and has_up and net.residual[l]
+        bias = has_err and net.biases is not None
+        noisy = free[l] and bool(np.any(per_unit(noise_amp[l], n) > 0))
+        lines: list[str] = []
+        ns: dict[str, float] = {}
+        values: dict[str, list] = {}
+        if free[l]:
+            drift = []
+            if has_err:
+                drift.append("-eps")
+            if needs_back:
+                ns["a_up"] = float(net.scales[l])
+                drift.append("+ a_up*back" + ("" if l == 0 else "*" + _dphi_expr(net.activation)))
+            if skip_out:
+                drift.append("+ eps_up")
+            drift.append("- leak*x")
+            rhs = f"({' '.join(drift)})/tau"
+            if noisy:
+                rhs += " + sig*xi*tau**-0.5"
+            lines += [f"dx/dt = {rhs} : 1", "tau : second (constant)", "leak : 1 (constant)"]
+            values["tau"] = [f"{name}_tau", "second"]
+            values["leak"] = [f"{name}_leak", ""]
+            arrays[f"{name}_tau"] = per_unit(circ.tau_scale[l], n)
+            arrays[f"{name}_leak"] = per_unit(circ.units.leak[l], n)
+            if noisy:
+                lines.append("sig : 1 (constant)")
+                values["sig"] = [f"{name}_sig", ""]
+                arrays[f"{name}_sig"] = per_unit(noise_amp[l], n)
+        else:
+            lines.append("x : 1")
+        values["x"] = [f"{name}_x", ""]
+        arrays[f"{name}_x"] = xs[l].reshape(-1).copy()
+        ops: list[list] = []
+        if has_err and has_up:  # presynaptic rate phi(x) for the layer above (layer 0: x)
+            lines.append("phi : 1")
+            ops.append([f"phi = {_phi_expr(net.activation)}", "before_groups", ORDER_PHI])
+        if has_err:
+            lines += ["mu : 1", "eps : 1", "gain : 1 (constant)", "offset : 1 (constant)"]
+            ns["a"] = float(net.scales[l - 1])
+            pred = "a*mu"
+            if bias:
+                pred += " + b"
+                if learning:
+                    lines.append("db/dt = eta*eps/second : 1")
+                    ns["eta"] = eta
+                else:
+                    lines.append("b : 1 (constant)")
+                values["b"] = [f"{name}_b", ""]
+                arrays[f"{name}_b"] = per_unit(net.biases[l - 1], n)
+            if skip_in:
+                lines.append("xskip : 1 (linked)")
+                pred += " + xskip"
+            ops.append([f"eps = gain*(x - ({pred})) + offset", "before_groups", ORDER_EPS])
+            values["gain"] = [f"{name}_gain", ""]
+            values["offset"] = [f"{name}_offset", ""]
+            arrays[f"{name}_gain"] = per_unit(circ.units.error_gain[l], n)
+            arrays[f"{name}_offset"] = per_unit(circ.units.error_offset[l], n)
+        if needs_back:
+            lines.append("back : 1")
+        if skip_out:
+            lines.append("eps_up : 1 (linked)")
+        if free[l] and (math.isfinite(lo) or math.isfinite(hi)):
+            ns["rail_lo"], ns["rail_hi"] = lo, hi
+            ops.append(["x = clip(x, rail_lo, rail_hi)", "after_groups", 0])
+        links = []
+        if skip_in:
+            links.append(["xskip", l - 1, "x"])
+        if skip_out:
+            links.append(["eps_up", l + 1, "eps"])
+        groups.append(
+            {
+                "name": name,
+                "N": B * n,
+                "model": "\n".join(lines),
+                "namespace": ns,
+                "ops": ops,
+                "state_order": ORDER_NEURON_STATE,
+                "values": values,
+                "links": links,
+                "record": ["x"] if record else [],
+            }
+        )
+
+    for i in range(L):
+        n_pre, n_post = sizes[i], sizes[i + 1]
+        name = f"W{i + 1}"
+        pre = "x_pre" if i == 0 else "phi_pre"
+        lines = []
+        ns = {}
+        if learning:
+            ns["a"], ns["eta"] = float(net.scales[i]), eta
+            lines.append(f"dw/dt = eta*a*eps_post*{pre}/second : 1 (clock-driven)")
+        else:
+            lines.append("w : 1 (constant)")
+        wread = "w"
+        if quant is not None:
+            ns["qdelta"], ns["qkmax"] = quant.delta, float(quant.k_max)
+            lines.append(f"w_read = {quant.brian_expr('w')} : 1")
+            wread = "w_read"
+        summed = {"mu_post": ORDER_MU}
+        lines.append(f"mu_post = {wread}*{pre} : 1 (summed)")
+        if free[i]:
+            lines.append(f"back_pre = {wread}*eps_post : 1 (summed)")
+            summed["back_pre"] = ORDER_BACK
+        # synapse s = (b*n_pre + p)*n_post + q connects unit p of sample b to unit q of sample b
+        b_idx, p_idx, q_idx = np.meshgrid(
+            np.arange(B), np.arange(n_pre), np.arange(n_post), indexing="ij"
+        )
+        arrays[f"{name}_i"] = (b_idx * n_pre + p_idx).reshape(-1).astype(np.int32)
+        arrays[f"{name}_j"] = (b_idx * n_post + q_idx).reshape(-1).astype(np.int32)
+        arrays[f"{name}_w"] = np.tile(np.asarray(net.weights[i], np.float64).T.reshape(-1), B)
+        synapses.append(
+            {
+                "name": name,
+                "pre": i,
+                "post": i + 1,
+                "model": "\n".join(lines),
+                "namespace": ns,
+                "summed": summed,
+                "state_order": ORDER_SYN_STATE,
+                "i": f"{name}_i",
+                "j": f"{name}_j",
+                "values": {"w": [f"{name}_w", ""]},
+                "record": ["w"] if record_weights else [],
+            }
+        )
+    spec = {"dt": float(dt), "groups": groups, "synapses": synapses}
+    return spec, arrays, ModelLayout(tuple(sizes), B, learning)
+
+
+# NOTE: this function's source is copied verbatim into exported scripts (pcsim.export_brian):
+# it must use only its arguments, brian2 (as b2) and numpy (as np).
+def build_brian_objects(spec, arrays, b2):
+    """Make Brian2 objects from a model description; returns (network, objects by name,
+    monitors by (object name, variable))."""
+    clock = b2.Clock(dt=spec["dt"] * b2.second, name="pc_clock")
+    objs, monitors = {}, {}
+    net = b2.Network()
+
+    def value(entry):
+        arr = np.asarray(arrays[entry[0]], dtype=np.float64)
+        return arr * getattr(b2, entry[1]) if entry[1] else arr
+
+    for g in spec["groups"]:
+        G = b2.NeuronGroup(
+            g["N"],
+            g["model"],
+            method="euler",
+            namespace=dict(g["namespace"]),
+            clock=clock,
+            order=g["state_order"],
+            name=g["name"],
+        )
+        G.state_updater.when = "groups"
+        G.state_updater.order = g["state_order"]
+        for var, entry in g["values"].items():
+            setattr(G, var, value(entry))
+        for k, (code, when, order) in enumerate(g["ops"]):
+            G.run_regularly(code, when=when, order=order, name=f"{g['name']}_op{k}", clock=clock)
+        objs[g["name"]] = G
+        net.add(G)
+    for g in spec["groups"]:
+        for var, src, src_var in g["links"]:
+            setattr(objs[g["name"]], var, b2.linked_var(objs[spec["groups"][src]["name"]], src_var))
+    for s in spec["synapses"]:
+        pre = objs[spec["groups"][s["pre"]]["name"]]
+        post = objs[spec["groups"][s["post"]]["name"]]
+        S = b2.Synapses(
+            pre,
+            post,
+            s["model"],
+            method="euler",
+            namespace=dict(s["namespace"]),
+            clock=clock,
+            order=s["state_order"],
+            name=s["name"],
+        )
+        S.connect(i=np.asarray(arrays[s["i"]]), j=np.asarray(arrays[s["j"]]))
+        for var, entry in s["values"].items():
+            getattr(S, var)[:] = value(entry)
+        for target, order in s["summed"].items():
+            S.summed_updaters[target].when = "before_groups"
+            S.summed_updaters[target].order = order
+        if S.state_updater is not None:
+            S.state_updater.when = "groups"
+            S.state_updater.order = s["state_order"]
+        objs[s["name"]] = S
+        net.add(S)
+    for o in list(spec["groups"]) + list(spec["synapses"]):
+        for var in o["record"]:
+            M = b2.StateMonitor(
+                objs[o["name"]],
+                var,
+                record=True,
+                when="end",
+                clock=clock,
+                name=f"{o['name']}_{var}_monitor",
+            )
+            monitors[(o["name"], var)] = M
+            net.add(M)
+    return net, objs, monitors
+
+
+# --- results --------------------------------------------------------------------------------
+@dataclass
+class BrianRun:
+    """One Brian2 simulation. Unpacks as ``times, xs, weights = run``.
+
+    ``times``: ``(n_steps,)`` in tau_x units, the time after each step; ``xs[l]``: ``(n_steps,
+    B, n_l)``, the activities after each step (empty ``(0, B, n_l)`` when not recorded);
+    ``weights``: the weight matrices ``W_l`` at the end; ``weight_traces[i]``: ``(n_steps,
+    n_{i+1}, n_i)`` after each step when ``record_weights``; ``final_xs``: the state at the end
+    (``(B, n_l)`` per layer); ``final_biases`` with learning on a biased net.
+    ``build_seconds``: making the objects and compiling (code generation, cython or C++);
+    ``run_seconds``: the time-stepping loop alone (standalone: as measured by the binary).
+    """
+
+    times: np.ndarray
+    xs: list[np.ndarray]
+    weights: list[np.ndarray]
+    weight_traces: list[np.ndarray] | None = None
+    final_xs: list[np.ndarray] = field(default_factory=list)
+    final_biases: list[np.ndarray] | None = None
+    build_seconds: float = 0.0
+    run_seconds: float = 0.0
+    n_steps: int = 0
+
+    def __iter__(self):
+        return iter((self.times, self.xs, self.weights))
+
+
+@contextlib.contextmanager
+def _brian_target(b2, target: str, directory: str | None):
+    """Select a Brian2 code-generation target for the duration of a block, then restore."""
+    prefs = b2.prefs
+    old_target = prefs.codegen.target
+    old_cache = prefs["codegen.runtime.cython.cache_dir"]
+    try:
+        if target == "cpp_standalone":
+            b2.set_device("cpp_standalone", build_on_run=False, directory=directory)
+        else:
+            prefs.codegen.target = target
+            if target == "cython" and directory is not None:
+                prefs["codegen.runtime.cython.cache_dir"] = os.path.join(directory, "cython")
+        yield
+    finally:
+        prefs.codegen.target = old_target
+        prefs["codegen.runtime.cython.cache_dir"] = old_cache
+        if target == "cpp_standalone":
+            from brian2.devices.device import get_device, reset_device
+
+            get_device().reinit()  # forget this project, then return to the previous device
+            reset_device()
+
+
+def _import_brian2():
+    try:
+        import brian2
+    except ImportError as exc:  # pragma: no cover - brian2 is a dependency
+        raise BrianUnsupported(
+            f"Brian2 is not importable ({exc}); install brian2 (with numpy < 2.4)"
+        ) from None
+    brian2.prefs.logging.console_log_level = "WARNING"
+    return brian2
+
+
+def _as_circuit(circ_or_net: Circuit | Network) -> Circuit:
+    return circ_or_net if isinstance(circ_or_net, Circuit) else Circuit(circ_or_net)
+
+
+@dataclass
+class BrianEngine:
+    """Integrates a pcsim circuit with Brian2 (Euler / Euler-Maruyama, ``dt`` in tau_x units).
+
+    ``target``: ``"numpy"`` or ``"cython"`` (Brian2 runtime code generation) or
+    ``"cpp_standalone"`` (a compiled C++ project in ``directory``, a temporary one if None;
+    for ``"cython"`` the extension cache goes to ``directory/cython`` when given).
+    ``seed``: Brian2's random seed for the noise (None: drawn from the circuit's generator).
+    """
+
+    dt: float = 0.1
+    sigma: float = 0.0
+    target: str = "numpy"
+    directory: str | None = None
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise ValueError(f"Brian2 target must be one of {TARGETS}, got {self.target!r}")
+        if not (self.dt > 0 and math.isfinite(self.dt)):
+            raise ValueError(f"dt must be a positive finite number, got {self.dt}")
+        if not (self.sigma >= 0 and math.isfinite(self.sigma)):
+            raise ValueError(f"sigma must be >= 0, got {self.sigma}")
+
+    def n_steps(self, duration: float) -> int:
+        """Steps for a duration (as ClockedEngine.run counts them)."""
+        return max(1, int(round(duration / self.dt)))
+
+    def simulate(
+        self,
+        circ_or_net: Circuit | Network,
+        x_init: Sequence[np.ndarray],
+        free: Sequence[bool],
+        duration: float,
+        lr: float | None = None,
+        record: bool = True,
+        record_weights: bool = False,
+    ) -> BrianRun:
+        """Run the circuit from ``x_init`` for ``duration`` (tau_x units) with the layers
+        ``free[l]`` integrating and the others clamped; with ``lr`` the weights (and biases)
+        learn by iPC with SGD step ``lr`` per Euler step (batch 1 only). Does not modify the
+        network or ``x_init``; the results are in the returned :class:`BrianRun`."""
+        circ = _as_circuit(circ_or_net)
+        n = self.n_steps(duration)
+        spec, arrays, layout = model_spec(
+            circ, x_init, free, self.dt, self.sigma, lr, record, record_weights
+        )
+        return self._execute(spec, arrays, layout, n, circ)
+
+    def _execute(
+        self, spec: dict, arrays: dict, layout: ModelLayout, n: int, circ: Circuit
+    ) -> BrianRun:
+        b2 = _import_brian2()
+        directory = self.directory
+        if self.target == "cpp_standalone" and directory is None:
+            directory = tempfile.mkdtemp(prefix="pcsim_brian_")
+        seed = self.seed
+        if seed is None:
+            seed = int(circ.rng.integers(2**31 - 1))
+        with _brian_target(b2, self.target, directory):
+            t0 = time.perf_counter()
+            b2.seed(seed)
+            net, objs, mons = build_brian_objects(spec, arrays, b2)
+            duration = n * spec["dt"] * b2.second
+            if self.target == "cpp_standalone":
+                net.run(duration, namespace={})
+                b2.device.build(directory=directory, compile=True, run=False)
+                build_s = time.perf_counter() - t0
+                b2.device.run(directory=directory, with_output=False)
+                run_s = float(b2.device._last_run_time)
+            else:
+                net.run(0 * b2.second, namespace={})  # code generation and compilation
+                build_s = time.perf_counter() - t0
+                t1 = time.perf_counter()
+                net.run(duration, namespace={})
+                run_s = time.perf_counter() - t1
+            return _collect(spec, objs, mons, layout, n, build_s, run_s)
+
+
+def _collect(spec, objs, mons, layout: ModelLayout, n, build_s, run_s) -> BrianRun:
+    sizes, B = layout.sizes, layout.batch
+    L = len(sizes) - 1
+    xs, final_xs = [], []
+    for l in range(L + 1):
+        name = spec["groups"][l]["name"]
+        final_xs.append(np.array(objs[name].x[:], dtype=np.float64).reshape(B, sizes[l]))
+        m = mons.get((name, "x"))
+        if m is None:
+            xs.append(np.zeros((0, B, sizes[l])))
+        else:
+            xs.append(np.array(m.x, dtype=np.float64).T.reshape(-1, B, sizes[l]))
+    weights, traces = [], []
+    for i in range(L):
+        S = objs[spec["synapses"][i]["name"]]
+        # synapses are ordered (sample, pre, post); sample 0 holds the weights
+        w = np.array(S.w[:], dtype=np.float64)[: sizes[i] * sizes[i + 1]]
+        weights.append(w.reshape(sizes[i], sizes[i + 1]).T.copy())
+        m = mons.get((spec["synapses"][i]["name"], "w"))
+        if m is not None:
+            tr = np.array(m.w, dtype=np.float64)[: sizes[i] * sizes[i + 1]]
+            traces.append(tr.T.reshape(-1, sizes[i], sizes[i + 1]).transpose(0, 2, 1).copy())
+    biases = None
+    if layout.learning and "b" in spec["groups"][1]["values"]:
+        biases = [
+            np.array(objs[spec["groups"][l]["name"]].b[:], dtype=np.float64)[: sizes[l]]
+            for l in range(1, L + 1)
+        ]
+    dt = spec["dt"]
+    return BrianRun(
+        times=dt * np.arange(1, n + 1),
+        xs=xs,
+        weights=weights,
+        weight_traces=traces or None,
+        final_xs=final_xs,
+        final_biases=biases,
+        build_seconds=build_s,
+        run_seconds=run_s,
+        n_steps=n,
+    )
+
+
+# --- what a configuration may ask of Brian2 ------------------------------------------------
+def check_config(cfg) -> None:
+    """Raise :class:`BrianUnsupported` if a :class:`pcsim.config.RunConfig` asks for what
+    Brian2 cannot express (for ``[engine] kind = "brian2"``)."""
+    if cfg.engine.method == "heun":
+        raise BrianUnsupported(
+            "Brian2's summed variables are evaluated once per step, so Heun's second field "
+            "evaluation cannot see updated sums; use engine.method = 'euler' (or "
+            "'euler_maruyama') with Brian2, or [engine] kind = 'clocked' for Heun"
+        )
+    if cfg.algorithm.name == "ipc":
+        if cfg.learning.batch_size > 1:
+            raise BrianUnsupported(BATCH_LEARNING_MESSAGE)
+        if cfg.learning.optimizer != "sgd":
+            raise BrianUnsupported(
+                f"learning.optimizer = {cfg.learning.optimizer!r}: Brian2 learns weights as "
+                "the clock-driven iPC flow tau_w dw/dt = a eps phi (plain SGD); use "
+                "learning.optimizer = 'sgd' with Brian2, or [engine] kind = 'clocked'"
+            )
+    chip = cfg.chip.get("preset", "ideal") if isinstance(cfg.chip, dict) else "ideal"
+    if chip != "ideal":
+        raise BrianUnsupported(
+            f"chip preset {chip!r}: the Brian2 engine translates the ideal chip and uniform "
+            "weight quantisation only; use [engine] kind = 'clocked'"
+        )

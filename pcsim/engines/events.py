@@ -1,0 +1,1061 @@
+"""Event engine: asynchronous, clock-free predictive coding, one unit at a time (numba).
+
+On a chip there is no global step. Every value unit ``x_l[i]`` and every error unit
+``e_l[j]`` is its own small circuit that updates at its own times, reading whatever its
+neighbours last put on their wires. This engine simulates exactly that:
+
+- **Clocks.** Unit ``u`` with time constant ``tau_u`` (value units: ``circ.tau_scale``, the
+  chip's mismatch; error units: ``error_tau`` times that, or ``circ.error_tau_scale`` when a
+  chip provides one) fires on average ``events_per_tau / tau_u`` times per tau_x, on a Poisson
+  clock or a jittered periodic clock (lognormal intervals with relative std ``rate_jitter``,
+  random phases). A calendar queue of next event times (written here, inside numba) picks
+  the next unit in exact time order.
+- **Error units are state.** Error unit ``j`` of layer ``l`` relaxes towards its target
+  ``gain * (x_l[j] - mu_l[j]) + offset`` with ``mu_l[j] = a_l W_l[j,:] . phi(x_{l-1})
+  (+ b_l[j]) (+ x_{l-1}[j] if residual)``, computed from the presynaptic values its row of
+  synapses sees now. Given those held inputs the update is exact:
+  ``e <- target + (e - target) exp(-h / tau_e)`` with ``h`` the time since its last event.
+- **Value units.** Value unit ``i`` of layer ``l`` has the drift of :mod:`pcsim.field`
+  evaluated on what it sees: ``d = -e_l[i] + phi'(x_l[i]) a_{l+1} (W_{l+1}^T e_{l+1})[i]
+  (+ e_{l+1}[i] if residual) - leak x_l[i]``. It relaxes over the interval ``h`` since its last
+  event as ``dx/dt = -(x - c) / tau`` towards ``c = x + d`` held fixed (the drift frozen at
+  the event, as a real integrator sees constant inputs between changes):
+  ``x <- c + (x - c) exp(-h / tau) = x + (1 - exp(-h / tau)) d``.
+
+Why this relaxation form (and not an Euler step ``x += (h / tau) d``):
+
+1. *Same fixed points as the field.* A value unit is stationary iff ``d = 0`` and an error
+   unit iff ``e = target``; together these are exactly the zeros of ``field.activity_drift``
+   with ``eps = field.errors(..., units)``. Delays, rates and clocks change the path, never
+   the equilibrium.
+2. *No overshoot however long a unit was silent.* Every update is a convex combination
+   ``(1 - w) x + w c`` with ``w = 1 - exp(-h/tau)`` in ``(0, 1)``. An explicit Euler step on
+   stale inputs has the unbounded factor ``h / tau``: a unit that fired rarely (rate mismatch,
+   Poisson gaps) jumps far past its target and the network diverges (DESIGN.md section 3;
+   ``update="euler"`` reproduces it for comparison). For the error units, whose drift is
+   linear in their own state, the exponential update is the exact solution over the
+   interval.
+3. *The continuous system it discretises is stable for any time constants.* Linearised
+   about an equilibrium (errors ``eps = A x - b``, ``A`` of full column rank because every
+   free layer has its own error), the pair flow ``tau_x dx = -A^T e``,
+   ``tau_e de = -(e - G (A x - b))`` has the Lyapunov function
+   ``V = 1/2 sum tau_x dx^2 + 1/2 sum (tau_e / g) de^2`` with ``dV/dt = -sum de^2 / g
+   - sum leak dx^2 <= 0``, whatever the mismatch. As ``events_per_tau`` grows the event
+   process tends to this flow; at finite rates the convex-combination updates keep it a
+   damped asynchronous iteration. Delays short compared with tau keep it stable; the tests
+   check ``max |x - x*| <= 1e-6`` against the clocked engine with mismatch and delays on.
+
+Incremental bookkeeping keeps an event cheap and local. Each value layer keeps the running
+top-down sum ``back_l = W_{l+1}^T e_{l+1}`` (of the error values it sees): an error unit
+that changes by ``de`` adds ``de * W_{l+1}[j, :]`` (its own row: contiguous). The bottom-up
+prediction is the error unit's own row read: ``W_l[j, :] . phi`` (contiguous). So a value
+event costs O(1) and an error event O(fan-in), all on the unit's own row of synapses;
+``back`` is recomputed exactly every ``resync_every`` events to bound float drift.
+
+Delays: ``delay_up`` (bottom-up: value unit -> error units above) and ``delay_down``
+(top-down: error unit -> value units below), in tau_x units. A change is put on a FIFO with
+its arrival time (one FIFO per class: arrivals are in time order because the delay is the
+same for the whole class) and delivered then; a unit always reads the value as it was
+``delay`` ago. A unit's own pair (value unit <-> its error unit) is local: no delay.
+
+Learning (iPC, Salvatori et al., ICLR 2024): at each of its events, error unit ``j`` of layer
+``l`` integrates the weight flow ``tau_w dW_l[j,:]/dt = a_l e_l[j] phi(x_{l-1})`` over its
+own interval, with ``e`` the exact exponential path of that interval and ``phi`` what its
+row sees, and writes its own row (and bias). ``tau_w`` is in tau_x units. On the ideal
+substrate the rows are written in place in ``circ.net.weights`` (the chip sees them); on a
+modelled chip the changes are accumulated and written through ``circ.apply_weight_update``
+every ``sync_every`` tau_x, after which the weights are read again (``circ.read_weights``).
+
+Noise: value units follow the exact Ornstein-Uhlenbeck step of
+``tau dx = -(x - c) dt + sigma sqrt(tau) dW``: ``+ sigma sqrt((1 - exp(-2h/tau)) / 2) N(0,1)``
+with ``sigma^2 = engine sigma^2 + circ.thermal_sigma^2`` (the Euler-Maruyama amplitude of the
+clocked engine in the small-``h`` limit). Values are clipped to ``circ.rails``.
+
+The ledger: every event is counted per unit, every synapse read (a row MAC: bottom-up
+prediction, top-down broadcast) and write (a learning row) per weight layer, in
+:class:`EventStats`; :meth:`EventStats.energy_j` turns counts into joules with per-event
+costs, so energy follows activity.
+
+Batches: one sample is the natural mode. ``B > 1`` runs ``B`` independent copies one after
+another when the weights are frozen; with learning it is refused (copies would share one set
+of weights, which no asynchronous chip does): stream samples one by one or use the clocked
+engine for mini-batch iPC.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit
+
+from pcsim import activations
+from pcsim import field as pcfield
+from pcsim.activations import ACTIVATION_CODES
+from pcsim.circuit import Circuit
+from pcsim.engines.clocked import DivergenceError, check_finite
+from pcsim.kernels import _dphi, _phi
+from pcsim.optim import SGD
+
+CLOCKS = ("poisson", "periodic")
+UPDATES = ("exp", "euler")
+
+# statuses returned by the kernel
+_DONE, _FIFO_UP_FULL, _FIFO_DOWN_FULL, _DIVERGED = 0, 1, 2, 3
+_VALUE, _ERROR = 0, 1
+_FM = {"reassoc", "contract", "arcp", "nsz"}  # fastmath without nnan/ninf (times may be inf)
+
+
+# ---------------------------------------------------------------------------------------------
+# numba kernels
+# ---------------------------------------------------------------------------------------------
+# -- random numbers: xoshiro256+ (Blackman & Vigna, "Scrambled linear pseudorandom number
+# generators", ACM TOMS 2021), one state per simulated copy, seeded from circ.rng -----------
+_U64 = np.uint64
+
+
+@njit(cache=True, inline="always")
+def _rotl(x, k):
+    return (x << _U64(k)) | (x >> _U64(64 - k))
+
+
+@njit(cache=True, inline="always")
+def _uniform(s):
+    """Uniform in (0, 1) from the top 53 bits of xoshiro256+."""
+    s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
+    r = s0 + s3
+    t = s1 << _U64(17)
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    s3 = _rotl(s3, 45)
+    s[0], s[1], s[2], s[3] = s0, s1, s2, s3
+    return (float(r >> _U64(11)) + 0.5) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True, inline="always")
+def _normal(s):
+    """Standard normal (Box-Muller; one of the pair)."""
+    return math.sqrt(-2.0 * math.log(_uniform(s))) * math.cos(2.0 * math.pi * _uniform(s))
+
+
+@njit(cache=True, inline="always")
+def _interval(s, mean, poisson, jit_mu, jit_sigma):
+    """Time to a unit's next event: exponential (Poisson clock) or lognormal (periodic clock
+    with relative jitter; ``jit_mu = -jit_sigma^2 / 2`` keeps the mean interval at ``mean``)."""
+    if poisson:
+        return -mean * math.log(_uniform(s))
+    if jit_sigma > 0.0:
+        return mean * math.exp(jit_mu + jit_sigma * _normal(s))
+    return mean
+
+
+# -- the event set: a calendar queue (R. Brown, "Calendar queues: a fast O(1) priority queue
+# implementation for the simulation event set problem", CACM 31(10), 1988). Every unit has
+# exactly one pending event; bucket ``b = floor(t / w)`` (absolute number, stored per unit)
+# lives in slot ``b mod nb`` as a singly linked list. With ``w`` about one mean gap between
+# events of the whole network the current bucket holds about one event, so finding the next
+# event is O(1); a binary heap of ~1000 units measured ~80 ns per event here, this ~25 ns.
+@njit(cache=True, inline="always")
+def _cq_insert(head, nxt, bno, mask, inv_w, u, t):
+    b = np.int64(math.floor(t * inv_w))
+    bno[u] = b
+    slot = b & mask
+    nxt[u] = head[slot]
+    head[slot] = u
+
+
+@njit(cache=True, inline="always")
+def _cq_peek(head, nxt, bno, key, mask, cq):
+    """The unit with the earliest event and its predecessor in its slot's list; advances the
+    current bucket ``cq[0]`` past empty ones (no event can be scheduled before the minimum)."""
+    cur = cq[0]
+    while True:
+        u = head[cur & mask]
+        best, bprev, prev = -1, -1, -1
+        bk = np.inf
+        while u >= 0:
+            if bno[u] == cur and key[u] < bk:
+                best, bprev, bk = u, prev, key[u]
+            prev = u
+            u = nxt[u]
+        if best >= 0:
+            cq[0] = cur
+            return best, bprev
+        cur += 1
+
+
+@njit(cache=True)
+def _cq_build(head, nxt, bno, key, mask, inv_w, cq):
+    head[:] = -1
+    for u in range(key.shape[0]):
+        _cq_insert(head, nxt, bno, mask, inv_w, u, key[u])
+    cq[0] = np.int64(math.floor(np.min(key) * inv_w))
+
+
+@njit(cache=True, fastmath=_FM)
+def _row_dot(row, v):
+    acc = 0.0
+    for k in range(row.shape[0]):
+        acc += row[k] * v[k]
+    return acc
+
+
+@njit(cache=True, fastmath=_FM)
+def _axpy(y, a, x):
+    for k in range(y.shape[0]):
+        y[k] += a * x[k]
+
+
+@njit(cache=True, fastmath=_FM)
+def _learn_row(row, back, de, c, e_seen_new, p):
+    """back += de * row + (c * e_seen_new) * p ; row += c * p (fused, one pass)."""
+    ce = c * e_seen_new
+    for k in range(row.shape[0]):
+        w = row[k]
+        pk = p[k]
+        back[k] += de * w + ce * pk
+        row[k] = w + c * pk
+
+
+@njit(cache=True)
+def _recompute_back(Ws, e_seen, back, xoff, eoff, free):
+    """back_l = W_{l+1}^T e_seen_{l+1} exactly, for every free layer l < L."""
+    L = len(Ws)
+    for i in range(L):
+        if not free[i]:
+            continue
+        b = back[xoff[i] : xoff[i + 1]]
+        b[:] = 0.0
+        W = Ws[i]
+        es = e_seen[eoff[i] : eoff[i + 1]]
+        for j in range(W.shape[0]):
+            _axpy(b, es[j], W[j])
+
+
+@njit(cache=True)
+def _run_events(
+    t_end,
+    # network
+    Ws,
+    bs,
+    has_bias,
+    scales,
+    residual,
+    free,
+    act,
+    xoff,
+    eoff,
+    # unit circuits
+    egain,
+    eoff_v,
+    leak,
+    amp,
+    rail_lo,
+    rail_hi,
+    # state
+    x,
+    e,
+    x_seen,
+    phi_seen,
+    e_seen,
+    back,
+    # units and clocks
+    ukind,
+    ulayer,
+    uidx,
+    utau,
+    umean,
+    unext,
+    ulast,
+    cq_head,
+    cq_next,
+    cq_bno,
+    cq_cur,
+    cq_inv_w,
+    rng,
+    poisson,
+    jit_mu,
+    jit_sigma,
+    exp_update,
+    # delays (FIFOs are rings: times, indices, values)
+    delay_up,
+    fu_t,
+    fu_i,
+    fu_x,
+    fu_p,
+    fu_state,
+    delay_down,
+    fd_t,
+    fd_i,
+    fd_v,
+    fd_state,
+    # learning
+    learn,
+    inv_tau_w,
+    direct,
+    accW,
+    accb,
+    # ledger
+    counts,
+    reads,
+    writes,
+    deliveries,
+    resync_every,
+    since_resync,
+):
+    """Advance every unit until ``t_end``. Returns ``(status, t_reached)``.
+
+    ``fu_state``/``fd_state`` = [head, count]; ``since_resync`` = [events since the last
+    exact recomputation of ``back``]. The state arrays are updated in place, so a call that
+    returns early (a full FIFO) resumes exactly where it stopped.
+    """
+    L = len(Ws)
+    mask = cq_head.shape[0] - 1
+    cap_u = fu_t.shape[0]
+    cap_d = fd_t.shape[0]
+    t = -np.inf
+    while True:
+        u, uprev = _cq_peek(cq_head, cq_next, cq_bno, unext, mask, cq_cur)
+        tu = unext[u]
+        tup = fu_t[fu_state[0]] if fu_state[1] > 0 else np.inf
+        tdn = fd_t[fd_state[0]] if fd_state[1] > 0 else np.inf
+        if tup <= tu and tup <= tdn:
+            if tup > t_end:
+                return _DONE, t_end
+            # deliver a bottom-up change: x and phi of one value unit reach the row above
+            h0 = fu_state[0]
+            k = fu_i[h0]
+            x_seen[k] = fu_x[h0]
+            phi_seen[k] = fu_p[h0]
+            fu_state[0] = (h0 + 1) % cap_u
+            fu_state[1] -= 1
+            deliveries[0] += 1
+            t = tup
+            continue
+        if tdn <= tu:
+            if tdn > t_end:
+                return _DONE, t_end
+            # deliver a top-down change: e of one error unit reaches the value units below
+            h0 = fd_state[0]
+            q = fd_i[h0]
+            v = fd_v[h0]
+            fd_state[0] = (h0 + 1) % cap_d
+            fd_state[1] -= 1
+            deliveries[1] += 1
+            i = 0
+            while q >= eoff[i + 1]:
+                i += 1
+            j = q - eoff[i]
+            de = v - e_seen[q]
+            e_seen[q] = v
+            _axpy(back[xoff[i] : xoff[i + 1]], de, Ws[i][j])
+            reads[i] += Ws[i].shape[1]
+            t = tdn
+            continue
+        if tu > t_end:
+            return _DONE, t_end
+        kind = ukind[u]
+        l = ulayer[u]
+        n = uidx[u]
+        # room for the change this event may send (resume after Python grows the FIFO)
+        if kind == _VALUE and delay_up > 0.0 and l < L and fu_state[1] >= cap_u:
+            return _FIFO_UP_FULL, tu
+        if kind == _ERROR and delay_down > 0.0 and free[l - 1] and fd_state[1] >= cap_d:
+            return _FIFO_DOWN_FULL, tu
+        # take the unit's event out of the calendar
+        if uprev < 0:
+            cq_head[cq_cur[0] & mask] = cq_next[u]
+        else:
+            cq_next[uprev] = cq_next[u]
+        t = tu
+        h = t - ulast[u]
+        ulast[u] = t
+        tau = utau[u]
+        counts[u] += 1
+        if kind == _VALUE:
+            q = xoff[l] + n
+            xv = x[q]
+            d = -leak[q] * xv
+            if l > 0:
+                d -= e[eoff[l - 1] + n]  # its own error unit: a local wire, never delayed
+            if l < L:
+                top = scales[l] * back[q]
+                if l > 0:
+                    top *= _dphi(xv, act)
+                d += top
+                if residual[l]:
+                    d += e_seen[eoff[l] + n]
+            if exp_update:
+                w = -math.expm1(-h / tau)
+            else:
+                w = h / tau  # explicit Euler on stale inputs (for comparison only)
+            xn = xv + w * d
+            if amp[q] > 0.0:
+                xn += amp[q] * math.sqrt(-0.5 * math.expm1(-2.0 * h / tau)) * _normal(rng)
+            if xn < rail_lo:
+                xn = rail_lo
+            elif xn > rail_hi:
+                xn = rail_hi
+            if not math.isfinite(xn) or abs(xn) > 1e6:
+                x[q] = xn
+                return _DIVERGED, t
+            x[q] = xn
+            if l < L:
+                pn = _phi(xn, act) if l > 0 else xn
+                if delay_up > 0.0:
+                    tail = (fu_state[0] + fu_state[1]) % cap_u
+                    fu_t[tail] = t + delay_up
+                    fu_i[tail] = q
+                    fu_x[tail] = xn
+                    fu_p[tail] = pn
+                    fu_state[1] += 1
+                else:
+                    x_seen[q] = xn
+                    phi_seen[q] = pn
+        else:
+            i = l - 1  # weight layer index of W_l
+            q = eoff[i] + n
+            row = Ws[i][n]
+            pre = phi_seen[xoff[i] : xoff[i + 1]]
+            nin = row.shape[0]
+            mu = scales[i] * _row_dot(row, pre)
+            reads[i] += nin
+            if has_bias:
+                mu += bs[i][n]
+            if residual[i]:
+                mu += x_seen[xoff[i] + n]
+            target = egain[q] * (x[xoff[l] + n] - mu) + eoff_v[q]
+            eo = e[q]
+            if exp_update:
+                dec = math.exp(-h / tau)
+            else:
+                dec = 1.0 - h / tau  # explicit Euler on stale inputs (for comparison only)
+            en = target + (eo - target) * dec
+            e[q] = en
+            c = 0.0
+            if learn:
+                # exact integral of the exponential path over the interval
+                integral = target * h + (eo - target) * tau * (1.0 - dec)
+                c = scales[i] * integral * inv_tau_w
+                if has_bias:
+                    if direct:
+                        bs[i][n] += integral * inv_tau_w
+                    else:
+                        accb[i][n] += integral * inv_tau_w
+                writes[i] += nin
+            below_free = free[i]
+            if below_free and delay_down > 0.0:
+                tail = (fd_state[0] + fd_state[1]) % cap_d
+                fd_t[tail] = t + delay_down
+                fd_i[tail] = q
+                fd_v[tail] = en
+                fd_state[1] += 1
+            if learn and not direct:
+                _axpy(accW[i][n], c, pre)
+            if below_free:
+                bk = back[xoff[i] : xoff[i + 1]]
+                if delay_down > 0.0:
+                    if learn and direct:
+                        _learn_row(row, bk, 0.0, c, e_seen[q], pre)
+                else:
+                    de = en - e_seen[q]
+                    e_seen[q] = en
+                    if learn and direct:
+                        _learn_row(row, bk, de, c, en, pre)
+                    else:
+                        _axpy(bk, de, row)
+                    reads[i] += nin
+            else:
+                e_seen[q] = en  # nobody below listens; keep the wire value anyway
+                if learn and direct:
+                    _axpy(row, c, pre)
+        # next event of this unit
+        tn = t + _interval(rng, umean[u], poisson, jit_mu, jit_sigma)
+        unext[u] = tn
+        _cq_insert(cq_head, cq_next, cq_bno, mask, cq_inv_w, u, tn)
+        since_resync[0] += 1
+        if since_resync[0] >= resync_every:
+            _recompute_back(Ws, e_seen, back, xoff, eoff, free)
+            since_resync[0] = 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Python side
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class EventCosts:
+    """Energy per event (joules), for :meth:`EventStats.energy_j`; the chip fills these."""
+
+    value_event_j: float = 0.0
+    error_event_j: float = 0.0
+    synapse_read_j: float = 0.0
+    synapse_write_j: float = 0.0
+
+
+@dataclass
+class EventStats:
+    """What one :meth:`EventsEngine.run` did: the ledger of events.
+
+    ``value_events[l]`` (n_l,) and ``error_events[l - 1]`` (n_l,) count each unit's events
+    (summed over the batch rows); ``synapse_reads[i]`` / ``synapse_writes[i]`` count synapse
+    reads (row MACs: bottom-up predictions and top-down broadcasts) and writes (learning) of
+    weight layer ``i`` (W_{i+1}).
+    """
+
+    value_events: list[np.ndarray]
+    error_events: list[np.ndarray]
+    synapse_reads: np.ndarray
+    synapse_writes: np.ndarray
+    deliveries: int
+    sim_time: float
+    wall_seconds: float
+
+    @property
+    def total_value_events(self) -> int:
+        return int(sum(int(v.sum()) for v in self.value_events))
+
+    @property
+    def total_error_events(self) -> int:
+        return int(sum(int(v.sum()) for v in self.error_events))
+
+    @property
+    def total_events(self) -> int:
+        """Unit events (value + error), the activity that costs energy."""
+        return self.total_value_events + self.total_error_events
+
+    @property
+    def events_per_second(self) -> float:
+        return self.total_events / self.wall_seconds if self.wall_seconds > 0 else math.inf
+
+    def energy_j(self, costs: EventCosts) -> dict[str, float]:
+        """Joules by component: unit events, synapse reads and writes, charged per event."""
+        return {
+            "value_events": self.total_value_events * costs.value_event_j,
+            "error_events": self.total_error_events * costs.error_event_j,
+            "synapse_reads": float(self.synapse_reads.sum()) * costs.synapse_read_j,
+            "synapse_writes": float(self.synapse_writes.sum()) * costs.synapse_write_j,
+        }
+
+    def charge(self, ledger, costs: EventCosts) -> float:
+        """Charge ``ledger`` (``charge(component, joules, count)``); returns the joules."""
+        counts = {
+            "value_events": self.total_value_events,
+            "error_events": self.total_error_events,
+            "synapse_reads": int(self.synapse_reads.sum()),
+            "synapse_writes": int(self.synapse_writes.sum()),
+        }
+        total = 0.0
+        for k, j in self.energy_j(costs).items():
+            ledger.charge(k, j, counts[k])
+            total += j
+        return total
+
+    def merge(self, other: EventStats) -> EventStats:
+        return EventStats(
+            [a + b for a, b in zip(self.value_events, other.value_events, strict=True)],
+            [a + b for a, b in zip(self.error_events, other.error_events, strict=True)],
+            self.synapse_reads + other.synapse_reads,
+            self.synapse_writes + other.synapse_writes,
+            self.deliveries + other.deliveries,
+            self.sim_time + other.sim_time,
+            self.wall_seconds + other.wall_seconds,
+        )
+
+
+@dataclass
+class _Fifo:
+    t: np.ndarray
+    i: np.ndarray
+    v: np.ndarray
+    p: np.ndarray
+    state: np.ndarray  # [head, count]
+
+    @classmethod
+    def empty(cls, cap: int) -> _Fifo:
+        return cls(
+            np.empty(cap),
+            np.empty(cap, np.int64),
+            np.empty(cap),
+            np.empty(cap),
+            np.zeros(2, np.int64),
+        )
+
+    def grown(self) -> _Fifo:
+        cap = self.t.shape[0]
+        head, count = int(self.state[0]), int(self.state[1])
+        order = (head + np.arange(count)) % cap
+        new = _Fifo.empty(2 * cap)
+        for src, dst in ((self.t, new.t), (self.i, new.i), (self.v, new.v), (self.p, new.p)):
+            dst[:count] = src[order]
+        new.state[:] = (0, count)
+        return new
+
+    def shift(self, dt: float) -> None:
+        self.t += dt
+
+
+@dataclass
+class _SampleState:
+    """Everything one asynchronous copy of the network carries from call to call."""
+
+    x: np.ndarray
+    e: np.ndarray
+    x_seen: np.ndarray
+    phi_seen: np.ndarray
+    e_seen: np.ndarray
+    back: np.ndarray
+    unext: np.ndarray
+    ulast: np.ndarray
+    cq_head: np.ndarray
+    cq_next: np.ndarray
+    cq_bno: np.ndarray
+    cq_cur: np.ndarray
+    cq_inv_w: float
+    rng: np.ndarray
+    fifo_up: _Fifo
+    fifo_down: _Fifo
+    t: float
+    free: tuple[bool, ...]
+
+
+@dataclass
+class EventsEngine:
+    """Asynchronous engine: every unit on its own clock (see the module docstring).
+
+    Parameters (times in tau_x units):
+      events_per_tau: mean events of a unit per its own time constant (its rate is
+        ``events_per_tau / tau_unit``); the time resolution of the simulated circuit.
+      clock: "poisson" (exponential intervals) or "periodic" (lognormal intervals with relative
+        std ``rate_jitter``, random phases).
+      delay_up / delay_down: transmission delay of bottom-up predictions / top-down errors.
+      error_tau: error units' time constant relative to their value unit's (mismatch shared).
+      sigma: value-unit noise amplitude (as ClockedEngine's Euler-Maruyama sigma).
+      update: "exp" (exact exponential relaxation, the engine) or "euler" (explicit Euler step
+        on stale inputs, kept only to show why it is not used).
+      resync_every: events between exact recomputations of the running top-down sums.
+      sync_every: on a modelled (non-ideal) chip, tau_x between writes of the accumulated
+        weight changes through ``circ.apply_weight_update`` and fresh weight reads.
+    Randomness (clocks, noise) is drawn from ``circ.rng``.
+    """
+
+    events_per_tau: float = 10.0
+    clock: str = "poisson"
+    rate_jitter: float = 0.0
+    delay_up: float = 0.0
+    delay_down: float = 0.0
+    error_tau: float = 1.0
+    sigma: float = 0.0
+    update: str = "exp"
+    resync_every: int = 1 << 20
+    sync_every: float = 1.0
+    _states: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _key: tuple | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.clock not in CLOCKS:
+            raise ValueError(f"clock must be one of {CLOCKS}, got {self.clock!r}")
+        if self.update not in UPDATES:
+            raise ValueError(f"update must be one of {UPDATES}, got {self.update!r}")
+        for name in ("events_per_tau", "error_tau", "sync_every"):
+            v = getattr(self, name)
+            if not (v > 0 and math.isfinite(v)):
+                raise ValueError(f"{name} must be a positive finite number, got {v}")
+        for name in ("rate_jitter", "delay_up", "delay_down", "sigma"):
+            v = getattr(self, name)
+            if not (v >= 0 and math.isfinite(v)):
+                raise ValueError(f"{name} must be >= 0, got {v}")
+        if self.rate_jitter > 0 and self.clock != "periodic":
+            raise ValueError(
+                "rate_jitter applies to clock='periodic' (Poisson intervals already have a "
+                "relative std of 1)"
+            )
+        if self.resync_every < 1:
+            raise ValueError("resync_every must be >= 1")
+
+    def reset(self) -> None:
+        """Forget the carried state (error units, wires in flight, clocks)."""
+        self._states = {}
+        self._key = None
+
+    # -- set-up -------------------------------------------------------------------------------
+    def _unit_tables(self, circ: Circuit, free: Sequence[bool]):
+        net = circ.net
+        sizes, L = net.sizes, net.n_layers
+        kinds, layers, idx, taus = [], [], [], []
+        for l in range(L + 1):
+            if free[l]:
+                n = sizes[l]
+                kinds.append(np.full(n, _VALUE, np.int8))
+                layers.append(np.full(n, l, np.int32))
+                idx.append(np.arange(n, dtype=np.int32))
+                taus.append(np.asarray(circ.tau_scale[l], np.float64))
+        etau = getattr(circ, "error_tau_scale", None)
+        for l in range(1, L + 1):
+            n = sizes[l]
+            kinds.append(np.full(n, _ERROR, np.int8))
+            layers.append(np.full(n, l, np.int32))
+            idx.append(np.arange(n, dtype=np.int32))
+            base = etau[l] if etau is not None else circ.tau_scale[l]
+            taus.append(self.error_tau * np.asarray(base, np.float64))
+        utau = np.concatenate(taus)
+        if not np.all(utau > 0) or not np.all(np.isfinite(utau)):
+            raise ValueError("unit time constants (circ.tau_scale) must be positive and finite")
+        return np.concatenate(kinds), np.concatenate(layers), np.concatenate(idx), utau
+
+    def _new_state(self, circ, x_flat, free, tables, t0, Ws, bs):
+        net = circ.net
+        L = net.n_layers
+        xoff = self._xoff
+        kinds, layers, idx, utau = tables
+        # error units start at their targets for the current activities (as the clocked
+        # engine's instantaneous errors); the wires start carrying the current values
+        xs1 = [x_flat[xoff[l] : xoff[l + 1]][None, :] for l in range(L + 1)]
+        eps = pcfield.errors(net, xs1, list(Ws), circ.units)
+        e = np.concatenate([v[0] for v in eps]).astype(np.float64)
+        phi = activations.get(net.activation)[0]
+        phi_seen = x_flat.copy()
+        for l in range(1, L + 1):
+            phi_seen[xoff[l] : xoff[l + 1]] = phi(x_flat[xoff[l] : xoff[l + 1]])
+        umean = utau / self.events_per_tau
+        rng = circ.rng
+        if self.clock == "poisson":
+            unext = t0 + rng.exponential(umean)
+        else:
+            unext = t0 + rng.uniform(0.0, 1.0, umean.shape) * umean
+        ulast = np.full(utau.shape, t0)
+        nunits = utau.shape[0]
+        nb = 1 << max(4, int(math.ceil(math.log2(4 * nunits))))
+        inv_w = float(np.sum(1.0 / umean))  # bucket width: one mean gap between events
+        cq = (np.full(nb, -1, np.int64), np.full(nunits, -1, np.int64), np.zeros(nunits, np.int64))
+        cq_cur = np.zeros(1, np.int64)
+        _cq_build(*cq, unext, nb - 1, inv_w, cq_cur)
+        seed = rng.integers(1, 2**63 - 1, size=4, dtype=np.int64).astype(np.uint64)
+        cap = 1024
+        if self.delay_up > 0 or self.delay_down > 0:
+            rate = float(np.sum(1.0 / umean))
+            cap = max(cap, int(2 * rate * max(self.delay_up, self.delay_down)) + 1024)
+        return _SampleState(
+            x=x_flat,
+            e=e,
+            x_seen=x_flat.copy(),
+            phi_seen=phi_seen,
+            e_seen=e.copy(),
+            back=np.zeros_like(x_flat),
+            unext=unext,
+            ulast=ulast,
+            cq_head=cq[0],
+            cq_next=cq[1],
+            cq_bno=cq[2],
+            cq_cur=cq_cur,
+            cq_inv_w=inv_w,
+            rng=seed,
+            fifo_up=_Fifo.empty(cap if self.delay_up > 0 else 1),
+            fifo_down=_Fifo.empty(cap if self.delay_down > 0 else 1),
+            t=t0,
+            free=tuple(free),
+        )
+
+    # -- the run ------------------------------------------------------------------------------
+    def run(
+        self,
+        circ: Circuit,
+        xs: list[np.ndarray],
+        free: Sequence[bool],
+        duration: float,
+        tau_w: float | None = None,
+    ) -> EventStats:
+        """Let every unit run on its own clock for ``duration`` (tau_x units), in place on
+        ``xs``; with ``tau_w`` the error units also learn (iPC weight flow, ``tau_w`` in tau_x
+        units). Advances ``circ.t``. Returns the event ledger. Raises DivergenceError on
+        blow-up, ValueError for ``B > 1`` with learning."""
+        net = circ.net
+        L = net.n_layers
+        free = tuple(bool(f) for f in free)
+        if len(free) != L + 1 or len(xs) != L + 1:
+            raise ValueError(f"xs and free need one entry per layer (0..{L})")
+        if not (duration >= 0 and math.isfinite(duration)):
+            raise ValueError(f"duration must be >= 0 and finite, got {duration}")
+        if tau_w is not None and not (tau_w > 0):
+            raise ValueError(f"tau_w must be positive, got {tau_w}")
+        B = xs[0].shape[0]
+        learn = tau_w is not None
+        if learn and B != 1:
+            raise ValueError(
+                f"the events engine learns from one sample at a time (batch {B} given): "
+                "copies of the network would share one set of weights, which no asynchronous "
+                "chip does. Stream the samples one by one (batch size 1, e.g. IPCEvents) or use "
+                "the clocked engine for mini-batch iPC."
+            )
+        sizes = net.sizes
+        self._xoff = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self._eoff = np.concatenate([[0], np.cumsum(sizes[1:])]).astype(np.int64)
+        key = (id(circ), sizes, free, B)
+        if key != self._key:
+            self._states = {}
+            self._key = key
+        tables = self._unit_tables(circ, free)
+        t0 = float(circ.t)
+        direct = bool(getattr(circ, "ideal", True))
+        total = None
+        wall0 = time.perf_counter()
+        for b in range(B):
+            x_flat = np.concatenate([np.asarray(x[b], np.float64) for x in xs])
+            st = self._states.get(b)
+            Ws, bs = self._weights(circ, direct)
+            if st is None or not _continues(st, x_flat, free, self._xoff):
+                st = self._new_state(circ, x_flat, free, tables, t0, Ws, bs)
+                self._states[b] = st
+            else:
+                self._resume(st, x_flat, free, t0, net)
+            stats = self._integrate(circ, st, tables, free, t0, duration, tau_w, direct)
+            for l in range(L + 1):
+                if free[l]:
+                    xs[l][b] = st.x[self._xoff[l] : self._xoff[l + 1]]
+            total = stats if total is None else total.merge(stats)
+        circ.t = t0 + duration
+        total.wall_seconds = time.perf_counter() - wall0
+        total.sim_time = duration
+        check_finite(xs, free, circ.t)
+        return total
+
+    def _weights(self, circ: Circuit, direct: bool):
+        net = circ.net
+        Ws = tuple(net.weights) if direct else tuple(circ.read_weights())
+        if net.biases is not None:
+            bs = tuple(net.biases)
+        else:
+            bs = tuple(np.zeros(n, net.dtype) for n in net.sizes[1:])
+        return Ws, bs
+
+    def _resume(self, st: _SampleState, x_flat, free, t0, net) -> None:
+        """Continue a carried state: new clamped values arrive; clocks follow ``circ.t``."""
+        if st.t != t0:
+            dt = t0 - st.t
+            st.unext += dt
+            st.ulast += dt
+            st.fifo_up.shift(dt)
+            st.fifo_down.shift(dt)
+            st.t = t0
+            _cq_build(
+                st.cq_head,
+                st.cq_next,
+                st.cq_bno,
+                st.unext,
+                st.cq_head.shape[0] - 1,
+                st.cq_inv_w,
+                st.cq_cur,
+            )
+        phi = activations.get(net.activation)[0]
+        xoff = self._xoff
+        for l in range(len(free)):
+            if not free[l]:  # clamped inputs / targets: the external event, on their wires now
+                sl = slice(xoff[l], xoff[l + 1])
+                st.x[sl] = x_flat[sl]
+                st.x_seen[sl] = x_flat[sl]
+                st.phi_seen[sl] = x_flat[sl] if l == 0 else phi(x_flat[sl])
+
+    def _integrate(self, circ, st, tables, free, t0, duration, tau_w, direct) -> EventStats:
+        net = circ.net
+        L = net.n_layers
+        kinds, layers, idx, utau = tables
+        umean = utau / self.events_per_tau
+        egain = np.concatenate([np.asarray(g, np.float64) for g in circ.units.error_gain[1:]])
+        eoffv = np.concatenate([np.asarray(o, np.float64) for o in circ.units.error_offset[1:]])
+        leak = np.concatenate([np.asarray(k, np.float64) for k in circ.units.leak])
+        amp = np.concatenate(
+            [np.sqrt(self.sigma**2 + np.asarray(s, np.float64) ** 2) for s in circ.thermal_sigma]
+        )
+        lo, hi = (float(r) for r in circ.rails)
+        scales = np.asarray(net.scales, np.float64)
+        residual = np.asarray(net.residual, np.bool_)
+        free_a = np.asarray(free, np.bool_)
+        act = ACTIVATION_CODES[net.activation]
+        poisson = self.clock == "poisson"
+        js = math.sqrt(math.log1p(self.rate_jitter**2)) if self.rate_jitter > 0 else 0.0
+        jm = -0.5 * js * js
+        counts = np.zeros(utau.shape[0], np.int64)
+        reads = np.zeros(L, np.int64)
+        writes = np.zeros(L, np.int64)
+        deliveries = np.zeros(2, np.int64)
+        since = np.zeros(1, np.int64)
+        learn = tau_w is not None
+        inv_tau_w = 1.0 / tau_w if learn else 0.0
+        t_final = t0 + duration
+        sync = self.sync_every if (learn and not direct) else math.inf
+        t = t0
+        while True:
+            Ws, bs = self._weights(circ, direct)
+            accW = tuple(np.zeros_like(W) for W in Ws) if not direct else Ws
+            accb = tuple(np.zeros_like(b) for b in bs) if not direct else bs
+            _recompute_back(Ws, st.e_seen, st.back, self._xoff, self._eoff, free_a)
+            since[0] = 0
+            t_chunk = min(t_final, t + sync)
+            while True:
+                status, t = _run_events(
+                    t_chunk,
+                    Ws,
+                    bs,
+                    net.has_bias,
+                    scales,
+                    residual,
+                    free_a,
+                    act,
+                    self._xoff,
+                    self._eoff,
+                    egain,
+                    eoffv,
+                    leak,
+                    amp,
+                    lo,
+                    hi,
+                    st.x,
+                    st.e,
+                    st.x_seen,
+                    st.phi_seen,
+                    st.e_seen,
+                    st.back,
+                    kinds,
+                    layers,
+                    idx,
+                    utau,
+                    umean,
+                    st.unext,
+                    st.ulast,
+                    st.cq_head,
+                    st.cq_next,
+                    st.cq_bno,
+                    st.cq_cur,
+                    st.cq_inv_w,
+                    st.rng,
+                    poisson,
+                    jm,
+                    js,
+                    self.update == "exp",
+                    self.delay_up,
+                    st.fifo_up.t,
+                    st.fifo_up.i,
+                    st.fifo_up.v,
+                    st.fifo_up.p,
+                    st.fifo_up.state,
+                    self.delay_down,
+                    st.fifo_down.t,
+                    st.fifo_down.i,
+                    st.fifo_down.v,
+                    st.fifo_down.state,
+                    learn,
+                    inv_tau_w,
+                    direct,
+                    accW,
+                    accb,
+                    counts,
+                    reads,
+                    writes,
+                    deliveries,
+                    self.resync_every,
+                    since,
+                )
+                if status == _FIFO_UP_FULL:
+                    st.fifo_up = st.fifo_up.grown()
+                elif status == _FIFO_DOWN_FULL:
+                    st.fifo_down = st.fifo_down.grown()
+                elif status == _DIVERGED:
+                    raise DivergenceError(
+                        f"event simulation diverged at t = {t:.4g} tau_x (a value unit left "
+                        f"the finite range); with update='euler' this is expected"
+                    )
+                else:
+                    break
+            if not direct and learn:
+                circ.apply_weight_update(list(accW), list(accb) if net.has_bias else None)
+            if t >= t_final:
+                break
+        st.t = t_final
+        value_events, error_events = [], []
+        pos = 0
+        for l in range(L + 1):
+            if free[l]:
+                value_events.append(counts[pos : pos + net.sizes[l]].copy())
+                pos += net.sizes[l]
+            else:
+                value_events.append(np.zeros(net.sizes[l], np.int64))
+        for l in range(1, L + 1):
+            error_events.append(counts[pos : pos + net.sizes[l]].copy())
+            pos += net.sizes[l]
+        return EventStats(
+            value_events, error_events, reads, writes, int(deliveries.sum()), duration, 0.0
+        )
+
+
+def _continues(st: _SampleState, x_flat: np.ndarray, free, xoff) -> bool:
+    """A carried state continues when the free activities are the ones it left."""
+    if st.free != tuple(free):
+        return False
+    for l, f in enumerate(free):
+        if f and not np.array_equal(st.x[xoff[l] : xoff[l + 1]], x_flat[xoff[l] : xoff[l + 1]]):
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# iPC on the events engine
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class IPCEvents:
+    """Incremental PC on the events engine: a stream of single samples, each held for ``T``
+    (tau_x units) while every error unit learns its own row at its own events.
+
+    ``train_batch`` presents the rows of a mini-batch one after another (the events engine is
+    a stream; see :class:`EventsEngine`). The weight flow is ``tau_w dW/dt = -dF/dW`` with
+    ``tau_w`` in tau_x units; when ``tau_w`` is None it is taken from a plain SGD optimiser as
+    ``tau_w = 1 / lr`` (``lr`` read as a learning rate per tau_x); other optimisers need an
+    explicit ``tau_w``. Matched with the clocked iPC at batch 1: ``SGD(lr = dt / tau_w)``.
+    """
+
+    T: float = 2.0
+    tau_w: float | None = None
+    init: str = "feedforward"
+    name: str = "ipc_events"
+    last_stats: EventStats | None = field(default=None, repr=False)
+    _carry: list[np.ndarray] | None = field(default=None, repr=False)
+
+    def _tau_w(self, optimizer) -> float:
+        if self.tau_w is not None:
+            return float(self.tau_w)
+        if not isinstance(optimizer, SGD) or optimizer.momentum != 0.0:
+            raise ValueError(
+                "IPCEvents integrates the plain weight flow: give tau_w, or a plain SGD "
+                "optimiser (momentum 0) whose lr is read as 1 / tau_w per tau_x"
+            )
+        return 1.0 / float(optimizer.lr)
+
+    def train_batch(self, circ, engine: EventsEngine, optimizer, x, y) -> float:
+        from pcsim.algorithms import _bottom_to_top, _free_mask, initial_activities
+
+        if self.init not in ("feedforward", "carry"):
+            raise ValueError("init must be 'feedforward' or 'carry'")
+        net = circ.net
+        tau_w = self._tau_w(optimizer)
+        bottom, top = _bottom_to_top(net, x, y)
+        free = _free_mask(net, training=True)
+        energies = []
+        stats = None
+        for r in range(bottom.shape[0]):
+            b1, t1 = bottom[r : r + 1], top[r : r + 1]
+            if self.init == "carry" and self._carry is not None:
+                xs = self._carry
+                xs[0][...] = b1
+                xs[-1][...] = t1
+            else:
+                xs = initial_activities(circ, b1, t1)
+            s = engine.run(circ, xs, free, self.T, tau_w=tau_w)
+            stats = s if stats is None else stats.merge(s)
+            self._carry = xs
+            energies.append(pcfield.energy(net, xs, circ.read_weights()))
+        self.last_stats = stats
+        return float(np.mean(energies))

@@ -1,0 +1,86 @@
+"""Inference on the modelled chip, timed and costed: how long the circuit takes to settle from
+rest, and how many joules one inference costs.
+
+Settling time is the classic definition: the first time after which the output stays within
+``tol`` (activity units) of its final value. It is measured on a batch of samples, each its own
+circuit, and reported for the slowest one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hardware_models.costs import EnergyLedger
+from pcsim.algorithms import initial_activities
+from pcsim.circuit import Circuit
+from pcsim.engines.clocked import ClockedEngine
+
+
+@dataclass
+class InferenceCost:
+    """Per-sample inference latency (tau_x and seconds) and energy (joules, by component)."""
+
+    settle_tau: float
+    latency_s: float
+    energy_j: float
+    breakdown_j: dict[str, float]
+    settled: bool
+
+
+def _rest_state(circ: Circuit, x: np.ndarray) -> list[np.ndarray]:
+    xs = initial_activities(circ, x, None)
+    for v in xs[1:]:
+        v[...] = 0.0
+    return xs
+
+
+def measure_inference(
+    circ: Circuit,
+    x: np.ndarray,
+    engine: ClockedEngine,
+    tol: float = 1e-3,
+    max_time: float = 60.0,
+    chunk: float = 0.5,
+) -> InferenceCost:
+    """Settle the supervised network from rest (hidden and output at 0, input clamped) and
+    price one inference per sample. The circuit's clock and ledger are restored afterwards."""
+    net = circ.net
+    if net.mode != "supervised":
+        raise ValueError("inference latency is measured for supervised networks")
+    saved = circ.t, circ.ledger
+    free = [l > 0 for l in range(net.n_layers + 1)]
+    chunk = max(chunk, engine.dt)
+    try:
+        circ.ledger = EnergyLedger()
+        xs = _rest_state(circ, x)
+        outputs = [xs[-1].copy()]
+        n_chunks = int(np.ceil(max_time / chunk))
+        for _ in range(n_chunks):
+            engine.run(circ, xs, free, chunk)
+            outputs.append(xs[-1].copy())
+        traj = np.stack(outputs)  # (n_chunks + 1, B, n_out)
+        dev = np.abs(traj - traj[-1]).max(axis=(1, 2))
+        outside = np.nonzero(dev > tol)[0]
+        k = 0 if outside.size == 0 else int(outside[-1]) + 1
+        settled = k < len(dev) - 1
+        settle_tau = k * chunk
+        # price exactly the settling transient, from rest again, on a fresh ledger
+        circ.ledger = EnergyLedger()
+        xs = _rest_state(circ, x)
+        if settle_tau > 0:
+            engine.run(circ, xs, free, settle_tau)
+        circ.adc(xs[-1])
+        B = x.shape[0]
+        breakdown = {k: v / B for k, v in circ.ledger.by_component().items()}
+    finally:
+        circ.t, circ.ledger = saved
+    adc_latency = circ.chip.converters.adc_latency_s if circ.chip is not None else 0.0
+    return InferenceCost(
+        settle_tau=settle_tau,
+        latency_s=circ.seconds(settle_tau) + adc_latency,
+        energy_j=float(sum(breakdown.values())),
+        breakdown_j=breakdown,
+        settled=settled,
+    )

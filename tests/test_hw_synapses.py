@@ -1,0 +1,279 @@
+"""Crossbar device model: levels, noise, drift, update response, stuck devices, ideal identity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hardware_models import Crossbar, SynapseConfig
+from hardware_models.synapses import pcm_programming_noise_s
+
+
+def _xb(shape=(200, 200), dtype=np.float64, **kw) -> Crossbar:
+    return Crossbar(SynapseConfig(**kw), shape, dtype)
+
+
+# -- ideal ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ideal_read_is_stored_array_and_update_is_bit_identical(dtype):
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((7, 5)).astype(dtype)
+    xb = _xb((7, 5), dtype)
+    assert xb.is_ideal
+    xb.program(W)  # no rng needed
+    assert xb.read(123.0) is xb.weights
+    assert xb.read(5.0, rng, out=np.empty_like(W)) is xb.weights
+    expected = W.copy()
+    for _ in range(50):
+        dW = (1e-3 * rng.standard_normal(W.shape)).astype(dtype)
+        expected += dW
+        n = xb.update(dW)
+        assert n == np.count_nonzero(dW)
+        assert xb.read(0.0) is xb.weights
+    assert xb.weights.dtype == dtype
+    assert expected.tobytes() == xb.weights.tobytes()
+
+
+def test_ideal_program_can_adopt_the_array():
+    W = np.arange(6.0).reshape(2, 3)
+    xb = _xb((2, 3))
+    xb.program(W, copy=False)
+    assert xb.weights is W
+    xb.update(np.ones((2, 3)))
+    assert W[0, 0] == 1.0
+    xb.program(W)  # default: copies
+    assert xb.weights is not W
+
+
+# -- levels --------------------------------------------------------------------------------------
+def test_b_bit_weights_lie_exactly_on_the_level_grid():
+    rng = np.random.default_rng(1)
+    W = rng.uniform(-1.3, 1.3, (60, 70))
+    xb = _xb((60, 70), bits=3, w_max=1.0)
+    xb.program(W, rng)
+    # 3-bit signed mid-tread weights: k/3, k = -3..3 (7 levels <= 2^3), by hand
+    grid = np.array([-3, -2, -1, 0, 1, 2, 3]) / 3.0
+    np.testing.assert_array_equal(xb.levels(), grid)
+    assert np.isin(xb.weights, grid).all()
+    assert len(np.unique(xb.weights)) <= 2**3
+    # nearest level, with clipping of |W| > w_max
+    expected = grid[np.argmin(np.abs(np.clip(W, -1, 1)[..., None] - grid), axis=-1)]
+    np.testing.assert_allclose(xb.weights, expected, atol=1e-12)
+    # each device of a pair holds one of 2^(b-1) = 4 conductances
+    g_plus, g_minus = xb.conductances()
+    assert len(np.unique(np.round(g_plus, 15))) <= 4
+    assert len(np.unique(np.round(g_minus, 15))) <= 4
+
+
+def test_one_bit_weights_are_binary():
+    rng = np.random.default_rng(2)
+    xb = _xb((30, 30), bits=1, w_max=0.5)
+    W = rng.standard_normal((30, 30))
+    xb.program(W, rng)
+    np.testing.assert_array_equal(xb.weights, np.where(W >= 0, 0.5, -0.5))
+
+
+def test_digital_cell_updates_stay_on_the_grid():
+    rng = np.random.default_rng(3)
+    xb = _xb((40, 40), bits=4, w_max=1.0, update_bound="hard")
+    xb.program(rng.uniform(-1, 1, (40, 40)), rng)
+    grid = np.arange(-7, 8) / 7.0
+    seen = [xb.weights.copy()]
+    for _ in range(100):
+        xb.update(0.2 * rng.standard_normal((40, 40)), rng)
+        seen.append(xb.weights.copy())
+    hist = np.stack(seen)
+    assert np.isin(np.round(hist * 7), np.arange(-7, 8)).all()
+    np.testing.assert_allclose(hist, np.round(hist * 7) / 7, atol=1e-12)
+    per_device = [len(np.unique(hist[:, i, j])) for i in range(40) for j in range(40)]
+    assert max(per_device) <= 2**4
+    assert max(per_device) > 3  # the devices did move through several levels
+    assert np.isin(np.round(hist[-1], 12), np.round(grid, 12)).all()
+
+
+# -- programming noise ---------------------------------------------------------------------------
+def test_constant_programming_noise_std():
+    rng = np.random.default_rng(4)
+    W = rng.uniform(-0.5, 0.5, (300, 300))
+    xb = _xb((300, 300), w_max=2.0, prog_noise_std=0.02)
+    xb.program(W, rng)
+    std = np.std(xb.weights - W)
+    assert std == pytest.approx(0.02 * 2.0, rel=0.03)
+
+
+def test_pcm_programming_noise_polynomial():
+    rng = np.random.default_rng(5)
+    W = np.full((300, 300), 0.5)
+    xb = _xb((300, 300), w_max=1.0, g_min_s=0.0, g_max_s=25e-6, prog_noise_scale=1.0)
+    xb.program(W, rng)
+    # by hand: g/g_max = 0.5 -> 0.26348 + 1.9650*0.5 - 1.1731*0.25 = 0.952705 uS, / 25 uS
+    expected = 0.952705e-6 / 25e-6
+    assert pcm_programming_noise_s(0.5) == pytest.approx(0.952705e-6, rel=1e-12)
+    assert np.std(xb.weights - W) == pytest.approx(expected, rel=0.03)
+
+
+# -- read noise ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_read_noise_std_and_freshness(dtype):
+    rng = np.random.default_rng(6)
+    W = rng.uniform(-1, 1, (200, 200)).astype(dtype)
+    xb = _xb((200, 200), dtype, w_max=2.0, read_noise_std=0.05)
+    xb.program(W, rng)
+    stored = xb.weights.copy()
+    out = np.empty_like(W)
+    r1 = xb.read(1.0, rng, out=out).copy()
+    r2 = xb.read(1.0, rng, out=out)
+    assert r2 is out
+    np.testing.assert_array_equal(xb.weights, stored)  # reads do not disturb the state
+    n1, n2 = (r1 - stored).ravel(), (r2 - stored).ravel()
+    assert np.std(n1) == pytest.approx(0.05 * 2.0, rel=0.03)
+    assert abs(np.mean(n1)) < 4 * 0.1 / np.sqrt(n1.size)
+    assert abs(np.corrcoef(n1, n2)[0, 1]) < 0.02  # fresh noise on every read
+
+
+# -- drift ---------------------------------------------------------------------------------------
+def test_drift_follows_power_law():
+    rng = np.random.default_rng(7)
+    W = rng.uniform(0.1, 1, (50, 50))
+    xb = _xb((50, 50), w_max=1.0, drift_nu=0.06, t0_s=20.0)
+    xb.program(W, rng, t_s=5.0)
+    assert xb.read(5.0 + 19.0) is xb.weights  # before t0: no drift
+    ages = np.array([40.0, 200.0, 2e3, 2e4, 2e5])
+    ratios = [np.mean(xb.read(5.0 + a) / xb.weights) for a in ages]
+    slope = np.polyfit(np.log(ages / 20.0), np.log(ratios), 1)[0]
+    assert slope == pytest.approx(-0.06, abs=1e-9)
+
+
+def test_drift_exponent_spread_per_device():
+    rng = np.random.default_rng(8)
+    W = rng.uniform(0.2, 1, (100, 100))
+    xb = _xb((100, 100), w_max=1.0, drift_nu=0.05, drift_nu_std=0.01)
+    xb.program(W, rng)
+    nu = xb.drift_exponents
+    assert np.std(nu) == pytest.approx(0.01, rel=0.05)
+    t1, t2 = 200.0, 2e4
+    slope = np.log(xb.read(t2) / xb.read(t1)) / np.log(t2 / t1)
+    np.testing.assert_allclose(slope, -nu, atol=1e-9)
+
+
+def test_drift_and_read_noise_fused():
+    rng = np.random.default_rng(9)
+    W = rng.uniform(0.2, 1, (200, 200))
+    xb = _xb((200, 200), w_max=1.0, drift_nu=0.1, read_noise_std=0.01)
+    xb.program(W, rng)
+    r = xb.read(2000.0, rng)
+    f = (2000.0 / 20.0) ** -0.1
+    assert np.std(r - f * xb.weights) == pytest.approx(0.01, rel=0.03)
+
+
+# -- update response ------------------------------------------------------------------------------
+def test_soft_bounds_saturate_with_configured_asymmetry():
+    rng = np.random.default_rng(10)
+    a, dw = 0.2, 0.01
+    kw = dict(w_max=1.0, dw_min=dw, up_down_asymmetry=a, update_bound="soft")
+    xb = _xb((1, 2), **kw)
+    xb.program(np.zeros((1, 2)), rng)
+    # one pulse each way from w = 0 (|dW| = exactly one dw_min: no rounding randomness)
+    n = xb.update(np.array([[dw, -dw]]), rng)
+    assert n == 2
+    up, down = xb.weights[0, 0], -xb.weights[0, 1]
+    assert up == pytest.approx(dw * (1 + a), rel=1e-12)
+    assert down == pytest.approx(dw * (1 - a), rel=1e-12)
+    assert up / down == pytest.approx((1 + a) / (1 - a), rel=1e-12)
+    # the pulse shrinks linearly towards the bound: at w = 0.5 an up pulse is dw (1+a) (1 - 0.5)
+    xb.program(np.full((1, 2), 0.5), rng)
+    xb.update(np.array([[dw, 0.0]]), rng)
+    assert xb.weights[0, 0] - 0.5 == pytest.approx(dw * (1 + a) * 0.5, rel=1e-12)
+    # saturation: many large requests approach but never pass +-w_max
+    xb.program(np.zeros((1, 2)), rng)
+    for _ in range(200):
+        xb.update(np.array([[0.5, -0.5]]), rng)
+        assert np.all(np.abs(xb.weights) <= 1.0)
+    assert xb.weights[0, 0] == pytest.approx(1.0, abs=1e-6)
+    assert xb.weights[0, 1] == pytest.approx(-1.0, abs=1e-6)
+
+
+def test_hard_bounds_clip():
+    rng = np.random.default_rng(11)
+    xb = _xb((1, 1), w_max=1.0, dw_min=0.1, update_bound="hard")
+    xb.program(np.zeros((1, 1)), rng)
+    xb.update(np.array([[0.3]]), rng)
+    assert xb.weights[0, 0] == pytest.approx(0.3, rel=1e-12)
+    xb.update(np.array([[5.0]]), rng)
+    assert xb.weights[0, 0] == 1.0
+
+
+def test_pulse_count_is_stochastically_rounded():
+    rng = np.random.default_rng(12)
+    xb = _xb((300, 300), w_max=1.0, dw_min=1e-3, update_bound="hard")
+    xb.program(np.zeros((300, 300)), rng)
+    before = xb.weights.copy()
+    n = xb.update(np.full((300, 300), 2.3e-3), rng)
+    steps = np.round((xb.weights - before) / 1e-3)
+    assert set(np.unique(steps)) == {2.0, 3.0}
+    assert n == steps.sum()
+    assert n / steps.size == pytest.approx(2.3, rel=0.01)  # unbiased: E[n] = 2.3
+
+
+def test_d2d_spread_realised_in_pulse_size_and_gain():
+    rng = np.random.default_rng(13)
+    dw = 1e-3
+    xb = _xb((200, 200), w_max=1.0, dw_min=dw, d2d_std=0.3)
+    xb.program(np.zeros((200, 200)), rng)
+    assert np.std(xb.gain) == pytest.approx(0.3, rel=0.03)
+    xb.update(np.full((200, 200), dw), rng)  # one pulse per device
+    np.testing.assert_allclose(xb.weights, dw * xb.gain, rtol=1e-12)
+    assert np.std(xb.weights / dw) == pytest.approx(0.3, rel=0.03)
+    # open-loop programming shows the gain spread in the read weights
+    xb2 = _xb((200, 200), w_max=2.0, d2d_std=0.3, program_verify=False)
+    W = np.full((200, 200), 0.5)
+    xb2.program(W, rng)
+    np.testing.assert_allclose(xb2.weights, 0.5 * xb2.gain, rtol=1e-12)
+
+
+def test_cycle_to_cycle_noise():
+    rng = np.random.default_rng(14)
+    dw = 1e-3
+    xb = _xb((200, 200), w_max=1.0, dw_min=dw, dw_min_std=0.5)
+    xb.program(np.zeros((200, 200)), rng)
+    xb.update(np.full((200, 200), dw), rng)
+    steps = xb.weights / dw
+    assert np.mean(steps) == pytest.approx(1.0, abs=0.01)
+    assert np.std(steps) == pytest.approx(0.5, rel=0.03)
+
+
+def test_stuck_fraction_realised_and_frozen():
+    rng = np.random.default_rng(15)
+    xb = _xb((300, 300), w_max=1.0, dw_min=0.01, stuck_fraction=0.1, stuck_at_gmax_fraction=0.8)
+    W = rng.uniform(-0.5, 0.5, (300, 300))
+    xb.program(W, rng)
+    mask = xb.stuck_mask
+    n = mask.size
+    assert abs(mask.mean() - 0.1) < 4 * np.sqrt(0.1 * 0.9 / n)
+    stuck_vals = xb.weights[mask]
+    at_gmax = np.abs(stuck_vals) == 1.0
+    assert np.all(at_gmax | (stuck_vals == 0.0))
+    p = at_gmax.mean()
+    assert abs(p - 0.8) < 4 * np.sqrt(0.8 * 0.2 / mask.sum())
+    np.testing.assert_array_equal(xb.weights[~mask], W[~mask])
+    for _ in range(5):
+        xb.update(0.05 * rng.standard_normal(W.shape), rng)
+    np.testing.assert_array_equal(xb.weights[mask], stuck_vals)
+    assert np.any(xb.weights[~mask] != W[~mask])
+
+
+def test_w_max_remapping_and_clipping():
+    rng = np.random.default_rng(16)
+    W = np.array([[0.2, -0.8], [0.4, 0.1]])
+    xb = _xb((2, 2), w_max_headroom=1.5, prog_noise_std=0.0, bits=8)
+    xb.program(W, rng)
+    assert xb.w_max == pytest.approx(1.2)
+    xb2 = _xb((2, 2), w_max=0.5, read_noise_std=0.0, prog_noise_std=1e-9)
+    xb2.program(W, rng)
+    assert np.max(np.abs(xb2.weights)) <= 0.5
+
+
+def test_non_ideal_needs_rng():
+    xb = _xb((2, 2), read_noise_std=0.1)
+    with pytest.raises(ValueError, match="Generator"):
+        xb.program(np.zeros((2, 2)))
