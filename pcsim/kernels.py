@@ -9,7 +9,8 @@ Matrix products go to BLAS through ``np.dot(a, b, out)``. Arguments are tuples o
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+import scipy.linalg.cython_blas  # noqa: F401  numba's np.dot calls this BLAS; load it now so
+from numba import njit  # that threadpoolctl limits set later (run.execute) reach it too
 
 from pcsim.activations import LEAKY_SLOPE
 

@@ -362,7 +362,10 @@ def load_sweep_file(path: str | Path) -> Sweep:
 
 # --- one point (runs on a worker) -------------------------------------------------------------
 def _one_line(exc: BaseException, limit: int = 500) -> str:
-    msg = " ".join(str(exc).split())
+    try:
+        msg = " ".join(str(exc).split())
+    except Exception:  # an exception whose __str__ fails
+        msg = ""
     text = f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -420,6 +423,17 @@ def _json_default(v: Any) -> Any:
     if isinstance(v, np.ndarray):
         return v.tolist()
     return str(v)
+
+
+def _infrastructure_error(exc: BaseException) -> str:
+    from distributed import KilledWorker
+
+    if isinstance(exc, KilledWorker):
+        return (
+            "the worker processes running this point kept dying (killed, or out of memory); "
+            f"{_one_line(exc, 300)}"
+        )
+    return f"could not run on a Dask worker: {_one_line(exc, 400)}"
 
 
 def _failed_row(error: str) -> dict[str, Any]:
@@ -736,7 +750,7 @@ def _connect(
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",
             silence_logs=logging.ERROR,
         )
     )
@@ -816,10 +830,8 @@ def run_sweep(
                             p = futures[fut]
                             try:
                                 row = fut.result()
-                            except Exception as exc:  # KilledWorker, cancelled, lost scheduler
-                                row = _failed_row(
-                                    f"worker lost while running this point ({_one_line(exc)})"
-                                )
+                            except Exception as exc:  # not the run: its worker, or Dask
+                                row = _failed_row(_infrastructure_error(exc))
                             rows[p.index] = row
                             done.append((p, row))
                         write_results(out, sweep, rows, created)
@@ -899,6 +911,9 @@ def sweep_main(args: Sequence[str]) -> int:
             "pcsim: interrupted (finished points are saved; run again to resume)", file=sys.stderr
         )
         return 130
+    except OSError as exc:  # writing the results file, or the cluster's network
+        print(f"pcsim: error: {exc}", file=sys.stderr)
+        return 2
     if not res.ran:
         print(f"nothing to run: all {res.n_points} points of {out} are done")
     else:

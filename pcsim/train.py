@@ -21,6 +21,7 @@ from pcsim.circuit import Circuit
 from pcsim.data import Dataset, batches
 from pcsim.engines.adaptive import AdaptiveEngine
 from pcsim.engines.clocked import ClockedEngine
+from pcsim.inference import inference_engine
 
 
 @dataclass
@@ -64,7 +65,7 @@ def predict(
                 xs = initial_activities(circ, xb, None)
                 if not circ.ideal:
                     free = [l > 0 for l in range(net.n_layers + 1)]
-                    (engine or ClockedEngine(dt=0.5)).run(circ, xs, free, settle_time)
+                    inference_engine(engine or ClockedEngine()).run(circ, xs, free, settle_time)
                 out.append(circ.adc(xs[-1]).copy())
                 continue
             xs = initial_activities(circ, np.zeros((len(xb), net.sizes[0]), net.dtype), None)

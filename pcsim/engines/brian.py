@@ -50,6 +50,7 @@ exported script, so the script and this engine build one and the same model.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import tempfile
@@ -191,7 +192,7 @@ def model_spec(
 ) -> tuple[dict, dict[str, np.ndarray], ModelLayout]:
     """Describe the circuit as Brian2 equations: ``(spec, arrays, layout)``.
 
-    ``spec`` is JSON-serialisable (strings and numbers), ``arrays`` holds every initial value
+    ``spec`` is plain data (dicts, lists, strings and numbers; equations one per line), ``arrays`` holds every initial value
     and index array by the names ``spec`` uses. Raises :class:`BrianUnsupported`.
     """
     _check_circuit(circ)
@@ -303,7 +304,7 @@ def model_spec(
             {
                 "name": name,
                 "N": B * n,
-                "model": "\n".join(lines),
+                "model": lines,
                 "namespace": ns,
                 "ops": ops,
                 "state_order": ORDER_NEURON_STATE,
@@ -346,7 +347,7 @@ def model_spec(
                 "name": name,
                 "pre": i,
                 "post": i + 1,
-                "model": "\n".join(lines),
+                "model": lines,
                 "namespace": ns,
                 "summed": summed,
                 "state_order": ORDER_SYN_STATE,
@@ -376,7 +377,7 @@ def build_brian_objects(spec, arrays, b2):
     for g in spec["groups"]:
         G = b2.NeuronGroup(
             g["N"],
-            g["model"],
+            "\n".join(g["model"]),
             method="euler",
             namespace=dict(g["namespace"]),
             clock=clock,
@@ -400,7 +401,7 @@ def build_brian_objects(spec, arrays, b2):
         S = b2.Synapses(
             pre,
             post,
-            s["model"],
+            "\n".join(s["model"]),
             method="euler",
             namespace=dict(s["namespace"]),
             clock=clock,
@@ -618,6 +619,58 @@ def _collect(spec, objs, mons, layout: ModelLayout, n, build_s, run_s) -> BrianR
         build_seconds=build_s,
         run_seconds=run_s,
         n_steps=n,
+    )
+
+
+# --- pcsim's own run of the same thing, for comparison ----------------------------------------
+def clocked_reference(
+    circ: Circuit,
+    x_init: Sequence[np.ndarray],
+    free: Sequence[bool],
+    dt: float,
+    n_steps: int,
+    lr: float | None = None,
+    record_weights: bool = False,
+    backend: str = "numba",
+) -> BrianRun:
+    """The same run on pcsim's clocked Euler engine, stepped as ``pcsim.algorithms.IPC`` does
+    (each ``ClockedEngine.step`` followed by an SGD weight step from the errors and presynaptic
+    rates the step saw). Works on a copy of the network; returns a :class:`BrianRun` with the
+    same shapes as :meth:`BrianEngine.simulate` (timings: the whole loop)."""
+    from pcsim.engines.clocked import ClockedEngine
+    from pcsim.optim import SGD
+
+    net = circ.net.copy()
+    work = dataclasses.replace(circ, net=net, t=0.0)
+    work.tau_scale, work.units, work.thermal_sigma = circ.tau_scale, circ.units, circ.thermal_sigma
+    L = net.n_layers
+    eng = ClockedEngine("euler", dt=dt, backend=backend)
+    opt = SGD(lr) if lr else None
+    xs = [np.array(v, dtype=net.dtype, order="C") for v in x_init]
+    traj = [np.empty((n_steps,) + v.shape) for v in xs]
+    wtr = [np.empty((n_steps,) + W.shape) for W in net.weights] if record_weights else None
+    t0 = time.perf_counter()
+    for k in range(n_steps):
+        rec = eng.step(work, xs, free)
+        if opt is not None:
+            dW, db = eng.weight_drift(work, rec)
+            d = opt.deltas(list(dW) + (list(db) if db is not None else []))
+            work.apply_weight_update(d[:L], d[L:] if db is not None else None)
+        for l in range(L + 1):
+            traj[l][k] = xs[l]
+        if wtr is not None:
+            for i in range(L):
+                wtr[i][k] = net.weights[i]
+    elapsed = time.perf_counter() - t0
+    return BrianRun(
+        times=dt * np.arange(1, n_steps + 1),
+        xs=traj,
+        weights=[W.copy() for W in net.weights],
+        weight_traces=wtr,
+        final_xs=[v.copy() for v in xs],
+        final_biases=[b.copy() for b in net.biases] if (opt and net.biases is not None) else None,
+        run_seconds=elapsed,
+        n_steps=n_steps,
     )
 
 

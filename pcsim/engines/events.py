@@ -62,9 +62,11 @@ Learning (iPC, Salvatori et al., ICLR 2024): at each of its events, error unit `
 ``l`` integrates the weight flow ``tau_w dW_l[j,:]/dt = a_l e_l[j] phi(x_{l-1})`` over its
 own interval, with ``e`` the exact exponential path of that interval and ``phi`` what its
 row sees, and writes its own row (and bias). ``tau_w`` is in tau_x units. On the ideal
-substrate the rows are written in place in ``circ.net.weights`` (the chip sees them); on a
-modelled chip the changes are accumulated and written through ``circ.apply_weight_update``
-every ``sync_every`` tau_x, after which the weights are read again (``circ.read_weights``).
+substrate (no chip, or an ideal one) the rows are written in place in ``circ.net.weights``
+(the chip's devices hold those very arrays). On a non-ideal chip the MACs use the weights as
+read (``circ.read_weights``: quantised, drifting, noisy reads), refreshed every ``sync_every``
+tau_x, and the changes are accumulated and written through ``circ.apply_weight_update`` (the
+chip's update-response model: pulses, bounds, asymmetry) at the same interval.
 
 Noise: value units follow the exact Ornstein-Uhlenbeck step of
 ``tau dx = -(x - c) dt + sigma sqrt(tau) dW``: ``+ sigma sqrt((1 - exp(-2h/tau)) / 2) N(0,1)``
@@ -73,8 +75,14 @@ clocked engine in the small-``h`` limit). Values are clipped to ``circ.rails``.
 
 The ledger: every event is counted per unit, every synapse read (a row MAC: bottom-up
 prediction, top-down broadcast) and write (a learning row) per weight layer, in
-:class:`EventStats`; :meth:`EventStats.energy_j` turns counts into joules with per-event
-costs, so energy follows activity.
+:class:`EventStats`. On a chip, ``circ.ledger`` is charged per event: a transition energy per
+unit event, a MAC energy per synapse read, a write per synapse written, plus static power x
+time; so energy follows activity (the clocked engine charges crossbar reads per tau instead).
+
+Delays and stability: without delays the scheme converges for any mismatch (point 3 above).
+Delays add phase lag to the value/error loops; measured here, error units as slow as their
+value units (``error_tau = 1``) with ``delay >= 0.2`` tau_x make residual (muPC) networks
+oscillate, while ``delay <= 0.1`` or fast error units (``error_tau = 0.1``) converge.
 
 Batches: one sample is the natural mode. ``B > 1`` runs ``B`` independent copies one after
 another when the weights are frozen; with learning it is refused (copies would share one set
@@ -489,16 +497,6 @@ def _run_events(
 # Python side
 # ---------------------------------------------------------------------------------------------
 @dataclass
-class EventCosts:
-    """Energy per event (joules), for :meth:`EventStats.energy_j`; the chip fills these."""
-
-    value_event_j: float = 0.0
-    error_event_j: float = 0.0
-    synapse_read_j: float = 0.0
-    synapse_write_j: float = 0.0
-
-
-@dataclass
 class EventStats:
     """What one :meth:`EventsEngine.run` did: the ledger of events.
 
@@ -532,29 +530,6 @@ class EventStats:
     @property
     def events_per_second(self) -> float:
         return self.total_events / self.wall_seconds if self.wall_seconds > 0 else math.inf
-
-    def energy_j(self, costs: EventCosts) -> dict[str, float]:
-        """Joules by component: unit events, synapse reads and writes, charged per event."""
-        return {
-            "value_events": self.total_value_events * costs.value_event_j,
-            "error_events": self.total_error_events * costs.error_event_j,
-            "synapse_reads": float(self.synapse_reads.sum()) * costs.synapse_read_j,
-            "synapse_writes": float(self.synapse_writes.sum()) * costs.synapse_write_j,
-        }
-
-    def charge(self, ledger, costs: EventCosts) -> float:
-        """Charge ``ledger`` (``charge(component, joules, count)``); returns the joules."""
-        counts = {
-            "value_events": self.total_value_events,
-            "error_events": self.total_error_events,
-            "synapse_reads": int(self.synapse_reads.sum()),
-            "synapse_writes": int(self.synapse_writes.sum()),
-        }
-        total = 0.0
-        for k, j in self.energy_j(costs).items():
-            ledger.charge(k, j, counts[k])
-            total += j
-        return total
 
     def merge(self, other: EventStats) -> EventStats:
         return EventStats(
@@ -822,6 +797,7 @@ class EventsEngine:
         total.wall_seconds = time.perf_counter() - wall0
         total.sim_time = duration
         check_finite(xs, free, circ.t)
+        _charge(circ, total, B, duration, direct and learn)
         return total
 
     def _weights(self, circ: Circuit, direct: bool):
@@ -887,7 +863,7 @@ class EventsEngine:
         learn = tau_w is not None
         inv_tau_w = 1.0 / tau_w if learn else 0.0
         t_final = t0 + duration
-        sync = self.sync_every if (learn and not direct) else math.inf
+        sync = math.inf if direct else self.sync_every  # fresh reads (noise, drift), writes
         t = t0
         while True:
             Ws, bs = self._weights(circ, direct)
@@ -990,6 +966,28 @@ class EventsEngine:
         return EventStats(
             value_events, error_events, reads, writes, int(deliveries.sum()), duration, 0.0
         )
+
+
+def _charge(circ: Circuit, stats: EventStats, batch: int, duration: float, writes: bool):
+    """Charge the chip's ledger per event: one transition energy per unit event (value or
+    error: ``costs.transition_energy_j``, C V^2 by default), one MAC per synapse read, one
+    write per synapse written in place (writes through ``apply_weight_update`` are charged
+    there, per pulse), and the static power of every biased unit times the simulated time."""
+    chip = circ.chip
+    if chip is None:
+        return
+    c = chip.costs
+    led = circ.ledger
+    seconds = duration * chip.tau_x_s * batch
+    led.charge("static", c.static_energy_j(circ.n_units, seconds))
+    led.add_time(seconds)
+    n = stats.total_events
+    led.charge("unit_dynamic", n * chip.transition_energy_j, n)
+    reads = int(stats.synapse_reads.sum())
+    led.charge("crossbar_read", c.read_energy_j(reads), reads)
+    if writes:
+        w = int(stats.synapse_writes.sum())
+        led.charge("synapse_write", c.write_energy_j(w), w)
 
 
 def _continues(st: _SampleState, x_flat: np.ndarray, free, xoff) -> bool:
