@@ -32,6 +32,35 @@ def _print_summary(s: dict) -> None:
     ]
     if "bp_test_accuracy" in s:
         rows.append(("BP test accuracy", f"{s['bp_test_accuracy']:.2%} (same net and init)"))
+    if s.get("energy_per_sample_j"):
+        rows += [
+            (
+                "train energy/sample",
+                f"{s['energy_per_sample_j']:.3g} J on the chip, "
+                f"{s['baseline_energy_per_sample_j']:.3g} J digital BP "
+                f"({s['energy_ratio']:.3g}x less)",
+            ),
+            (
+                "train time/sample",
+                f"{s['latency_per_sample_s']:.3g} s on the chip, "
+                f"{s['baseline_latency_per_sample_s']:.3g} s digital BP",
+            ),
+        ]
+    if s.get("inference_energy_per_sample_j"):
+        settled = "" if s["inference_settled"] else " (not settled)"
+        rows += [
+            (
+                "inference energy",
+                f"{s['inference_energy_per_sample_j']:.3g} J/sample on the chip, "
+                f"{s['baseline_inference_energy_per_sample_j']:.3g} J digital",
+            ),
+            (
+                "inference latency",
+                f"{s['inference_latency_per_sample_s']:.3g} s/sample "
+                f"({s['inference_settle_tau']:.0f} tau_x){settled}, "
+                f"{s['baseline_inference_latency_per_sample_s']:.3g} s digital",
+            ),
+        ]
     rows.append(("wall time", f"{s['train_seconds']:.1f} s"))
     width = max(len(k) for k, _ in rows)
     print("\n".join(f"  {k:<{width}}  {v}" for k, v in rows))
@@ -56,7 +85,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    print(f"pcsim {__version__}")
+    from hardware_models import list_presets, load_preset
+    from pcsim.config import ConfigError, build_chip
+
+    if args.chip:
+        try:
+            chip = load_preset(args.chip)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        print(chip.describe_text())
+        return 0
+    print(
+        f"pcsim {__version__}\n\nchip presets (pcsim info --chip NAME for every value and source):"
+    )
+    for name in list_presets():
+        chip = build_chip({"preset": name})
+        print(f"  {name:<14} tau_x = {chip.tau_x_s:.3g} s  {chip.description}")
     return 0
 
 
@@ -72,7 +116,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.set_defaults(func=cmd_run)
-    i = sub.add_parser("info", help="version and available chip presets")
+    i = sub.add_parser("info", help="version and chip presets")
+    i.add_argument("--chip", metavar="NAME", help="print one preset with every value and source")
     i.set_defaults(func=cmd_info)
     return p
 

@@ -25,6 +25,7 @@ from pcsim.optim import OPTIMIZERS
 DATASETS = ("digits", "mnist5k", "mnist", "fashion_mnist")
 ENGINE_KINDS = ("clocked",)
 DTYPES = ("float32", "float64")
+DEFAULT_CHIP = "rram"  # the default run shows iPC on a modelled analog chip
 
 
 class ConfigError(ValueError):
@@ -185,7 +186,7 @@ class RunConfig:
     engine: EngineConfig = field(default_factory=EngineConfig)
     learning: LearningConfig = field(default_factory=LearningConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
-    chip: dict[str, Any] = field(default_factory=lambda: {"preset": "ideal"})
+    chip: dict[str, Any] = field(default_factory=lambda: {"preset": DEFAULT_CHIP})
     source_text: str = field(default="", repr=False)
 
     def chip_model(self):
@@ -293,7 +294,7 @@ def build_chip(table: Mapping[str, Any]):
     from hardware_models import ChipConfigError, load_preset
 
     table = dict(table)
-    preset = table.pop("preset", "ideal")
+    preset = table.pop("preset", DEFAULT_CHIP)
     if not isinstance(preset, str):
         raise ConfigError(f"chip.preset must be a preset name, got {preset!r}")
     try:

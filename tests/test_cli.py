@@ -46,6 +46,9 @@ def test_run_writes_results_and_json(tmp_path):
     ):
         assert key in summary
     assert summary["epochs"] == 2 and summary["algorithm"] == "ipc"
+    assert summary["chip"] == "rram"  # the default run is on a modelled analog chip
+    for key in ("energy_per_sample_j", "latency_per_sample_s", "baseline_energy_per_sample_j"):
+        assert summary[key] > 0
     r = results.load(out)
     assert r.summary["test_accuracy"] == pytest.approx(summary["test_accuracy"])
     assert r.metrics["test_accuracy"].shape == (2,)
@@ -65,6 +68,14 @@ BAD = {
     "malformed toml": ("[network\nsizes = [64, 10]\n", "malformed TOML"),
     "input size mismatch": ("[network]\nsizes = [100, 10]\n", "network.sizes[0]"),
     "bad activation": ('[network]\nactivation = "swish"\n', "network.activation"),
+    "unknown preset": ('[chip]\npreset = "graphene"\n', "unknown preset 'graphene'"),
+    "negative capacitance": (
+        "[chip.value_units]\ncapacitance_f = -1e-12\n",
+        "chip.value_units.capacitance_f",
+    ),
+    "zero bits": ("[chip.synapses]\nbits = 0\n", "chip.synapses.bits"),
+    "negative noise": ("[chip.synapses]\nread_noise_std = -0.1\n", "chip.synapses.read_noise_std"),
+    "unknown chip key": ("[chip.synapses]\nbitz = 4\n", "chip.synapses.bitz"),
 }
 
 
@@ -82,6 +93,19 @@ def test_bad_config_is_one_line_exit_2_and_no_results_file(name, tmp_path):
     assert not out.exists()
 
 
+def test_info_lists_presets_and_prints_one_with_sources():
+    p = pcsim("info")
+    assert p.returncode == 0
+    for name in ("ideal", "pcm", "rram", "sram-cim", "subthreshold", "digital"):
+        assert f"  {name} " in p.stdout
+    p = pcsim("info", "--chip", "pcm")
+    assert p.returncode == 0
+    line = next(x for x in p.stdout.splitlines() if x.startswith("synapses.g_max_s"))
+    assert "2.5e-05" in line and "Nandakumar" in line
+    p = pcsim("info", "--chip", "graphene")
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "unknown preset" in p.stderr
+
+
 def test_missing_config_file(tmp_path):
     p = pcsim("run", str(tmp_path / "nope.toml"))
     assert p.returncode == 2 and "does not exist" in p.stderr and "Traceback" not in p.stderr
@@ -93,7 +117,7 @@ def test_diverging_run_names_layer_and_time_and_keeps_old_results(tmp_path):
     cfg = write(
         tmp_path,
         "[engine]\ndt = 4.0\n[algorithm]\npresentation_time = 40.0\n[network]\n"
-        'activation = "linear"\n[learning]\nepochs = 1\n',
+        'activation = "linear"\n[learning]\nepochs = 1\n[chip]\npreset = "ideal"\n',
     )
     p = pcsim("run", str(cfg), "--out", str(out), "--quiet")
     assert p.returncode == 3

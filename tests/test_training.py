@@ -11,6 +11,8 @@ from pcsim.run import execute
 SHORT = """
 [learning]
 epochs = 8
+[chip]
+preset = "ideal"
 """
 
 
@@ -34,7 +36,7 @@ def test_pc_also_trains():
 
 
 def test_runs_are_reproducible_from_the_seed():
-    text = "[learning]\nepochs = 1\n[data]\nlimit_train = 200\n"
+    text = "[learning]\nepochs = 1\n[data]\nlimit_train = 200\n"  # default chip: rram
     a = execute(config.loads(text), progress=False)
     b = execute(config.loads(text), progress=False)
     c = execute(config.loads("seed = 1\n" + text), progress=False)
@@ -51,6 +53,8 @@ activation = "tanh"
 sizes = [10, 64, 64]
 [learning]
 epochs = 4
+[chip]
+preset = "ideal"
 """
     r = execute(config.loads(text), progress=False)
     assert r.summary["test_accuracy"] > 0.5  # chance is 0.1
