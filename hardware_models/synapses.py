@@ -371,6 +371,35 @@ class Crossbar:
                 k.read_drift(w, self._nu, log_ratio, o)
         return out
 
+    def read_mean(self, t_s: float = 0.0, out: np.ndarray | None = None) -> np.ndarray:
+        """The noise-free part of :meth:`read` (drift included): what a read sees on average.
+
+        A consumer that applies read noise in the output domain uses this with
+        :attr:`read_sigma`: for ``y = W x`` with independent ``N(0, read_sigma^2)`` noise on
+        every device at every read, ``y_i = (W x)_i + read_sigma * ||x|| * z_i`` exactly in
+        distribution (``z`` standard normal, independent per output and per read).
+        """
+        cfg = self.config
+        age = t_s - self.t_program_s
+        if not (cfg.has_drift and age > cfg.t0_s):
+            return self._w
+        if out is None:
+            out = np.empty(self.shape, self.dtype)
+        if self._nu is None:
+            np.multiply(self._w, self.drift_factor(t_s), out=out)
+        else:
+            from hardware_models import _kernels as k
+
+            k.read_drift(self._w.reshape(-1), self._nu, math.log(age / cfg.t0_s), out.reshape(-1))
+        return out
+
+    @property
+    def read_sigma(self) -> float:
+        """Standard deviation of the read noise of one device, in weight units."""
+        if self.config.read_noise_std == 0:
+            return 0.0
+        return float(self.config.read_noise_std * self.w_max)
+
     # -- writing -----------------------------------------------------------------------------
     def update(self, dW: np.ndarray, rng: np.random.Generator | None = None) -> int:
         """Apply a requested weight change; return the number of write pulses fired.

@@ -41,6 +41,8 @@ class Workspace:
     noise: tuple[np.ndarray, ...]
     grads_w: tuple[np.ndarray, ...]
     grads_b: tuple[np.ndarray, ...]
+    read_fwd: tuple[np.ndarray, ...]
+    read_bwd: tuple[np.ndarray, ...]
 
     @classmethod
     def allocate(cls, sizes: Sequence[int], batch: int, dtype: np.dtype) -> Workspace:
@@ -52,6 +54,8 @@ class Workspace:
             noise=tuple(np.zeros((batch, n), dtype) for n in sizes),
             grads_w=tuple(np.empty((sizes[i + 1], sizes[i]), dtype) for i in range(L)),
             grads_b=tuple(np.empty(sizes[i + 1], dtype) for i in range(L)),
+            read_fwd=tuple(np.zeros((batch, sizes[i + 1]), dtype) for i in range(L)),
+            read_bwd=tuple(np.zeros((batch, sizes[i]), dtype) for i in range(L + 1)),
         )
 
 
@@ -74,6 +78,7 @@ class Circuit:
     units: UnitParams = field(init=False)
     thermal_sigma: list[np.ndarray] = field(init=False)
     crossbars: list | None = field(default=None, init=False, repr=False)
+    read_sigma: np.ndarray = field(init=False, repr=False)
     _read_bufs: list[np.ndarray] | None = field(default=None, init=False, repr=False)
     _workspaces: dict[int, Workspace] = field(default_factory=dict, init=False, repr=False)
     _gamma_cache: dict[float, tuple[np.ndarray, ...]] = field(
@@ -86,6 +91,7 @@ class Circuit:
         self.units = UnitParams.ideal(sizes, dt)
         self.thermal_sigma = [np.zeros(n, dt) for n in sizes]
         self._dummy_biases = tuple(np.zeros(n, dt) for n in sizes[1:])
+        self.read_sigma = np.zeros(len(sizes) - 1)
         if self.chip is not None:
             self._place_on_chip(self.chip)
 
@@ -99,6 +105,7 @@ class Circuit:
             self.crossbars.append(cb)
         if not all(cb.is_ideal for cb in self.crossbars):
             self._read_bufs = [np.empty_like(W) for W in net.weights]
+        self.read_sigma = np.array([cb.read_sigma for cb in self.crossbars])
         for l, n in enumerate(net.sizes):
             ua = chip.units(n, self.rng, net.dtype)
             self.tau_scale[l] = ua.tau_scale
@@ -130,14 +137,19 @@ class Circuit:
         return (self.t if t_tau is None else t_tau) * self.tau_x_s
 
     def read_weights(self) -> tuple[np.ndarray, ...]:
-        """The weight matrices a matrix-vector product sees now (ideal: the stored arrays)."""
+        """The weight matrices a matrix-vector product sees now, without read noise (ideal:
+        the stored arrays). Engines add read noise in the output domain (``read_sigma``)."""
         if self._read_bufs is None:
             return tuple(self.net.weights)
         t_s = self.seconds()
         return tuple(
-            cb.read(t_s, self.rng, out=buf)
+            cb.read_mean(t_s, out=buf)
             for cb, buf in zip(self.crossbars, self._read_bufs, strict=True)
         )
+
+    @property
+    def has_read_noise(self) -> bool:
+        return bool(np.any(self.read_sigma > 0))
 
     def apply_weight_update(
         self, deltas_w: Sequence[np.ndarray], deltas_b: Sequence[np.ndarray] | None

@@ -45,11 +45,23 @@ def _dphi(v, act):
     return 1.0
 
 
+@njit(cache=True, inline="always")
+def _row_norm(a, b):
+    acc = 0.0
+    for j in range(a.shape[1]):
+        acc += a[b, j] * a[b, j]
+    return np.sqrt(acc)
+
+
 @njit(cache=True)
-def compute_errors(xs, Ws, bs, has_bias, scales, residual, act, egain, eoff, phis, eps):
+def compute_errors(
+    xs, Ws, bs, has_bias, scales, residual, act, egain, eoff, phis, eps, read_sig, zf, read_noise
+):
     """eps_l = gain_l * (x_l - mu_l) + offset_l for l = 1..L; phis[i] = phi(x_i) for i >= 1.
 
-    ``phis[0]`` is unused (the input is not squashed). ``eps[i]`` holds eps_{i+1}.
+    ``phis[0]`` is unused (the input is not squashed). ``eps[i]`` holds eps_{i+1}. With
+    ``read_noise``, each prediction carries the crossbar's read noise in the output domain:
+    ``mu += a * read_sig[i] * ||phi(x_i)|| * zf[i]`` (see ``Crossbar.read_mean``).
     """
     L = len(Ws)
     for i in range(L):
@@ -71,9 +83,14 @@ def compute_errors(xs, Ws, bs, has_bias, scales, residual, act, egain, eoff, phi
         bias = bs[i]
         n = x.shape[1]
         res = residual[i]
+        src = phis[i] if i > 0 else x_prev
+        noisy = read_noise and read_sig[i] > 0
         for b in range(B):
+            nz = a * read_sig[i] * _row_norm(src, b) if noisy else 0.0
             for j in range(n):
                 mu = a * e[b, j]
+                if noisy:
+                    mu += nz * zf[i][b, j]
                 if has_bias:
                     mu += bias[j]
                 if res:
@@ -98,12 +115,17 @@ def update_activities(
     use_noise,
     eps,
     back,
+    read_sig,
+    zb,
+    read_noise,
 ):
     """x_l += gamma_l * (-eps_l + phi'(x_l) a_{l+1} eps_{l+1} W_{l+1} [+ eps_{l+1}] - leak x_l)
     (+ noise_amp_l * noise_l), then clipped to the rails; only layers with ``free[l]``.
 
     ``gammas[l]`` is dt / tau per unit (tau mismatch enters here), ``noise[l]`` standard normal
-    draws and ``noise_amp[l]`` = sigma * sqrt(gamma) per unit (Euler-Maruyama).
+    draws and ``noise_amp[l]`` = sigma * sqrt(gamma) per unit (Euler-Maruyama). With
+    ``read_noise``, the top-down sum carries the read noise of ``W_{l+1}`` in the output
+    domain: ``back += read_sig[l] * ||eps_{l+1}|| * zb[l]``.
     """
     L = len(Ws)
     for l in range(L + 1):
@@ -113,6 +135,12 @@ def update_activities(
         B, n = x.shape
         if l < L:
             np.dot(eps[l], Ws[l], back[l])
+            if read_noise and read_sig[l] > 0:
+                bk = back[l]
+                for b in range(B):
+                    nz = read_sig[l] * _row_norm(eps[l], b)
+                    for j in range(n):
+                        bk[b, j] += nz * zb[l][b, j]
         gam = gammas[l]
         lk = leaks[l]
         for b in range(B):

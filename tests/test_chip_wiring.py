@@ -139,3 +139,22 @@ def test_summary_reports_energy_latency_and_baseline():
     assert s["energy_ratio"] == pytest.approx(
         s["baseline_energy_per_sample_j"] / s["energy_per_sample_j"]
     )
+
+
+def test_output_domain_read_noise_has_the_variance_of_per_device_noise():
+    """Independent N(0, s^2) noise on every device at every read makes a prediction
+    a W phi + a s ||phi|| z: the error's spread over many steps equals that, per sample."""
+    net = network.build((30, 20, 5), "tanh", rng=4)
+    chip = load_preset("ideal", {"synapses": {"read_noise_std": 0.05, "w_max": 1.0}})
+    circ = Circuit(net, chip=chip, rng=np.random.default_rng(8))
+    assert circ.has_read_noise and circ.read_sigma[0] == pytest.approx(0.05)
+    x0 = np.random.default_rng(9).random((3, 30))
+    xs = [x0, np.zeros((3, 20)), np.zeros((3, 5))]
+    eng = ClockedEngine(dt=0.1)
+    samples = []
+    for _ in range(4000):
+        rec = eng.step(circ, xs, [False, False, False])  # all clamped: state stays fixed
+        samples.append(np.array(rec.eps[0]))
+    spread = np.std(np.stack(samples), axis=0)  # (3, 20)
+    want = 0.05 * np.linalg.norm(x0, axis=1, keepdims=True) * np.ones((1, 20))
+    np.testing.assert_allclose(spread, want, rtol=0.06)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pcsim import field, kernels
+from pcsim import activations, field, kernels
 from pcsim.activations import ACTIVATION_CODES
 from pcsim.circuit import Circuit
 
@@ -84,14 +84,44 @@ class ClockedEngine:
             if free[l]:
                 circ.rng.standard_normal(out=buf, dtype=buf.dtype)
 
+    def _draw_read_noise(self, circ: Circuit, free: Sequence[bool], ws) -> bool:
+        """Standard normals for the crossbars' output-domain read noise (predictions, then
+        top-down sums of free layers); the same order on both backends."""
+        if not circ.has_read_noise:
+            return False
+        sig = circ.read_sigma
+        for i, z in enumerate(ws.read_fwd):
+            if sig[i] > 0:
+                circ.rng.standard_normal(out=z, dtype=z.dtype)
+        for l in range(len(sig)):
+            if free[l] and sig[l] > 0:
+                circ.rng.standard_normal(out=ws.read_bwd[l], dtype=ws.read_bwd[l].dtype)
+        return True
+
     def _reference_step(
         self, circ: Circuit, xs: list[np.ndarray], free: Sequence[bool]
     ) -> StepRecord:
         net = circ.net
         Ws = circ.read_weights()
-        eps = field.errors(net, xs, Ws, circ.units)
+        ws = circ.workspace(xs[0].shape[0])
         pre = [field.presynaptic(net, xs, i).copy() for i in range(net.n_layers)]  # before update
+        eps = field.errors(net, xs, Ws, circ.units)
+        read_noise = self._draw_read_noise(circ, free, ws)
+        sig = circ.read_sigma
+        if read_noise:  # mu_l += a_l sig_l ||phi(x_{l-1})|| z (Crossbar.read_mean)
+            for i in range(net.n_layers):
+                nrm = np.sqrt(np.sum(pre[i] * pre[i], axis=1, keepdims=True))
+                eps[i] = eps[i] - circ.units.error_gain[i + 1] * (
+                    net.scales[i] * (sig[i] * nrm) * ws.read_fwd[i]
+                )
         drift = field.activity_drift(net, xs, eps, Ws, circ.units)
+        if read_noise:  # top-down sums carry the read noise of W_{l+1}
+            dphi = activations.get(net.activation)[1]
+            for l in range(net.n_layers):
+                if free[l] and sig[l] > 0:
+                    nrm = np.sqrt(np.sum(eps[l] * eps[l], axis=1, keepdims=True))
+                    extra = net.scales[l] * ((sig[l] * nrm) * ws.read_bwd[l])
+                    drift[l] = drift[l] + (extra if l == 0 else dphi(xs[l]) * extra)
         gammas = circ.gammas(self.dt)
         noisy = self.stochastic or circ.noisy
         amps = self._noise_amplitudes(circ, gammas) if noisy else None
@@ -110,6 +140,7 @@ class ClockedEngine:
         ws = circ.workspace(xs[0].shape[0])
         Ws = circ.read_weights()
         xs_t = tuple(xs)
+        read_noise = self._draw_read_noise(circ, free, ws)
         kernels.compute_errors(
             xs_t,
             Ws,
@@ -122,6 +153,9 @@ class ClockedEngine:
             tuple(circ.units.error_offset),
             ws.phis,
             ws.eps,
+            circ.read_sigma,
+            ws.read_fwd,
+            read_noise,
         )
         gammas = circ.gammas(self.dt)
         noisy = self.stochastic or circ.noisy
@@ -147,6 +181,9 @@ class ClockedEngine:
             noisy,
             ws.eps,
             ws.back,
+            circ.read_sigma,
+            ws.read_bwd,
+            read_noise,
         )
         return StepRecord(ws.eps, (xs[0],) + ws.phis[1:])
 
