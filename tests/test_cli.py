@@ -12,6 +12,7 @@ import h5py
 import pytest
 
 from pcsim import results
+from pcsim.cli import main
 
 
 def pcsim(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -80,17 +81,24 @@ BAD = {
 
 
 @pytest.mark.parametrize("name", list(BAD))
-def test_bad_config_is_one_line_exit_2_and_no_results_file(name, tmp_path):
+def test_bad_config_is_one_line_exit_2_and_no_results_file(name, tmp_path, capsys):
     text, field_name = BAD[name]
     cfg = write(tmp_path, text)
     out = tmp_path / "r.h5"
-    p = pcsim("run", str(cfg), "--out", str(out))
-    assert p.returncode == 2
-    lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("pcsim: error:"), p.stderr
+    assert main(["run", str(cfg), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pcsim: error:"), err
     assert field_name in lines[0]
-    assert "Traceback" not in p.stderr
     assert not out.exists()
+
+
+def test_bad_config_from_a_real_process_has_no_traceback(tmp_path):
+    cfg = write(tmp_path, "[engine]\ndt = nan\n")
+    p = pcsim("run", str(cfg))
+    assert p.returncode == 2
+    assert p.stderr.strip().count("\n") == 0 and "engine.dt" in p.stderr
+    assert "Traceback" not in p.stderr
 
 
 def test_info_lists_presets_and_prints_one_with_sources():
