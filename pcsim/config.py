@@ -23,7 +23,8 @@ from pcsim.network import MODES, PARAMETERISATIONS
 from pcsim.optim import OPTIMIZERS
 
 DATASETS = ("digits", "mnist5k", "mnist", "fashion_mnist")
-ENGINE_KINDS = ("clocked",)
+ENGINE_KINDS = ("clocked", "events")
+CLOCKS = ("poisson", "periodic")
 DTYPES = ("float32", "float64")
 DEFAULT_CHIP = "rram"  # the default run shows iPC on a modelled analog chip
 
@@ -159,6 +160,13 @@ class EngineConfig:
     dt: float = spec(positive, 0.5, "step (tau_x units); gamma = dt / tau_x")
     tau_x: float = spec(positive, 1.0, "activity time constant (the unit of time)")
     sigma: float = spec(non_negative, 0.0, "Euler-Maruyama noise amplitude")
+    # events engine (kind = "events"): every unit on its own clock
+    events_per_tau: float = spec(positive, 10.0, "events: mean updates per unit per own tau")
+    clock: str = spec(one_of(*CLOCKS), "poisson", "events: Poisson or jittered periodic clocks")
+    rate_jitter: float = spec(non_negative, 0.0, "events: relative std of periodic intervals")
+    delay_up: float = spec(non_negative, 0.0, "events: delay of predictions (tau_x)")
+    delay_down: float = spec(non_negative, 0.0, "events: delay of top-down errors (tau_x)")
+    error_tau: float = spec(positive, 1.0, "events: error-unit time constant (tau_x)")
 
 
 @dataclass
@@ -197,6 +205,13 @@ class RunConfig:
     def gamma(self) -> float:
         """Inference rate dt / tau_x."""
         return self.engine.dt / self.engine.tau_x
+
+    @property
+    def tau_w(self) -> float:
+        """Weight time constant in tau_x units (``dt / lr`` when lr is given)."""
+        if self.learning.tau_w is not None:
+            return self.learning.tau_w / self.engine.tau_x
+        return (self.engine.dt / self.engine.tau_x) / self.weight_lr
 
     @property
     def weight_lr(self) -> float:
@@ -285,6 +300,17 @@ def _cross_checks(cfg: RunConfig) -> None:
         raise ConfigError(f"data.path: directory {cfg.data.path!r} does not exist")
     if cfg.network.mode == "generative" and cfg.algorithm.name == "bp":
         raise ConfigError("algorithm.name = 'bp' needs network.mode = 'supervised'")
+    if cfg.engine.kind == "events":
+        if cfg.algorithm.name != "ipc":
+            raise ConfigError(
+                "engine.kind = 'events' runs iPC, the algorithm that needs no phases; "
+                "set algorithm.name = 'ipc' or use engine.kind = 'clocked'"
+            )
+        if cfg.learning.optimizer != "sgd":
+            raise ConfigError(
+                "engine.kind = 'events' integrates the plain weight flow: set "
+                "learning.optimizer = 'sgd' and learning.tau_w (or lr = dt / tau_w)"
+            )
     if cfg.engine.sigma > 0 and cfg.engine.method != "euler_maruyama":
         raise ConfigError("engine.sigma > 0 needs engine.method = 'euler_maruyama'")
 

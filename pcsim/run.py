@@ -15,6 +15,7 @@ from pcsim.circuit import Circuit
 from pcsim.config import ConfigError, RunConfig
 from pcsim.data import Dataset, load_dataset
 from pcsim.engines.clocked import ClockedEngine
+from pcsim.engines.events import EventsEngine, IPCEvents
 from pcsim.inference import measure_inference
 from pcsim.optim import make_optimizer
 from pcsim.results import RunResult
@@ -58,9 +59,32 @@ def build_network(cfg: RunConfig, data: Dataset, seed: np.random.SeedSequence) -
     )
 
 
-def make_engine(cfg: RunConfig) -> ClockedEngine:
+def make_clocked_engine(cfg: RunConfig) -> ClockedEngine:
     e = cfg.engine
     return ClockedEngine(method=e.method, dt=e.dt / e.tau_x, sigma=e.sigma, backend=e.backend)
+
+
+def make_engine(cfg: RunConfig):
+    """The training engine: clocked, or the clock-free events engine."""
+    e = cfg.engine
+    if e.kind == "events":
+        return EventsEngine(
+            events_per_tau=e.events_per_tau,
+            clock=e.clock,
+            rate_jitter=e.rate_jitter,
+            delay_up=e.delay_up / e.tau_x,
+            delay_down=e.delay_down / e.tau_x,
+            error_tau=e.error_tau / e.tau_x,
+            sigma=e.sigma,
+        )
+    return make_clocked_engine(cfg)
+
+
+def make_training_algorithm(cfg: RunConfig):
+    T = cfg.algorithm.presentation_time / cfg.engine.tau_x
+    if cfg.engine.kind == "events":
+        return IPCEvents(T=T, tau_w=cfg.tau_w, init=cfg.algorithm.init)
+    return make_algorithm(cfg.algorithm.name, T=T, init=cfg.algorithm.init)
 
 
 def execute(cfg: RunConfig, progress: bool = True) -> RunResult:
@@ -72,13 +96,16 @@ def execute(cfg: RunConfig, progress: bool = True) -> RunResult:
     bp_net = net.copy()
     T = cfg.algorithm.presentation_time / cfg.engine.tau_x
     engine = make_engine(cfg)
+    clocked = make_clocked_engine(cfg)  # evaluation and latency: the same equilibrium
+    algorithm = make_training_algorithm(cfg)
     with threadpool_limits(cfg.blas_threads):
         circ = Circuit(net, chip=chip, rng=np.random.default_rng(s_chip))
         circ.rng = np.random.default_rng(s_noise)
         trainer = Trainer(
             circ=circ,
-            algorithm=make_algorithm(cfg.algorithm.name, T=T, init=cfg.algorithm.init),
+            algorithm=algorithm,
             engine=engine,
+            eval_engine=clocked,
             optimizer=make_optimizer(cfg.learning.optimizer, cfg.weight_lr),
             data=data,
             batch_size=cfg.learning.batch_size,
@@ -92,13 +119,13 @@ def execute(cfg: RunConfig, progress: bool = True) -> RunResult:
         train_ledger = circ.ledger.by_component()
         inference = None
         if cfg.network.mode == "supervised":
-            inference = measure_inference(circ, data.x_test[:64].astype(net.dtype), engine)
+            inference = measure_inference(circ, data.x_test[:64].astype(net.dtype), clocked)
         baseline = None
         if cfg.baseline.bp and cfg.algorithm.name != "bp" and cfg.network.mode == "supervised":
             bp = Trainer(
                 circ=Circuit(bp_net),
                 algorithm=make_algorithm("bp"),
-                engine=engine,
+                engine=clocked,
                 optimizer=make_optimizer(cfg.learning.optimizer, cfg.baseline.lr),
                 data=data,
                 batch_size=cfg.learning.batch_size,
@@ -112,7 +139,7 @@ def execute(cfg: RunConfig, progress: bool = True) -> RunResult:
     energy = float(sum(breakdown.values()))
     summary: dict[str, Any] = {
         "algorithm": cfg.algorithm.name,
-        "engine": f"{cfg.engine.kind}/{cfg.engine.method}",
+        "engine": "events" if cfg.engine.kind == "events" else f"clocked/{cfg.engine.method}",
         "chip": chip.name,
         "dataset": data.name,
         "sizes": list(net.sizes),
@@ -150,6 +177,15 @@ def execute(cfg: RunConfig, progress: bool = True) -> RunResult:
     if baseline is not None:
         summary["bp_train_accuracy"] = baseline.train_accuracy[-1]
         summary["bp_test_accuracy"] = baseline.test_accuracy[-1]
+    extra = {}
+    stats = getattr(algorithm, "total_stats", None)
+    if stats is not None:  # events engine: energy follows activity, per unit
+        summary["unit_events"] = stats.total_events
+        summary["unit_events_per_second"] = stats.events_per_second
+        for l, v in enumerate(stats.value_events):
+            extra[f"value_events_{l}"] = v
+        for l, v in enumerate(stats.error_events):
+            extra[f"error_events_{l + 1}"] = v
     params = {f"W{i + 1}": W for i, W in enumerate(net.weights)}
     if net.biases is not None:
         params.update({f"b{i + 1}": b for i, b in enumerate(net.biases)})
@@ -161,6 +197,7 @@ def execute(cfg: RunConfig, progress: bool = True) -> RunResult:
         parameters=params,
         baseline_metrics=baseline.as_arrays() if baseline is not None else None,
         ledger=train_ledger,
+        extra=extra,
     )
 
 

@@ -97,6 +97,7 @@ class Trainer:
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
     progress: bool = True
     settle_time: float = 5.0
+    eval_engine: ClockedEngine | None = None  # default: the training engine
     history: History = field(default_factory=History)
 
     def train_epoch(self) -> float:
@@ -121,7 +122,7 @@ class Trainer:
 
     def evaluate(self) -> tuple[float, float]:
         d = self.data
-        kw = {"engine": self.engine, "settle_time": self.settle_time}
+        kw = {"engine": self.eval_engine or self.engine, "settle_time": self.settle_time}
         return (
             accuracy(self.circ, d.x_train, d.y_train, **kw),
             accuracy(self.circ, d.x_test, d.y_test, **kw),

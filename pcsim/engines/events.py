@@ -61,12 +61,23 @@ same for the whole class) and delivered then; a unit always reads the value as i
 Learning (iPC, Salvatori et al., ICLR 2024): at each of its events, error unit ``j`` of layer
 ``l`` integrates the weight flow ``tau_w dW_l[j,:]/dt = a_l e_l[j] phi(x_{l-1})`` over its
 own interval, with ``e`` the exact exponential path of that interval and ``phi`` what its
-row sees, and writes its own row (and bias). ``tau_w`` is in tau_x units. On the ideal
-substrate (no chip, or an ideal one) the rows are written in place in ``circ.net.weights``
-(the chip's devices hold those very arrays). On a non-ideal chip the MACs use the weights as
-read (``circ.read_weights``: quantised, drifting, noisy reads), refreshed every ``sync_every``
-tau_x, and the changes are accumulated and written through ``circ.apply_weight_update`` (the
-chip's update-response model: pulses, bounds, asymmetry) at the same interval.
+row sees, and writes its own row (and bias). ``tau_w`` is in tau_x units. When a run ends,
+every row integrates the flow from its last event to the end (its state untouched), so a
+presentation of length ``T`` learns for exactly ``T``, as the clocked engine does. On the
+ideal substrate (no chip, or an ideal one) the rows are written in place in
+``circ.net.weights`` (the chip's devices hold those very arrays); a row whose input layer is
+clamped defers each write to its next read and fuses the two (one pass over the row instead
+of two; exact, since a clamped input does not change within a run). On a non-ideal chip the
+MACs use the weights as read (``circ.read_weights``: quantised, drifting), refreshed every
+``sync_every`` tau_x, and the changes are accumulated and written through
+``circ.apply_weight_update`` (the chip's update-response model: pulses, bounds, asymmetry,
+its write energy) at the same interval.
+
+Read noise, in the output domain as the clocked engine applies it: a row read (an error
+unit's prediction) adds ``a_l * read_sigma * ||phi(x_{l-1})|| * N(0, 1)``, a value unit's
+read of its top-down sum adds ``read_sigma * ||e_{l+1}||`` times a fresh normal (the exact
+distribution of a MAC through devices with independent ``N(0, read_sigma^2)`` read noise;
+``Crossbar.read_sigma``); the norms are kept as running sums, updated per event.
 
 Noise: value units follow the exact Ornstein-Uhlenbeck step of
 ``tau dx = -(x - c) dt + sigma sqrt(tau) dW``: ``+ sigma sqrt((1 - exp(-2h/tau)) / 2) N(0,1)``
@@ -79,8 +90,9 @@ prediction, top-down broadcast) and write (a learning row) per weight layer, in
 unit event, a MAC energy per synapse read, a write per synapse written, plus static power x
 time; so energy follows activity (the clocked engine charges crossbar reads per tau instead).
 
-Delays and stability: without delays the scheme converges for any mismatch (point 3 above).
-Delays add phase lag to the value/error loops; measured here, error units as slow as their
+Delays and stability: without delays the scheme converged in every case tested (lognormal
+mismatch up to sigma = 1, Poisson or periodic clocks, 2 to 10 events per tau). Delays add
+phase lag to the value/error loops; measured here, error units as slow as their
 value units (``error_tau = 1``) with ``delay >= 0.2`` tau_x make residual (muPC) networks
 oscillate, while ``delay <= 0.1`` or fast error units (``error_tau = 0.1``) converge.
 
@@ -105,7 +117,7 @@ from pcsim import field as pcfield
 from pcsim.activations import ACTIVATION_CODES
 from pcsim.circuit import Circuit
 from pcsim.engines.clocked import DivergenceError, check_finite
-from pcsim.kernels import _dphi, _phi
+from pcsim.kernels import SIGMOID, TANH, _dphi, _phi
 from pcsim.optim import SGD
 
 CLOCKS = ("poisson", "periodic")
@@ -206,12 +218,46 @@ def _cq_build(head, nxt, bno, key, mask, inv_w, cq):
     cq[0] = np.int64(math.floor(np.min(key) * inv_w))
 
 
+@njit(cache=True, inline="always")
+def _dphi_cached(v, p, act):
+    """phi'(v) given p = phi(v): saves a second tanh / exp per value event."""
+    if act == TANH:
+        return 1.0 - p * p
+    if act == SIGMOID:
+        return p * (1.0 - p)
+    return _dphi(v, act)
+
+
 @njit(cache=True, fastmath=_FM)
 def _row_dot(row, v):
     acc = 0.0
     for k in range(row.shape[0]):
         acc += row[k] * v[k]
     return acc
+
+
+@njit(cache=True, fastmath=_FM)
+def _dot_apply(row, v, c):
+    """row += c * v, returning the new row . v (one pass)."""
+    acc = 0.0
+    for k in range(row.shape[0]):
+        w = row[k] + c * v[k]
+        row[k] = w
+        acc += w * v[k]
+    return acc
+
+
+@njit(cache=True)
+def _flush_pending(Ws, phi_seen, pending, xoff, eoff):
+    """Write every deferred learning step (row += c * phi of the clamped layer below)."""
+    for i in range(len(Ws)):
+        W = Ws[i]
+        pre = phi_seen[xoff[i] : xoff[i + 1]]
+        for j in range(W.shape[0]):
+            c = pending[eoff[i] + j]
+            if c != 0.0:
+                _axpy(W[j], c, pre)
+                pending[eoff[i] + j] = 0.0
 
 
 @njit(cache=True, fastmath=_FM)
@@ -232,10 +278,16 @@ def _learn_row(row, back, de, c, e_seen_new, p):
 
 
 @njit(cache=True)
-def _recompute_back(Ws, e_seen, back, xoff, eoff, free):
-    """back_l = W_{l+1}^T e_seen_{l+1} exactly, for every free layer l < L."""
+def _recompute_back(Ws, e_seen, back, xoff, eoff, free, phi_seen, psq, esq):
+    """back_l = W_{l+1}^T e_seen_{l+1} exactly, for every free layer l < L; and the squared
+    norms of what each crossbar sees, ``psq[i] = ||phi_seen_i||^2`` (input of W_{i+1}) and
+    ``esq[i] = ||e_seen_{i+1}||^2`` (input of its transpose), for output-domain read noise."""
     L = len(Ws)
     for i in range(L):
+        p = phi_seen[xoff[i] : xoff[i + 1]]
+        psq[i] = np.sum(p * p)
+        es = e_seen[eoff[i] : eoff[i + 1]]
+        esq[i] = np.sum(es * es)
         if not free[i]:
             continue
         b = back[xoff[i] : xoff[i + 1]]
@@ -273,6 +325,12 @@ def _run_events(
     phi_seen,
     e_seen,
     back,
+    phi_x,
+    pending,
+    psq,
+    esq,
+    rsig,
+    read_noise,
     # units and clocks
     ukind,
     ulayer,
@@ -281,6 +339,7 @@ def _run_events(
     umean,
     unext,
     ulast,
+    ulint,
     cq_head,
     cq_next,
     cq_bno,
@@ -295,6 +354,7 @@ def _run_events(
     delay_up,
     fu_t,
     fu_i,
+    fu_l,
     fu_x,
     fu_p,
     fu_state,
@@ -340,7 +400,9 @@ def _run_events(
             h0 = fu_state[0]
             k = fu_i[h0]
             x_seen[k] = fu_x[h0]
-            phi_seen[k] = fu_p[h0]
+            pv = fu_p[h0]
+            psq[fu_l[h0]] += pv * pv - phi_seen[k] * phi_seen[k]
+            phi_seen[k] = pv
             fu_state[0] = (h0 + 1) % cap_u
             fu_state[1] -= 1
             deliveries[0] += 1
@@ -361,6 +423,7 @@ def _run_events(
                 i += 1
             j = q - eoff[i]
             de = v - e_seen[q]
+            esq[i] += v * v - e_seen[q] * e_seen[q]
             e_seen[q] = v
             _axpy(back[xoff[i] : xoff[i + 1]], de, Ws[i][j])
             reads[i] += Ws[i].shape[1]
@@ -393,9 +456,12 @@ def _run_events(
             if l > 0:
                 d -= e[eoff[l - 1] + n]  # its own error unit: a local wire, never delayed
             if l < L:
-                top = scales[l] * back[q]
+                top = back[q]
+                if read_noise and rsig[l] > 0.0:  # output-domain read noise of W_{l+1}^T
+                    top += rsig[l] * math.sqrt(max(esq[l], 0.0)) * _normal(rng)
+                top *= scales[l]
                 if l > 0:
-                    top *= _dphi(xv, act)
+                    top *= _dphi_cached(xv, phi_x[q], act)
                 d += top
                 if residual[l]:
                     d += e_seen[eoff[l] + n]
@@ -416,15 +482,18 @@ def _run_events(
             x[q] = xn
             if l < L:
                 pn = _phi(xn, act) if l > 0 else xn
+                phi_x[q] = pn
                 if delay_up > 0.0:
                     tail = (fu_state[0] + fu_state[1]) % cap_u
                     fu_t[tail] = t + delay_up
                     fu_i[tail] = q
+                    fu_l[tail] = l
                     fu_x[tail] = xn
                     fu_p[tail] = pn
                     fu_state[1] += 1
                 else:
                     x_seen[q] = xn
+                    psq[l] += pn * pn - phi_seen[q] * phi_seen[q]
                     phi_seen[q] = pn
         else:
             i = l - 1  # weight layer index of W_l
@@ -432,7 +501,18 @@ def _run_events(
             row = Ws[i][n]
             pre = phi_seen[xoff[i] : xoff[i + 1]]
             nin = row.shape[0]
-            mu = scales[i] * _row_dot(row, pre)
+            below_free = free[i]
+            # below clamped (a constant input): the row's previous learning step is deferred
+            # to here and fused with this read, one pass instead of two (exact: phi is the
+            # same); _flush_pending writes what is left when the run returns
+            deferred = learn and direct and not below_free
+            if deferred:
+                mu = scales[i] * _dot_apply(row, pre, pending[q])
+                pending[q] = 0.0
+            else:
+                mu = scales[i] * _row_dot(row, pre)
+            if read_noise and rsig[i] > 0.0:  # output-domain read noise of W_l
+                mu += scales[i] * rsig[i] * math.sqrt(max(psq[i], 0.0)) * _normal(rng)
             reads[i] += nin
             if has_bias:
                 mu += bs[i][n]
@@ -448,8 +528,12 @@ def _run_events(
             e[q] = en
             c = 0.0
             if learn:
-                # exact integral of the exponential path over the interval
-                integral = target * h + (eo - target) * tau * (1.0 - dec)
+                # exact integral of the exponential path over the part of the interval not
+                # yet learned ([ulint, t]; ulint > ulast when a run ended in the interval)
+                lag = ulint[u] - (t - h)
+                dec0 = math.exp(-lag / tau) if lag > 0.0 else 1.0
+                integral = target * (t - ulint[u]) + (eo - target) * tau * (dec0 - dec)
+                ulint[u] = t
                 c = scales[i] * integral * inv_tau_w
                 if has_bias:
                     if direct:
@@ -457,7 +541,6 @@ def _run_events(
                     else:
                         accb[i][n] += integral * inv_tau_w
                 writes[i] += nin
-            below_free = free[i]
             if below_free and delay_down > 0.0:
                 tail = (fd_state[0] + fd_state[1]) % cap_d
                 fd_t[tail] = t + delay_down
@@ -473,6 +556,7 @@ def _run_events(
                         _learn_row(row, bk, 0.0, c, e_seen[q], pre)
                 else:
                     de = en - e_seen[q]
+                    esq[i] += en * en - e_seen[q] * e_seen[q]
                     e_seen[q] = en
                     if learn and direct:
                         _learn_row(row, bk, de, c, en, pre)
@@ -480,17 +564,94 @@ def _run_events(
                         _axpy(bk, de, row)
                     reads[i] += nin
             else:
+                esq[i] += en * en - e_seen[q] * e_seen[q]
                 e_seen[q] = en  # nobody below listens; keep the wire value anyway
-                if learn and direct:
-                    _axpy(row, c, pre)
+                if deferred:
+                    pending[q] = c
         # next event of this unit
         tn = t + _interval(rng, umean[u], poisson, jit_mu, jit_sigma)
         unext[u] = tn
         _cq_insert(cq_head, cq_next, cq_bno, mask, cq_inv_w, u, tn)
         since_resync[0] += 1
         if since_resync[0] >= resync_every:
-            _recompute_back(Ws, e_seen, back, xoff, eoff, free)
+            _recompute_back(Ws, e_seen, back, xoff, eoff, free, phi_seen, psq, esq)
             since_resync[0] = 0
+
+
+@njit(cache=True)
+def _close_learning(
+    t_end,
+    Ws,
+    bs,
+    has_bias,
+    scales,
+    residual,
+    free,
+    xoff,
+    eoff,
+    egain,
+    eoff_v,
+    x,
+    e,
+    x_seen,
+    phi_seen,
+    e_seen,
+    back,
+    ukind,
+    ulayer,
+    uidx,
+    utau,
+    ulast,
+    ulint,
+    inv_tau_w,
+    direct,
+    accW,
+    accb,
+    reads,
+    writes,
+):
+    """Integrate every error unit's weight flow from where it stopped to ``t_end`` (its state
+    relaxing towards the target it would see now), so the learning of a run covers the run's
+    whole duration, as the continuous weight flow does; the units' own states are untouched."""
+    for u in range(ukind.shape[0]):
+        if ukind[u] != _ERROR:
+            continue
+        l = ulayer[u]
+        n = uidx[u]
+        i = l - 1
+        q = eoff[i] + n
+        span = t_end - ulint[u]
+        if span <= 0.0:
+            continue
+        row = Ws[i][n]
+        pre = phi_seen[xoff[i] : xoff[i + 1]]
+        nin = row.shape[0]
+        mu = scales[i] * _row_dot(row, pre)
+        reads[i] += nin
+        if has_bias:
+            mu += bs[i][n]
+        if residual[i]:
+            mu += x_seen[xoff[i] + n]
+        target = egain[q] * (x[xoff[l] + n] - mu) + eoff_v[q]
+        tau = utau[u]
+        eo = e[q]  # its state at its last event, ulast[u]
+        dec0 = math.exp(-(ulint[u] - ulast[u]) / tau)
+        dec1 = math.exp(-(t_end - ulast[u]) / tau)
+        integral = target * span + (eo - target) * tau * (dec0 - dec1)
+        ulint[u] = t_end
+        c = scales[i] * integral * inv_tau_w
+        writes[i] += nin
+        if not direct:
+            _axpy(accW[i][n], c, pre)
+            if has_bias:
+                accb[i][n] += integral * inv_tau_w
+            continue
+        if has_bias:
+            bs[i][n] += integral * inv_tau_w
+        if free[i]:  # the top-down sums below see the row change through the wire value
+            _learn_row(row, back[xoff[i] : xoff[i + 1]], 0.0, c, e_seen[q], pre)
+        else:
+            _axpy(row, c, pre)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -545,8 +706,11 @@ class EventStats:
 
 @dataclass
 class _Fifo:
+    """A ring of changes in flight: arrival times, flat unit indices, layers, values."""
+
     t: np.ndarray
     i: np.ndarray
+    layer: np.ndarray
     v: np.ndarray
     p: np.ndarray
     state: np.ndarray  # [head, count]
@@ -555,6 +719,7 @@ class _Fifo:
     def empty(cls, cap: int) -> _Fifo:
         return cls(
             np.empty(cap),
+            np.empty(cap, np.int64),
             np.empty(cap, np.int64),
             np.empty(cap),
             np.empty(cap),
@@ -566,7 +731,8 @@ class _Fifo:
         head, count = int(self.state[0]), int(self.state[1])
         order = (head + np.arange(count)) % cap
         new = _Fifo.empty(2 * cap)
-        for src, dst in ((self.t, new.t), (self.i, new.i), (self.v, new.v), (self.p, new.p)):
+        pairs = ((self.t, new.t), (self.i, new.i), (self.layer, new.layer), (self.v, new.v))
+        for src, dst in (*pairs, (self.p, new.p)):
             dst[:count] = src[order]
         new.state[:] = (0, count)
         return new
@@ -585,8 +751,11 @@ class _SampleState:
     phi_seen: np.ndarray
     e_seen: np.ndarray
     back: np.ndarray
+    phi_x: np.ndarray  # phi of each value unit's own current value (for phi' at its event)
+    pending: np.ndarray  # deferred learning coefficient per error unit (clamped input rows)
     unext: np.ndarray
     ulast: np.ndarray
+    ulint: np.ndarray  # time up to which each error unit's weight flow has been integrated
     cq_head: np.ndarray
     cq_next: np.ndarray
     cq_bno: np.ndarray
@@ -597,6 +766,7 @@ class _SampleState:
     fifo_down: _Fifo
     t: float
     free: tuple[bool, ...]
+    x_out: np.ndarray | None = None
 
 
 @dataclass
@@ -687,7 +857,7 @@ class EventsEngine:
         net = circ.net
         L = net.n_layers
         xoff = self._xoff
-        kinds, layers, idx, utau = tables
+        utau = tables[3]
         # error units start at their targets for the current activities (as the clocked
         # engine's instantaneous errors); the wires start carrying the current values
         xs1 = [x_flat[xoff[l] : xoff[l + 1]][None, :] for l in range(L + 1)]
@@ -722,8 +892,11 @@ class EventsEngine:
             phi_seen=phi_seen,
             e_seen=e.copy(),
             back=np.zeros_like(x_flat),
+            phi_x=phi_seen.copy(),
+            pending=np.zeros_like(e),
             unext=unext,
             ulast=ulast,
+            ulint=ulast.copy(),
             cq_head=cq[0],
             cq_next=cq[1],
             cq_bno=cq[2],
@@ -748,7 +921,13 @@ class EventsEngine:
         """Let every unit run on its own clock for ``duration`` (tau_x units), in place on
         ``xs``; with ``tau_w`` the error units also learn (iPC weight flow, ``tau_w`` in tau_x
         units). Advances ``circ.t``. Returns the event ledger. Raises DivergenceError on
-        blow-up, ValueError for ``B > 1`` with learning."""
+        blow-up, ValueError for ``B > 1`` with learning.
+
+        The engine carries each copy's error units, wires in flight, clocks and random stream
+        from one call to the next while the free activities in ``xs`` are the ones it returned
+        (new clamped values, e.g. a new input, arrive on their wires at the start of the call:
+        the only external event). Otherwise (new activities, another circuit, other clamps) it
+        starts afresh: error units at their targets, wires carrying the current values."""
         net = circ.net
         L = net.n_layers
         free = tuple(bool(f) for f in free)
@@ -792,6 +971,8 @@ class EventsEngine:
             for l in range(L + 1):
                 if free[l]:
                     xs[l][b] = st.x[self._xoff[l] : self._xoff[l + 1]]
+            # what the caller holds now (cast to its dtype): the key to continue next time
+            st.x_out = np.concatenate([np.asarray(x[b], np.float64) for x in xs])
             total = stats if total is None else total.merge(stats)
         circ.t = t0 + duration
         total.wall_seconds = time.perf_counter() - wall0
@@ -815,6 +996,7 @@ class EventsEngine:
             dt = t0 - st.t
             st.unext += dt
             st.ulast += dt
+            st.ulint += dt
             st.fifo_up.shift(dt)
             st.fifo_down.shift(dt)
             st.t = t0
@@ -859,6 +1041,12 @@ class EventsEngine:
         reads = np.zeros(L, np.int64)
         writes = np.zeros(L, np.int64)
         deliveries = np.zeros(2, np.int64)
+        psq = np.zeros(L)
+        esq = np.zeros(L)
+        rsig = np.zeros(L)
+        if getattr(circ, "read_sigma", None) is not None:  # per device, in weight units
+            rsig[:] = np.asarray(circ.read_sigma, np.float64)
+        read_noise = bool(np.any(rsig > 0))
         since = np.zeros(1, np.int64)
         learn = tau_w is not None
         inv_tau_w = 1.0 / tau_w if learn else 0.0
@@ -869,7 +1057,9 @@ class EventsEngine:
             Ws, bs = self._weights(circ, direct)
             accW = tuple(np.zeros_like(W) for W in Ws) if not direct else Ws
             accb = tuple(np.zeros_like(b) for b in bs) if not direct else bs
-            _recompute_back(Ws, st.e_seen, st.back, self._xoff, self._eoff, free_a)
+            _recompute_back(
+                Ws, st.e_seen, st.back, self._xoff, self._eoff, free_a, st.phi_seen, psq, esq
+            )
             since[0] = 0
             t_chunk = min(t_final, t + sync)
             while True:
@@ -896,6 +1086,12 @@ class EventsEngine:
                     st.phi_seen,
                     st.e_seen,
                     st.back,
+                    st.phi_x,
+                    st.pending,
+                    psq,
+                    esq,
+                    rsig,
+                    read_noise,
                     kinds,
                     layers,
                     idx,
@@ -903,6 +1099,7 @@ class EventsEngine:
                     umean,
                     st.unext,
                     st.ulast,
+                    st.ulint,
                     st.cq_head,
                     st.cq_next,
                     st.cq_bno,
@@ -916,6 +1113,7 @@ class EventsEngine:
                     self.delay_up,
                     st.fifo_up.t,
                     st.fifo_up.i,
+                    st.fifo_up.layer,
                     st.fifo_up.v,
                     st.fifo_up.p,
                     st.fifo_up.state,
@@ -947,6 +1145,41 @@ class EventsEngine:
                     )
                 else:
                     break
+            if learn:
+                if direct:
+                    _flush_pending(Ws, st.phi_seen, st.pending, self._xoff, self._eoff)
+                if t >= t_final:  # the weights learn up to the end, not to the last events
+                    _close_learning(
+                        t_final,
+                        Ws,
+                        bs,
+                        net.has_bias,
+                        scales,
+                        residual,
+                        free_a,
+                        self._xoff,
+                        self._eoff,
+                        egain,
+                        eoffv,
+                        st.x,
+                        st.e,
+                        st.x_seen,
+                        st.phi_seen,
+                        st.e_seen,
+                        st.back,
+                        kinds,
+                        layers,
+                        idx,
+                        utau,
+                        st.ulast,
+                        st.ulint,
+                        inv_tau_w,
+                        direct,
+                        accW,
+                        accb,
+                        reads,
+                        writes,
+                    )
             if not direct and learn:
                 circ.apply_weight_update(list(accW), list(accb) if net.has_bias else None)
             if t >= t_final:
@@ -995,7 +1228,8 @@ def _continues(st: _SampleState, x_flat: np.ndarray, free, xoff) -> bool:
     if st.free != tuple(free):
         return False
     for l, f in enumerate(free):
-        if f and not np.array_equal(st.x[xoff[l] : xoff[l + 1]], x_flat[xoff[l] : xoff[l + 1]]):
+        sl = slice(xoff[l], xoff[l + 1])
+        if f and (st.x_out is None or not np.array_equal(st.x_out[sl], x_flat[sl])):
             return False
     return True
 
@@ -1020,6 +1254,7 @@ class IPCEvents:
     init: str = "feedforward"
     name: str = "ipc_events"
     last_stats: EventStats | None = field(default=None, repr=False)
+    total_stats: EventStats | None = field(default=None, repr=False)
     _carry: list[np.ndarray] | None = field(default=None, repr=False)
 
     def _tau_w(self, optimizer) -> float:
@@ -1056,4 +1291,5 @@ class IPCEvents:
             self._carry = xs
             energies.append(pcfield.energy(net, xs, circ.read_weights()))
         self.last_stats = stats
+        self.total_stats = stats if self.total_stats is None else self.total_stats.merge(stats)
         return float(np.mean(energies))
