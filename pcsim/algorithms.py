@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pcsim import field
+from pcsim import field, kernels
+from pcsim.activations import ACTIVATION_CODES
 from pcsim.circuit import Circuit
-from pcsim.engines.clocked import ClockedEngine, StepRecord
+from pcsim.engines.clocked import ClockedEngine, StepRecord, check_finite
 from pcsim.optim import SGD, Adam
 
 ALGORITHMS = ("pc", "ipc", "bp")
@@ -70,12 +71,69 @@ class PC:
 
 @dataclass
 class IPC:
-    """Incremental PC: every engine step also takes one weight step from the same errors."""
+    """Incremental PC: every engine step also takes one weight step from the same errors.
+
+    A stream of single samples on the pure algorithm (numba Euler, plain SGD, no chip, no
+    biases or skips) runs each presentation in one fused kernel call
+    (``kernels.ipc_presentation_batch1``, tested equal to the general path); ``fused=False``
+    forces the general path.
+    """
 
     T: float = 2.0
     init: str = "feedforward"
     name: str = "ipc"
+    fused: bool = True
     _carry: list[np.ndarray] | None = None
+    _bufs: tuple | None = None
+
+    def _can_fuse(self, circ: Circuit, engine, optimizer, batch: int) -> bool:
+        net = circ.net
+        return (
+            self.fused
+            and batch == 1
+            and isinstance(engine, ClockedEngine)
+            and engine.backend == "numba"
+            and engine.method == "euler"
+            and circ.chip is None
+            and not circ.noisy
+            and isinstance(optimizer, SGD)
+            and optimizer.momentum == 0.0
+            and net.biases is None
+            and not any(net.residual)
+            and circ.rails == (-np.inf, np.inf)
+            and circ.units.is_ideal()
+            and all(np.all(s == 1) for s in circ.tau_scale)
+        )
+
+    def _fused_presentation(self, circ: Circuit, engine, optimizer, xs, free) -> float:
+        net = circ.net
+        sizes, dt = net.sizes, net.dtype
+        if self._bufs is None or self._bufs[0][0].shape[0] != sizes[0]:
+            self._bufs = (
+                tuple(np.zeros(n, dt) for n in sizes),
+                tuple(np.zeros(n, dt) for n in sizes[1:]),
+                tuple(np.zeros(n, dt) for n in sizes),
+                tuple(np.zeros(n, dt) for n in sizes[1:]),
+                tuple(np.zeros(n, dt) for n in sizes[:-1]),
+                np.zeros(sizes[1], dt),
+                np.zeros(sizes[1], dt),
+            )
+        n_steps = max(1, int(round(self.T / engine.dt)))
+        kernels.ipc_presentation_batch1(
+            tuple(v[0] for v in xs),
+            tuple(net.weights),
+            np.asarray(net.scales),
+            np.asarray(free, dtype=np.bool_),
+            ACTIVATION_CODES[net.activation],
+            engine.dt,
+            optimizer.lr,
+            n_steps,
+            not free[0],
+            self._bufs,
+        )
+        circ.t += n_steps * engine.dt
+        check_finite(xs, free, circ.t)
+        return float(sum(0.5 * np.sum(e * e) for e in self._bufs[1]))
 
     def train_batch(self, circ, engine: ClockedEngine, optimizer, x, y) -> float:
         net = circ.net
@@ -87,6 +145,14 @@ class IPC:
         else:
             xs = initial_activities(circ, bottom, top)
         free = _free_mask(net, training=True)
+        if self._can_fuse(circ, engine, optimizer, len(x)):
+            self._carry = xs
+            return self._fused_presentation(circ, engine, optimizer, xs, free)
+        if hasattr(engine, "run_learning"):  # Brian2 runs a whole presentation in its code
+            engine.run_learning(circ, xs, free, self.T, optimizer)
+            self._carry = xs
+            eps = field.errors(net, xs, circ.read_weights(), circ.units)
+            return float(sum(0.5 * np.sum(e * e) for e in eps) / x.shape[0])
         last: list[float] = [0.0]
 
         def learn(rec: StepRecord) -> None:

@@ -23,7 +23,8 @@ from pcsim.network import MODES, PARAMETERISATIONS
 from pcsim.optim import OPTIMIZERS
 
 DATASETS = ("digits", "mnist5k", "mnist", "fashion_mnist")
-ENGINE_KINDS = ("clocked", "events")
+ENGINE_KINDS = ("clocked", "events", "brian2")
+BRIAN_TARGETS = ("numpy", "cython", "cpp_standalone")
 CLOCKS = ("poisson", "periodic")
 DTYPES = ("float32", "float64")
 DEFAULT_CHIP = "rram"  # the default run shows iPC on a modelled analog chip
@@ -167,6 +168,7 @@ class EngineConfig:
     delay_up: float = spec(non_negative, 0.0, "events: delay of predictions (tau_x)")
     delay_down: float = spec(non_negative, 0.0, "events: delay of top-down errors (tau_x)")
     error_tau: float = spec(positive, 1.0, "events: error-unit time constant (tau_x)")
+    brian_target: str = spec(one_of(*BRIAN_TARGETS), "numpy", "brian2: Brian2 code target")
 
 
 @dataclass
@@ -311,6 +313,13 @@ def _cross_checks(cfg: RunConfig) -> None:
                 "engine.kind = 'events' integrates the plain weight flow: set "
                 "learning.optimizer = 'sgd' and learning.tau_w (or lr = dt / tau_w)"
             )
+    if cfg.engine.kind == "brian2":
+        from pcsim.engines.brian import BrianUnsupported, check_config
+
+        try:
+            check_config(cfg)
+        except BrianUnsupported as exc:
+            raise ConfigError(f"engine.kind = 'brian2': {exc}") from None
     if cfg.engine.sigma > 0 and cfg.engine.method != "euler_maruyama":
         raise ConfigError("engine.sigma > 0 needs engine.method = 'euler_maruyama'")
 

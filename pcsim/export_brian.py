@@ -13,6 +13,7 @@ as its float64 copy, and the stored pcsim reference is the float64 run.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import pprint
 from pathlib import Path
@@ -204,8 +205,11 @@ def export_brian2(
 
 
 def _as_float64(circ: Circuit) -> Circuit:
-    import dataclasses
-
+    if circ.chip is not None:
+        raise BrianUnsupported(
+            "export a float64 circuit: a float32 circuit on a chip cannot be converted without "
+            "reprogramming its crossbars (build the network with dtype float64)"
+        )
     work = dataclasses.replace(circ, net=circ.net.astype(np.float64))
     work.tau_scale = [np.asarray(a, np.float64) for a in circ.tau_scale]
     work.units = circ.units
@@ -238,21 +242,20 @@ def export_from_config(cfg, out_path: str | Path, n_steps: int = 100) -> tuple[P
                 "learning.optimizer = 'sgd' to export an iPC run"
             )
         lr = cfg.weight_lr
-    chip = cfg.chip.get("preset", "ideal")
-    if chip != "ideal":
-        raise BrianUnsupported(
-            f"chip preset {chip!r}: only the ideal chip can be exported to Brian2 for now"
-        )
-    s_init = np.random.SeedSequence(cfg.seed).spawn(4)[0]
+    # the network, chip and generators as pcsim.run.execute makes them (float64 twin)
+    s_init, _, s_noise, _, s_chip = np.random.SeedSequence(cfg.seed).spawn(5)
     data = prepare_data(cfg)
-    net = build_network(cfg, data, s_init)
+    net = build_network(cfg, data, s_init).astype(np.float64)
+    chip = cfg.chip_model()
+    circ = Circuit(net, chip=chip, rng=np.random.default_rng(s_chip))
+    circ.rng = np.random.default_rng(s_noise)
     x = data.x_train[:1].astype(np.float64)
     y = data.one_hot(data.y_train[:1]).astype(np.float64)
     bottom, top = (x, y) if net.mode == "supervised" else (y, x)
     dt = cfg.engine.dt / cfg.engine.tau_x
     sigma = cfg.engine.sigma if cfg.engine.method == "euler_maruyama" else 0.0
     return export_brian2(
-        net, bottom, top, n_steps * dt, dt, lr, out_path, sigma=sigma, seed=int(cfg.seed)
+        circ, bottom, top, n_steps * dt, dt, lr, out_path, sigma=sigma, seed=int(cfg.seed)
     )
 
 

@@ -187,3 +187,111 @@ def weight_gradients(xs, phis, eps, scales, has_bias, grads_w, grads_b):
                 for b in range(B):
                     acc += e[b, j]
                 gb[j] = acc / B
+
+
+@njit(cache=True)
+def ipc_presentation_batch1(xs, Ws, scales, free, act, gamma, lr, n_steps, fold0, bufs):
+    """``n_steps`` synchronous Euler steps of iPC with a plain SGD weight step after each (batch
+    1, no biases or skips, ideal units), in place on ``xs`` (1-D per layer) and ``Ws``: the same
+    equations as ClockedEngine.step + IPC's learning, with the loops reassociated:
+
+    - each weight matrix is swept twice per step: once to apply the previous step's rank-1
+      change ``lr a eps phi^T`` while accumulating ``mu = a W phi`` (so W is read and written
+      once), once for the top-down sum ``W^T eps`` (only where the presynaptic layer is free);
+    - ``fold0``: with the input layer clamped, ``W_1(t) x_0 = W_1(0) x_0 + F(t) (x_0 . x_0)``
+      with ``F = sum lr a_1 eps_1`` (exact algebra), so ``W_1`` is read once and written once
+      per presentation instead of every step.
+    """
+    phis, eps, backs, pend_e, pend_p, base, F = bufs
+    L = len(Ws)
+    for i in range(L):
+        pend_e[i][:] = 0.0
+    g0 = 0.0
+    if fold0:
+        x0 = xs[0]
+        W = Ws[0]
+        for r in range(W.shape[0]):
+            acc = 0.0
+            for c in range(W.shape[1]):
+                acc += W[r, c] * x0[c]
+            base[r] = acc
+            F[r] = 0.0
+        for c in range(x0.shape[0]):
+            g0 += x0[c] * x0[c]
+    for _ in range(n_steps):
+        for l in range(1, L):
+            x, p = xs[l], phis[l]
+            for j in range(x.shape[0]):
+                p[j] = _phi(x[j], act)
+        # errors: mu = a W(t) pre, applying the pending change of the previous step on the way
+        for i in range(L):
+            pre = xs[0] if i == 0 else phis[i]
+            e, xp, a = eps[i], xs[i + 1], scales[i]
+            if i == 0 and fold0:
+                for r in range(e.shape[0]):
+                    e[r] = xp[r] - a * (base[r] + F[r] * g0)
+                continue
+            W, pe, pp = Ws[i], pend_e[i], pend_p[i]
+            for r in range(W.shape[0]):
+                f = pe[r]
+                acc = 0.0
+                if f != 0.0:
+                    for c in range(W.shape[1]):
+                        w = W[r, c] + f * pp[c]
+                        W[r, c] = w
+                        acc += w * pre[c]
+                else:
+                    for c in range(W.shape[1]):
+                        acc += W[r, c] * pre[c]
+                e[r] = xp[r] - a * acc
+        # top-down sums with W(t); this step's weight change becomes pending
+        for i in range(L):
+            pre = xs[0] if i == 0 else phis[i]
+            e, s_lr = eps[i], lr * scales[i]
+            if i == 0 and fold0:
+                for r in range(e.shape[0]):
+                    F[r] += s_lr * e[r]
+            else:
+                pe, pp = pend_e[i], pend_p[i]
+                for r in range(e.shape[0]):
+                    pe[r] = s_lr * e[r]
+                for c in range(pre.shape[0]):
+                    pp[c] = pre[c]
+            if free[i]:
+                W, bk = Ws[i], backs[i]
+                bk[:] = 0.0
+                for r in range(W.shape[0]):
+                    er = e[r]
+                    for c in range(W.shape[1]):
+                        bk[c] += W[r, c] * er
+        for l in range(L + 1):
+            if not free[l]:
+                continue
+            x = xs[l]
+            for j in range(x.shape[0]):
+                v = x[j]
+                d = 0.0
+                if l > 0:
+                    d -= eps[l - 1][j]
+                if l < L:
+                    t = scales[l] * backs[l][j]
+                    if l > 0:
+                        if act == TANH:  # phi' from phi(x(t)), as pcsim's 1 - tanh(x)^2
+                            p = phis[l][j]
+                            t *= 1.0 - p * p
+                        else:
+                            t *= _dphi(v, act)
+                    d += t
+                x[j] = v + gamma * d
+    for i in range(L):  # flush the pending changes
+        W = Ws[i]
+        if i == 0 and fold0:
+            x0 = xs[0]
+            for r in range(W.shape[0]):
+                for c in range(W.shape[1]):
+                    W[r, c] += F[r] * x0[c]
+        else:
+            pe, pp = pend_e[i], pend_p[i]
+            for r in range(W.shape[0]):
+                for c in range(W.shape[1]):
+                    W[r, c] += pe[r] * pp[c]

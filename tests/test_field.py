@@ -155,3 +155,29 @@ def test_kernel_with_free_bottom_layer_and_unit_nonidealities(rng):
     for a, b in zip(*results, strict=True):
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-13)
     assert max(np.abs(v).max() for v in results[0][:2]) <= 0.8
+
+
+@pytest.mark.parametrize("act", ["tanh", "leaky_relu", "linear"])
+def test_fused_ipc_stream_equals_the_general_path(act):
+    """Batch-1 iPC with SGD: the fused presentation kernel equals step-by-step iPC."""
+    from pcsim.algorithms import IPC
+    from pcsim.optim import SGD
+
+    base = network.build((7, 9, 8, 3), act, rng=22)
+    finals = []
+    for fused in (True, False):
+        net = base.copy()
+        circ, eng, ipc = Circuit(net), ClockedEngine(dt=0.2), IPC(T=1.0, fused=fused)
+        assert ipc._can_fuse(circ, eng, SGD(0.05), 1) == fused
+        r = np.random.default_rng(23)
+        energies = [
+            ipc.train_batch(circ, eng, SGD(0.05), r.random((1, 7)), np.eye(3)[[k % 3]])
+            for k in range(6)
+        ]
+        finals.append((net.weights, ipc._carry, energies, circ.t))
+    (Wf, xf, ef, tf), (Ws, xs, es, ts) = finals
+    for a, b in zip(Wf + xf, Ws + xs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(ef, es, rtol=1e-10)
+    assert tf == pytest.approx(ts)
+    assert not np.allclose(Wf[1], base.weights[1])  # it did learn

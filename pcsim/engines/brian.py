@@ -32,14 +32,20 @@ explicit slot and order (never left to names, or the top-down sum reads a stale 
     after_groups  0  x = clip(x, rail_lo, rail_hi)   (run_regularly, free layers)
     end              monitors (the state after each step)
 
-Quantised reads: when the chip quantises the weights a MAC sees, ``w_read`` is a subexpression
-of the stored ``w`` (:class:`UniformQuantiser`); pcsim sees the same function through
-:class:`QuantisedCircuit`. Learning writes the stored ``w`` (full precision), as pcsim does.
+Chip units (tau mismatch, leak, error-unit gain and offset, rails, thermal noise) are per-neuron
+parameters. Quantised weights: a chip's crossbar (``hardware_models``) quantises when it is
+programmed, so its stored weights already sit on the levels and a frozen-weight run reads them
+as they are. For a quantised *read* of full-precision stored weights, ``w_read`` is a
+subexpression of ``w`` (:class:`UniformQuantiser`), and pcsim reads through the same function
+in :class:`QuantisedCircuit`; learning then writes the stored ``w``, as pcsim does.
 
 What Brian2 cannot express is refused with :class:`BrianUnsupported`: one weight matrix learned
 across a batch (a summed variable targets a pre- or postsynaptic group, never another synapse,
 so per-sample synapses cannot share one ``w``), weight optimisers other than plain SGD, Heun,
-and chips whose read/write models are not plain functions of the stored weight.
+per-read noise or drift of the chip's synapses, learning through a chip's device update model
+(pulses with stochastic rounding), and circuits with other read/write hooks. Frozen batches are
+expressed by replicating the groups (sample ``b`` of layer ``l`` is neurons ``b*n_l..``).
+The engine does not feed the chip's energy ledger.
 
 The model is held as a plain description (:func:`model_spec`: equations as strings, numbers,
 array names) and made into Brian2 objects by :func:`build_brian_objects`, which uses only
@@ -50,7 +56,7 @@ exported script, so the script and this engine build one and the same model.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
+import copy
 import math
 import os
 import tempfile
@@ -165,7 +171,8 @@ class ModelLayout:
     learning: bool
 
 
-def _check_circuit(circ: Circuit) -> None:
+def _check_circuit(circ: Circuit, learning: bool) -> None:
+    """Refuse substrate models that are not plain functions of the stored weights."""
     cls = type(circ)
     reads_plain = cls.read_weights in (Circuit.read_weights, QuantisedCircuit.read_weights)
     if not reads_plain or cls.apply_weight_update is not Circuit.apply_weight_update:
@@ -173,6 +180,23 @@ def _check_circuit(circ: Circuit) -> None:
             f"{cls.__name__} reads or writes weights through a substrate model that the Brian2 "
             "engine cannot express (only the ideal read and a uniform quantiser, "
             "QuantisedCircuit, are translated); use [engine] kind = 'clocked'"
+        )
+    crossbars = getattr(circ, "crossbars", None) or []
+    if all(cb.is_ideal for cb in crossbars):
+        return
+    syn = crossbars[0].config
+    if syn.read_noise_std > 0 or syn.has_drift:
+        raise BrianUnsupported(
+            "the chip's synapses add read noise or conductance drift on every read, a fresh "
+            "random weight per matrix-vector product that Brian2 synapses cannot draw; use "
+            "[engine] kind = 'clocked'"
+        )
+    if learning:
+        raise BrianUnsupported(
+            "the chip writes weights through its device update model (level-stepped pulses "
+            "with stochastic rounding, bounds, clipping, stuck devices), which a clock-driven "
+            "Brian2 synaptic variable cannot express; iPC on this chip needs [engine] kind = "
+            "'clocked' (frozen-weight runs, e.g. PC inference, are fine)"
         )
 
 
@@ -192,10 +216,10 @@ def model_spec(
 ) -> tuple[dict, dict[str, np.ndarray], ModelLayout]:
     """Describe the circuit as Brian2 equations: ``(spec, arrays, layout)``.
 
-    ``spec`` is plain data (dicts, lists, strings and numbers; equations one per line), ``arrays`` holds every initial value
-    and index array by the names ``spec`` uses. Raises :class:`BrianUnsupported`.
+    ``spec`` is plain data (dicts, lists, strings and numbers; equations one per line);
+    ``arrays`` holds every initial value and index array by the names ``spec`` uses.
+    Raises :class:`BrianUnsupported`.
     """
-    _check_circuit(circ)
     net: Network = circ.net
     L = net.n_layers
     sizes = net.sizes
@@ -211,6 +235,7 @@ def model_spec(
     learning = lr is not None and lr != 0.0
     if learning and B > 1:
         raise BrianUnsupported(BATCH_LEARNING_MESSAGE)
+    _check_circuit(circ, learning)
     if not (dt > 0 and math.isfinite(dt)):
         raise ValueError(f"dt must be a positive finite number, got {dt}")
     quant = _quantiser_of(circ)
@@ -445,7 +470,8 @@ class BrianRun:
     n_{i+1}, n_i)`` after each step when ``record_weights``; ``final_xs``: the state at the end
     (``(B, n_l)`` per layer); ``final_biases`` with learning on a biased net.
     ``build_seconds``: making the objects and compiling (code generation, cython or C++);
-    ``run_seconds``: the time-stepping loop alone (standalone: as measured by the binary).
+    ``run_seconds``: the time-stepping loop alone, as Brian2 measures it (runtime targets:
+    ``Network.run`` without its code generation; standalone: inside the binary).
     """
 
     times: np.ndarray
@@ -509,6 +535,10 @@ class BrianEngine:
     ``"cpp_standalone"`` (a compiled C++ project in ``directory``, a temporary one if None;
     for ``"cython"`` the extension cache goes to ``directory/cython`` when given).
     ``seed``: Brian2's random seed for the noise (None: drawn from the circuit's generator).
+
+    :meth:`simulate` returns trajectories; :meth:`run` (frozen weights) and
+    :meth:`run_learning` (iPC, SGD) follow :class:`ClockedEngine.run`'s in-place contract so
+    pcsim's algorithms can drive Brian2 (runtime targets reuse the built network).
     """
 
     dt: float = 0.1
@@ -516,6 +546,7 @@ class BrianEngine:
     target: str = "numpy"
     directory: str | None = None
     seed: int | None = None
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -550,8 +581,65 @@ class BrianEngine:
         )
         return self._execute(spec, arrays, layout, n, circ)
 
+    # -- the engine contract used by pcsim's algorithms ---------------------------------------
+    def run(
+        self,
+        circ: Circuit,
+        xs: list[np.ndarray],
+        free: Sequence[bool],
+        duration: float,
+        on_step=None,
+    ) -> int:
+        """As :meth:`ClockedEngine.run` with frozen weights (PC's settling phase, inference):
+        integrates ``xs`` in place and advances ``circ.t``; returns the number of steps.
+        Runtime targets reuse the built network between calls of the same shape."""
+        if on_step is not None:
+            raise BrianUnsupported(
+                "Brian2 runs a whole presentation in generated code, so a per-step Python "
+                "callback (on_step, which pcsim's iPC uses to learn) cannot run inside it; "
+                "use BrianEngine.run_learning(circ, xs, free, duration, optimizer) for iPC"
+            )
+        return self._run_into(circ, xs, free, duration, None)
+
+    def run_learning(
+        self, circ: Circuit, xs: list[np.ndarray], free: Sequence[bool], duration: float, optimizer
+    ) -> int:
+        """One iPC presentation: activities and weights together (batch 1, plain SGD with
+        ``optimizer.lr`` per Euler step). Writes ``xs``, the circuit's weights and biases in
+        place and advances ``circ.t``. The energy ledger is not charged."""
+        from pcsim.optim import SGD
+
+        if not isinstance(optimizer, SGD) or optimizer.momentum != 0.0:
+            raise BrianUnsupported(
+                f"{type(optimizer).__name__} (momentum or adaptive steps) is not the iPC weight "
+                "flow tau_w dW/dt = a eps phi^T that Brian2 integrates; use SGD without "
+                "momentum, or [engine] kind = 'clocked'"
+            )
+        return self._run_into(circ, xs, free, duration, optimizer.lr)
+
+    def _run_into(self, circ, xs, free, duration, lr) -> int:
+        n = self.n_steps(duration)
+        spec, arrays, layout = model_spec(circ, xs, free, self.dt, self.sigma, lr, record=False)
+        res = self._execute(spec, arrays, layout, n, circ, reuse=True)
+        for x, v in zip(xs, res.final_xs, strict=True):
+            x[...] = v
+        if lr:
+            for W, V in zip(circ.net.weights, res.weights, strict=True):
+                W[...] = V  # in place: a chip's crossbar holds the same array
+            if res.final_biases is not None:
+                for b, v in zip(circ.net.biases, res.final_biases, strict=True):
+                    b[...] = v
+        circ.t += n * self.dt
+        return n
+
     def _execute(
-        self, spec: dict, arrays: dict, layout: ModelLayout, n: int, circ: Circuit
+        self,
+        spec: dict,
+        arrays: dict,
+        layout: ModelLayout,
+        n: int,
+        circ: Circuit,
+        reuse: bool = False,
     ) -> BrianRun:
         b2 = _import_brian2()
         directory = self.directory
@@ -560,12 +648,21 @@ class BrianEngine:
         seed = self.seed
         if seed is None:
             seed = int(circ.rng.integers(2**31 - 1))
+        standalone = self.target == "cpp_standalone"
+        key = repr(spec) if reuse and not standalone else None
         with _brian_target(b2, self.target, directory):
             t0 = time.perf_counter()
             b2.seed(seed)
-            net, objs, mons = build_brian_objects(spec, arrays, b2)
             duration = n * spec["dt"] * b2.second
-            if self.target == "cpp_standalone":
+            if key is not None and key in self._cache:
+                net, objs, mons = self._cache[key]
+                _set_values(spec, arrays, objs, b2)
+                build_s = time.perf_counter() - t0
+                net.run(duration, namespace={})
+                run_s = float(b2.device._last_run_time)  # the loop alone
+                return _collect(spec, objs, mons, layout, n, build_s, run_s)
+            net, objs, mons = build_brian_objects(spec, arrays, b2)
+            if standalone:
                 net.run(duration, namespace={})
                 b2.device.build(directory=directory, compile=True, run=False)
                 build_s = time.perf_counter() - t0
@@ -574,10 +671,28 @@ class BrianEngine:
             else:
                 net.run(0 * b2.second, namespace={})  # code generation and compilation
                 build_s = time.perf_counter() - t0
-                t1 = time.perf_counter()
                 net.run(duration, namespace={})
-                run_s = time.perf_counter() - t1
+                run_s = float(b2.device._last_run_time)  # the loop alone (not code generation)
+                if key is not None:
+                    while len(self._cache) >= 4:
+                        self._cache.pop(next(iter(self._cache)))
+                    self._cache[key] = (net, objs, mons)
             return _collect(spec, objs, mons, layout, n, build_s, run_s)
+
+
+def _set_values(spec, arrays, objs, b2) -> None:
+    """Load new initial values into already built objects (as build_brian_objects does)."""
+
+    def value(entry):
+        arr = np.asarray(arrays[entry[0]], dtype=np.float64)
+        return arr * getattr(b2, entry[1]) if entry[1] else arr
+
+    for g in spec["groups"]:
+        for var, entry in g["values"].items():
+            setattr(objs[g["name"]], var, value(entry))
+    for s in spec["synapses"]:
+        for var, entry in s["values"].items():
+            getattr(objs[s["name"]], var)[:] = value(entry)
 
 
 def _collect(spec, objs, mons, layout: ModelLayout, n, build_s, run_s) -> BrianRun:
@@ -640,9 +755,8 @@ def clocked_reference(
     from pcsim.engines.clocked import ClockedEngine
     from pcsim.optim import SGD
 
-    net = circ.net.copy()
-    work = dataclasses.replace(circ, net=net, t=0.0)
-    work.tau_scale, work.units, work.thermal_sigma = circ.tau_scale, circ.units, circ.thermal_sigma
+    work = copy.deepcopy(circ)  # network, crossbars, generator and ledger alike
+    net = work.net
     L = net.n_layers
     eng = ClockedEngine("euler", dt=dt, backend=backend)
     opt = SGD(lr) if lr else None
@@ -693,9 +807,15 @@ def check_config(cfg) -> None:
                 "the clock-driven iPC flow tau_w dw/dt = a eps phi (plain SGD); use "
                 "learning.optimizer = 'sgd' with Brian2, or [engine] kind = 'clocked'"
             )
-    chip = cfg.chip.get("preset", "ideal") if isinstance(cfg.chip, dict) else "ideal"
-    if chip != "ideal":
+    syn = cfg.chip_model().synapses
+    if syn.read_noise_std > 0 or syn.has_drift:
         raise BrianUnsupported(
-            f"chip preset {chip!r}: the Brian2 engine translates the ideal chip and uniform "
-            "weight quantisation only; use [engine] kind = 'clocked'"
+            "chip.synapses: read noise or drift gives a fresh random weight per read, which "
+            "Brian2 synapses cannot draw; use [engine] kind = 'clocked'"
+        )
+    if cfg.algorithm.name == "ipc" and not syn.is_ideal:
+        raise BrianUnsupported(
+            "chip.synapses: iPC writes weights through the chip's device update model (pulses, "
+            "stochastic rounding, bounds), which Brian2 cannot express; use [engine] kind = "
+            "'clocked' (or algorithm.name = 'pc', whose weight step pcsim applies)"
         )
