@@ -189,7 +189,7 @@ def weight_gradients(xs, phis, eps, scales, has_bias, grads_w, grads_b):
                 gb[j] = acc / B
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)  # reassociated sums vectorise; tested to 1e-12
 def ipc_presentation_batch1(xs, Ws, scales, free, act, gamma, lr, n_steps, fold0, bufs):
     """``n_steps`` synchronous Euler steps of iPC with a plain SGD weight step after each (batch
     1, no biases or skips, ideal units), in place on ``xs`` (1-D per layer) and ``Ws``: the same
