@@ -67,15 +67,17 @@ def pulsed_update(w, dw, gain, has_gain, w_max, dw_abs, r_up, r_down, sigma, sof
             continue
         g = gain[i] if has_gain else 1.0
         b = g * w_max
+        if b <= 0.0:  # a dead device (gain 0) holds 0 whatever it is sent
+            w[i] = 0.0
+            continue
         r = r_up if d > 0.0 else r_down
         if sigma > 0.0:
             r *= 1.0 + sigma * rng.standard_normal() / math.sqrt(n)
+        # a pulse moves the device towards its bound or not at all, never past it
+        r = min(max(r, 0.0), 1.0)
         wi = w[i]
         if soft:
-            base = 1.0 - r
-            if base < 0.0:
-                base = 0.0
-            p = base**n
+            p = (1.0 - r) ** n
             if d > 0.0:
                 w_new = b - (b - wi) * p
             else:

@@ -241,7 +241,9 @@ def preset_path(name: str) -> Path:
     """Path of a bundled preset file (raises :class:`ChipConfigError` if unknown)."""
     path = _preset_dir() / f"{name}.toml"
     if not isinstance(name, str) or "/" in name or not path.is_file():
-        raise ChipConfigError(f"unknown preset {name!r}; available: {', '.join(list_presets())}")
+        raise ChipConfigError(
+            f"chip.preset: unknown preset {name!r}; available: {', '.join(list_presets())}"
+        )
     return path
 
 

@@ -43,6 +43,8 @@ def quantise(
     np.rint(out, out=out)
     out *= step
     out += centre
+    # rounding in the two lines above can land one ulp outside the range: clip again
+    np.clip(out, lo, hi, out=out)
     return out
 
 

@@ -140,7 +140,7 @@ def test_unknown_preset_lists_the_available_ones():
     with pytest.raises(ChipConfigError) as exc:
         load_preset("xyz")
     msg = str(exc.value)
-    assert msg.startswith("unknown preset 'xyz'; available: ideal, ")
+    assert msg.startswith("chip.preset: unknown preset 'xyz'; available: ideal, ")
     assert all(name in msg for name in PRESETS)
     assert "\n" not in msg
 
