@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -67,13 +69,47 @@ def _print_summary(s: dict) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from pcsim import checkpoint as ckpt
     from pcsim import config, results
     from pcsim.run import execute
+    from pcsim.train import Interrupted
 
-    cfg = config.load(args.config) if args.config else config.RunConfig()
+    resume = ckpt.load(args.resume) if args.resume else None
+    if args.config:
+        cfg = config.load(args.config)
+        if resume is not None:
+            _check_same_run(cfg, resume, args.config)
+    elif resume is not None:
+        try:
+            cfg = config.loads(resume.config_text)
+        except config.ConfigError as exc:
+            raise results.ResultsError(
+                f"{args.resume}: the checkpoint holds an invalid configuration ({exc})"
+            ) from None
+    else:
+        cfg = config.RunConfig()
     if args.out:
         results.check_writable(args.out)
-    res = execute(cfg, progress=not args.quiet)
+    policy = _checkpoint_policy(args, resume)
+    stop = _StopOnSignal()
+    stop.install()
+    try:
+        res = execute(
+            cfg, progress=not args.quiet, checkpoint=policy, resume=resume, should_stop=stop
+        )
+    except Interrupted as exc:
+        code = 128 + (stop.signum or signal.SIGINT)
+        if exc.checkpoint is None:
+            print(f"pcsim: error: interrupted; no checkpoint written: {exc.error}", file=sys.stderr)
+            return code
+        print(
+            f"interrupted: checkpoint written to {exc.checkpoint}; resume with: "
+            + _resume_command(args, exc.checkpoint),
+            file=sys.stderr,
+        )
+        return code
+    finally:
+        stop.uninstall()
     if args.out:
         results.save(args.out, res)
     _print_summary(res.summary)
@@ -82,6 +118,119 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(res.summary, default=float))
     return 0
+
+
+class _StopOnSignal:
+    """SIGINT / SIGTERM: the first asks training to stop at the next safe point (a checkpoint
+    is written there); a second one aborts at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, object] = {}
+
+    def __call__(self) -> bool:
+        return self.signum is not None
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(
+            "\npcsim: stopping at the next safe point to write a checkpoint "
+            "(Ctrl-C again aborts without one)",
+            file=sys.stderr,
+        )
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except (ValueError, OSError):  # not the main thread: no handler, Ctrl-C aborts
+                pass
+
+    def uninstall(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old.clear()
+
+
+def _checkpoint_policy(args: argparse.Namespace, resume):
+    """Where checkpoints go (always somewhere: Ctrl-C writes one) and how often."""
+    from pathlib import Path
+
+    from pcsim import checkpoint as ckpt
+    from pcsim.config import ConfigError
+    from pcsim.results import ResultsError
+
+    if args.checkpoint:
+        path = Path(args.checkpoint)
+    elif args.resume:
+        path = Path(args.resume)
+    elif args.out:
+        path = Path(args.out).with_suffix(".ckpt.h5")
+    else:
+        path = Path("pcsim.ckpt.h5")
+    if path.is_dir():
+        raise ResultsError(f"--checkpoint {str(path)!r} is a directory")
+    if args.out and Path(args.out).resolve() == path.resolve():
+        raise ResultsError("--checkpoint and --out must be different files")
+    every = args.checkpoint_every
+    if every is None and resume is not None:
+        every = resume.state.get("checkpoint_every") or None
+    if every is None and args.checkpoint:
+        every = "1"
+    if every is None:
+        return ckpt.Policy(path)
+    try:
+        n, unit = ckpt.Policy.parse_every(every)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return ckpt.Policy(path, n, unit)
+
+
+def _check_same_run(cfg, resume, config_path: str) -> None:
+    """A config given with --resume must be the checkpoint's (only learning.epochs may grow)."""
+    from pcsim import config
+
+    try:
+        saved = config.loads(resume.config_text)
+    except config.ConfigError:
+        return  # nothing to compare with; the checkpoint's own checks still apply
+
+    def flat(c) -> dict:
+        d = c.to_dict()
+        d["chip"] = c.chip_model().to_dict()
+        d.get("learning", {}).pop("epochs", None)
+        out: dict = {}
+
+        def walk(prefix: str, v) -> None:
+            if isinstance(v, dict):
+                for k, x in v.items():
+                    walk(f"{prefix}.{k}" if prefix else str(k), x)
+            else:
+                out[prefix] = v
+
+        walk("", d)
+        return out
+
+    a, b = flat(cfg), flat(saved)
+    for key in sorted(set(a) | set(b)):
+        if a.get(key) != b.get(key):
+            raise config.ConfigError(
+                f"{config_path}: {key} is {a.get(key)!r} but the checkpoint was written with "
+                f"{b.get(key)!r} (only learning.epochs may change on --resume; omit the "
+                "config to use the checkpoint's)"
+            )
+
+
+def _resume_command(args: argparse.Namespace, checkpoint) -> str:
+    parts = ["pcsim", "run"]
+    if args.config:
+        parts.append(args.config)
+    parts += ["--resume", str(checkpoint)]
+    if args.out:
+        parts += ["--out", args.out]
+    return " ".join(shlex.quote(p) for p in parts)
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -115,6 +264,22 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="write results to this HDF5 file (atomically)")
     r.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.add_argument(
+        "--checkpoint-every",
+        metavar="N[b|m]",
+        help="write a checkpoint every N epochs, Nb batches or Nm minutes (atomic HDF5)",
+    )
+    r.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        help="checkpoint file (default: the --resume file, else OUT with .ckpt.h5, else "
+        "pcsim.ckpt.h5); alone, it means --checkpoint-every 1",
+    )
+    r.add_argument(
+        "--resume",
+        metavar="FILE",
+        help="continue from a checkpoint (CONFIG optional; only learning.epochs may change)",
+    )
     r.set_defaults(func=cmd_run)
     i = sub.add_parser("info", help="version and chip presets")
     i.add_argument("--chip", metavar="NAME", help="print one preset with every value and source")

@@ -18,7 +18,9 @@ complete, so an existing file is never half-written or clobbered by a failed run
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import glob
 import json
 import os
 import tempfile
@@ -62,15 +64,67 @@ def atomic_h5(path: str | Path, write) -> None:
     """Call ``write(h5file)`` on a temporary file, then rename it to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
+    )
     os.close(fd)
     try:
+        with contextlib.suppress(OSError):  # mkstemp makes 0600; results are ordinary files
+            os.chmod(tmp, 0o666 & ~_umask())
         with h5py.File(tmp, "w") as f:
             write(f)
+        _fsync(tmp)  # the bytes are on disk before the rename makes them the file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync(path.parent, directory=True)
+    _remove_orphans(path)
+
+
+def _remove_orphans(path: Path) -> None:
+    """Delete temporary files left next to ``path`` by writers that were killed (SIGKILL,
+    power loss): ``.NAME.PID.*.tmp`` whose process no longer exists."""
+    prefix = f".{path.name}."
+    for p in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        pid = p.name[len(prefix) :].split(".", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            p.unlink(missing_ok=True)
+        except (PermissionError, OSError):
+            pass  # alive (another user's) or unknowable: leave it
+
+
+def _umask() -> int:
+    try:  # Linux: read it without changing it (os.umask would, for every thread)
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync(path: str | Path, directory: bool = False) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
+    except OSError:
+        if directory:
+            return  # some filesystems cannot open directories; the rename is still atomic
+        raise
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not directory:
+            raise
+    finally:
+        os.close(fd)
 
 
 def _write_group(g: h5py.Group, arrays: Mapping[str, Any]) -> None:
@@ -100,7 +154,13 @@ def save(path: str | Path, result: RunResult) -> None:
         if result.extra:
             _write_group(f.create_group("extra"), result.extra)
 
-    atomic_h5(path, write)
+    try:
+        atomic_h5(path, write)
+    except OSError as exc:
+        raise ResultsError(
+            f"cannot write results {str(path)!r}: {exc.strerror or exc}"
+            " (any previous file there is unchanged)"
+        ) from None
 
 
 def _open(path: str | Path) -> h5py.File:
@@ -115,16 +175,23 @@ def _open(path: str | Path) -> h5py.File:
         ) from None
 
 
-def check_format(f: h5py.File, name: str, expected: str = FORMAT) -> None:
+def check_format(
+    f: h5py.File, name: str, expected: str = FORMAT, version: int = FORMAT_VERSION
+) -> None:
     """Raise ResultsError unless ``f`` is a pcsim file of the expected kind and version."""
-    fmt = f.attrs.get("format")
+    try:
+        fmt = f.attrs.get("format")
+        ver = f.attrs.get("format_version")
+    except (OSError, KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ResultsError(f"{name}: damaged HDF5 file ({exc})") from None
+    if isinstance(fmt, bytes):
+        fmt = fmt.decode("utf-8", "replace")
     if fmt != expected:
         raise ResultsError(f"{name}: not a {expected} file (format attribute is {fmt!r})")
-    ver = f.attrs.get("format_version")
-    if ver != FORMAT_VERSION:
-        raise ResultsError(
-            f"{name}: unsupported format_version {ver!r} (expected {FORMAT_VERSION})"
-        )
+    if isinstance(ver, np.generic):
+        ver = ver.item()
+    if ver != version:
+        raise ResultsError(f"{name}: unsupported format_version {ver!r} (expected {version})")
 
 
 def load(path: str | Path) -> RunResult:
@@ -136,24 +203,24 @@ def load(path: str | Path) -> RunResult:
             if required not in f:
                 raise ResultsError(f"{name}: missing required entry /{required}")
         try:
-            metrics = {k: f["metrics"][k][()] for k in f["metrics"]}
-            lengths = {v.shape[0] for v in metrics.values() if v.ndim == 1}
-            if len(lengths) > 1 or any(v.ndim != 1 for v in metrics.values()):
-                raise ResultsError(f"{name}: /metrics arrays must be 1-D of one length")
-            for k, v in metrics.items():
-                if not np.issubdtype(v.dtype, np.number):
-                    raise ResultsError(f"{name}: /metrics/{k} is not numeric")
+            metrics = _metric_group(f["metrics"], "/metrics", name)
             params = {k: f["parameters"][k][()] for k in f["parameters"]}
+            _check_parameters(params, name)
             base = None
             if "baseline/metrics" in f:
-                base = {k: f["baseline/metrics"][k][()] for k in f["baseline/metrics"]}
+                base = _metric_group(f["baseline/metrics"], "/baseline/metrics", name)
             ledger = {k: float(f["ledger"][k][()]) for k in f.get("ledger", {})}
             extra = {k: f["extra"][k][()] for k in f.get("extra", {})}
-            config_text = f["config"][()].decode()
-            summary = json.loads(f["summary_json"][()].decode())
+            config_text, summary_text = f["config"][()], f["summary_json"][()]
+            if not isinstance(config_text, bytes) or not isinstance(summary_text, bytes):
+                raise ResultsError(f"{name}: /config and /summary_json must be text")
+            config_text = config_text.decode()
+            summary = json.loads(summary_text.decode())
+            if not isinstance(summary, dict):
+                raise ResultsError(f"{name}: /summary_json must be a JSON object")
         except ResultsError:
             raise
-        except (KeyError, OSError, ValueError, TypeError, AttributeError) as exc:
+        except (KeyError, OSError, ValueError, TypeError, AttributeError, RuntimeError) as exc:
             raise ResultsError(f"{name}: damaged results file ({exc})") from None
         return RunResult(
             config_text=config_text,
@@ -165,6 +232,41 @@ def load(path: str | Path) -> RunResult:
             extra=extra,
             version=str(f.attrs.get("pcsim_version", "")),
         )
+
+
+def _metric_group(g: h5py.Group, where: str, name: str) -> dict[str, np.ndarray]:
+    """Per-epoch arrays: 1-D, numeric, all of one length."""
+    if not isinstance(g, h5py.Group):
+        raise ResultsError(f"{name}: {where} must be a group")
+    out = {}
+    for k in g:
+        v = g[k][()] if isinstance(g[k], h5py.Dataset) else None
+        if not isinstance(v, np.ndarray) or v.ndim != 1 or v.dtype.kind not in "iuf":
+            raise ResultsError(f"{name}: {where}/{k} must be a 1-D numeric array")
+        out[k] = v
+    if len({len(v) for v in out.values()}) > 1:
+        raise ResultsError(f"{name}: {where} arrays must all have one length (one per epoch)")
+    return out
+
+
+def _check_parameters(params: dict[str, Any], name: str) -> None:
+    """W<l> floating 2-D matrices chaining layer to layer; b<l> floating 1-D of n_l."""
+    for k, v in params.items():
+        if not isinstance(v, np.ndarray) or v.dtype.kind != "f":
+            raise ResultsError(f"{name}: /parameters/{k} must be a floating-point array")
+    L = sum(1 for k in params if k.startswith("W"))
+    for l in range(1, L + 1):
+        W = params.get(f"W{l}")
+        if W is None or W.ndim != 2:
+            raise ResultsError(f"{name}: /parameters/W{l} must be a 2-D matrix")
+        if l > 1 and W.shape[1] != params[f"W{l - 1}"].shape[0]:
+            raise ResultsError(
+                f"{name}: /parameters/W{l} has shape {W.shape}, which does not follow "
+                f"W{l - 1} {params[f'W{l - 1}'].shape}"
+            )
+        b = params.get(f"b{l}")
+        if b is not None and b.shape != (W.shape[0],):
+            raise ResultsError(f"{name}: /parameters/b{l} must have shape ({W.shape[0]},)")
 
 
 def check_writable(path: str | Path) -> None:

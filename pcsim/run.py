@@ -3,23 +3,30 @@ results. This is what ``pcsim run`` calls, and what sweeps call per point."""
 
 from __future__ import annotations
 
+import os
+import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
 
 from pcsim import __version__, network
+from pcsim import checkpoint as ckpt
 from pcsim.algorithms import make_algorithm
 from pcsim.circuit import Circuit
 from pcsim.config import ConfigError, RunConfig
 from pcsim.data import Dataset, load_dataset
+from pcsim.engines.brian import BrianEngine
 from pcsim.engines.clocked import ClockedEngine
 from pcsim.engines.events import EventsEngine, IPCEvents
-from pcsim.inference import measure_inference
+from pcsim.inference import INFERENCE_DT, measure_inference
 from pcsim.optim import make_optimizer
-from pcsim.results import RunResult
-from pcsim.train import Trainer
+from pcsim.results import ResultsError, RunResult
+from pcsim.train import Interrupted, Trainer
 
 
 def prepare_data(cfg: RunConfig) -> Dataset:
@@ -65,7 +72,7 @@ def make_clocked_engine(cfg: RunConfig) -> ClockedEngine:
 
 
 def make_engine(cfg: RunConfig):
-    """The training engine: clocked, or the clock-free events engine."""
+    """The training engine: clocked, the clock-free events engine, or Brian2."""
     e = cfg.engine
     if e.kind == "events":
         return EventsEngine(
@@ -77,6 +84,8 @@ def make_engine(cfg: RunConfig):
             error_tau=e.error_tau / e.tau_x,
             sigma=e.sigma,
         )
+    if e.kind == "brian2":
+        return BrianEngine(dt=e.dt / e.tau_x, sigma=e.sigma, target=e.brian_target)
     return make_clocked_engine(cfg)
 
 
@@ -87,41 +96,228 @@ def make_training_algorithm(cfg: RunConfig):
     return make_algorithm(cfg.algorithm.name, T=T, init=cfg.algorithm.init)
 
 
-def execute(cfg: RunConfig, progress: bool = True) -> RunResult:
-    """Train and evaluate as configured; returns everything to save or print."""
+MAX_STEPS_PER_BATCH = 1_000_000  # engine steps per presentation or test-time settle
+MAX_BLAS_THREADS = 1024
+
+
+def preflight(cfg: RunConfig, data: Dataset) -> None:
+    """Reject configurations whose fields are each valid but cannot run together: more engine
+    steps per batch than a run can take, a network larger than this machine's memory.
+    ConfigError naming the field, before anything is built."""
+    steps = cfg.algorithm.presentation_time / cfg.engine.dt
+    if not steps <= MAX_STEPS_PER_BATCH:
+        raise ConfigError(
+            f"algorithm.presentation_time / engine.dt is {steps:.3g} engine steps per batch "
+            f"(at most {MAX_STEPS_PER_BATCH:.0e}): raise engine.dt or lower presentation_time"
+        )
+    settle_dt = min(cfg.engine.dt / cfg.engine.tau_x, INFERENCE_DT)
+    steps = cfg.algorithm.inference_time / cfg.engine.tau_x / settle_dt
+    if not steps <= MAX_STEPS_PER_BATCH:
+        raise ConfigError(
+            f"algorithm.inference_time / engine.tau_x is {steps:.3g} settling steps of "
+            f"{settle_dt:g} tau_x (at most {MAX_STEPS_PER_BATCH:.0e})"
+        )
+    if cfg.blas_threads > MAX_BLAS_THREADS:
+        raise ConfigError(
+            f"blas_threads must be at most {MAX_BLAS_THREADS}, got {cfg.blas_threads}"
+        )
+    sizes = cfg.network.sizes
+    if sizes is not None:
+        itemsize = np.dtype(cfg.network.dtype).itemsize
+        n_params = sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+        batch = min(cfg.learning.batch_size, max(len(data.x_train), 1))
+        # weights, a BP copy, Adam m and v, gradients and read buffers; ~10 batch buffers
+        need = itemsize * (8 * n_params + 10 * batch * sum(sizes))
+        have = _physical_memory()
+        if have and need > have:
+            raise ConfigError(
+                f"network.sizes: this network needs about {need / 2**30:.3g} GiB, more than "
+                f"this machine's {have / 2**30:.3g} GiB"
+            )
+
+
+def _physical_memory() -> int:
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return 0
+
+
+class _Checkpointer:
+    """Writes a trainer's checkpoints by a policy; remembers where it last wrote."""
+
+    def __init__(
+        self,
+        trainer: Trainer,
+        policy: ckpt.Policy | None,
+        config_text: str,
+        fingerprint: str,
+        elapsed,
+    ) -> None:
+        self.trainer, self.policy = trainer, policy
+        self.config_text, self.fingerprint, self.elapsed = config_text, fingerprint, elapsed
+        self.last: tuple[int, int] | None = None
+
+    def where(self) -> tuple[int, int]:
+        t = self.trainer
+        return len(t.history.epoch), t.step
+
+    def snapshot(self) -> ckpt.Checkpoint:
+        return ckpt.capture(
+            self.trainer,
+            config_text=self.config_text,
+            fingerprint=self.fingerprint,
+            policy=self.policy,
+            elapsed_s=self.elapsed(),
+        )
+
+    def write(self, snap: ckpt.Checkpoint | None = None) -> None:
+        """Write now (ResultsError if the file cannot be written)."""
+        ckpt.save(self.policy.path, snap or self.snapshot())
+        self.policy.written()
+        self.last = self.where() if snap is None else None
+
+    def periodic(self, snap: ckpt.Checkpoint | None = None) -> None:
+        """Write if not already written at this position; a failure is a warning."""
+        if snap is None and self.last == self.where():
+            return
+        try:
+            self.write(snap)
+        except ResultsError as exc:
+            tqdm.write(
+                f"pcsim: warning: {exc}; training goes on (the previous checkpoint is intact)",
+                file=sys.stderr,
+            )
+
+    def after_batch(self, tr: Trainer) -> None:
+        if self.policy.due_after_batch(tr.step):
+            self.periodic()
+
+    def after_epoch(self, tr: Trainer) -> None:
+        if self.policy.due_after_epoch(len(tr.history.epoch)):
+            self.periodic()
+
+    def interrupted(self, snap: ckpt.Checkpoint | None = None) -> Interrupted:
+        """The exception to raise for Ctrl-C: the checkpoint is written first."""
+        if self.policy is None:
+            return Interrupted(None, "no checkpoint file was given")
+        try:
+            self.write(snap)
+        except ResultsError as exc:
+            return Interrupted(None, str(exc))
+        return Interrupted(self.policy.path)
+
+
+@dataclass
+class PreparedRun:
+    """A run built from its configuration, ready to train (``trainer.fit``)."""
+
+    chip: Any
+    net: network.Network
+    bp_net: network.Network
+    circ: Circuit
+    trainer: Trainer
+    clocked: ClockedEngine
+    bp_order_seed: np.random.SeedSequence
+
+
+def prepare(
+    cfg: RunConfig,
+    data: Dataset | None = None,
+    progress: bool = True,
+    should_stop: Callable[[], bool] | None = None,
+) -> PreparedRun:
+    """Build everything a run trains, deterministically from ``cfg`` and its seed: the chip,
+    the network's initial weights (and a copy for the BP baseline), the circuit with its
+    programmed devices and unit mismatch, the engines, the algorithm, the optimiser and the
+    trainer with its batch-order generator. ``data`` defaults to the configured data set."""
     s_init, s_order, s_noise, s_bp_order, s_chip = np.random.SeedSequence(cfg.seed).spawn(5)
     chip = cfg.chip_model()
-    data = prepare_data(cfg)
+    data = prepare_data(cfg) if data is None else data
+    preflight(cfg, data)
     net = build_network(cfg, data, s_init)
     bp_net = net.copy()
-    T = cfg.algorithm.presentation_time / cfg.engine.tau_x
     engine = make_engine(cfg)
     clocked = make_clocked_engine(cfg)  # evaluation and latency: the same equilibrium
-    algorithm = make_training_algorithm(cfg)
+    circ = Circuit(net, chip=chip, rng=np.random.default_rng(s_chip))
+    circ.rng = np.random.default_rng(s_noise)
+    trainer = Trainer(
+        circ=circ,
+        algorithm=make_training_algorithm(cfg),
+        engine=engine,
+        eval_engine=clocked,
+        optimizer=make_optimizer(cfg.learning.optimizer, cfg.weight_lr),
+        data=data,
+        batch_size=cfg.learning.batch_size,
+        rng=np.random.default_rng(s_order),
+        progress=progress,
+        settle_time=cfg.algorithm.inference_time / cfg.engine.tau_x,
+        should_stop=should_stop,
+    )
+    return PreparedRun(chip, net, bp_net, circ, trainer, clocked, s_bp_order)
+
+
+def execute(
+    cfg: RunConfig,
+    progress: bool = True,
+    *,
+    checkpoint: ckpt.Policy | None = None,
+    resume: ckpt.Checkpoint | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> RunResult:
+    """Train and evaluate as configured; returns everything to save or print.
+
+    ``checkpoint``: where and how often to write checkpoints (also written when interrupted,
+    and at the end of training when periodic). ``resume``: a loaded checkpoint of this
+    configuration to continue from; the result is bit for bit the uninterrupted run's.
+    ``should_stop()`` is polled between batches; True stops at that safe point, writes the
+    checkpoint and raises :class:`pcsim.train.Interrupted`.
+    """
+    data = prepare_data(cfg)
+    preflight(cfg, data)
+    T = cfg.algorithm.presentation_time / cfg.engine.tau_x
+    text = cfg.source_text or _dump_toml(cfg.to_dict())
+    fingerprint = ckpt.data_fingerprint(data) if (checkpoint or resume) else ""
+    prior = float(resume.state["elapsed_s"]) if resume is not None else 0.0
+    t0 = time.perf_counter()
     with threadpool_limits(cfg.blas_threads):
-        circ = Circuit(net, chip=chip, rng=np.random.default_rng(s_chip))
-        circ.rng = np.random.default_rng(s_noise)
-        trainer = Trainer(
-            circ=circ,
-            algorithm=algorithm,
-            engine=engine,
-            eval_engine=clocked,
-            optimizer=make_optimizer(cfg.learning.optimizer, cfg.weight_lr),
-            data=data,
-            batch_size=cfg.learning.batch_size,
-            rng=np.random.default_rng(s_order),
-            progress=progress,
-            settle_time=cfg.algorithm.inference_time / cfg.engine.tau_x,
+        run = prepare(cfg, data, progress=progress, should_stop=should_stop)
+        chip, net, bp_net, circ, trainer = run.chip, run.net, run.bp_net, run.circ, run.trainer
+        clocked, algorithm = run.clocked, trainer.algorithm
+        if resume is not None:
+            started = resume.epochs_done + (resume.order is not None)
+            if started > cfg.learning.epochs:
+                raise ConfigError(
+                    f"learning.epochs is {cfg.learning.epochs} but the checkpoint is already "
+                    f"{'in' if resume.order is not None else 'past'} epoch {started}"
+                )
+            ckpt.restore(resume, trainer, fingerprint)
+        cp = _Checkpointer(
+            trainer, checkpoint, text, fingerprint, lambda: prior + time.perf_counter() - t0
         )
-        t0 = time.perf_counter()
-        hist = trainer.fit(cfg.learning.epochs)
-        train_seconds = time.perf_counter() - t0
+        if checkpoint is not None and checkpoint.every is not None:
+            trainer.after_batch, trainer.after_epoch = cp.after_batch, cp.after_epoch
+        try:
+            hist = trainer.fit(cfg.learning.epochs - len(trainer.history.epoch))
+        except Interrupted:
+            raise cp.interrupted() from None
+        train_seconds = prior + time.perf_counter() - t0
+        done = cp.snapshot() if (checkpoint is not None or should_stop is not None) else None
+        if checkpoint is not None and checkpoint.every is not None:
+            cp.periodic()  # the end of training, unless just written
+
+        def check_stop() -> None:
+            if should_stop is not None and should_stop():
+                raise cp.interrupted(done)
+
         train_ledger = circ.ledger.by_component()
         inference = None
         if cfg.network.mode == "supervised":
+            check_stop()
             inference = measure_inference(circ, data.x_test[:64].astype(net.dtype), clocked)
         baseline = None
         if cfg.baseline.bp and cfg.algorithm.name != "bp" and cfg.network.mode == "supervised":
+            check_stop()
             bp = Trainer(
                 circ=Circuit(bp_net),
                 algorithm=make_algorithm("bp"),
@@ -129,17 +325,24 @@ def execute(cfg: RunConfig, progress: bool = True) -> RunResult:
                 optimizer=make_optimizer(cfg.learning.optimizer, cfg.baseline.lr),
                 data=data,
                 batch_size=cfg.learning.batch_size,
-                rng=np.random.default_rng(s_bp_order),
+                rng=np.random.default_rng(run.bp_order_seed),
                 progress=False,
+                should_stop=should_stop,
             )
-            baseline = bp.fit(cfg.learning.epochs)
+            try:
+                baseline = bp.fit(cfg.learning.epochs)
+            except Interrupted:
+                raise cp.interrupted(done) from None
+        check_stop()
     n_presented = len(data.x_train) * cfg.learning.epochs
     digital = chip.digital_baseline(list(net.sizes), cfg.learning.batch_size, n_presented)
     breakdown = {k: v / n_presented for k, v in train_ledger.items()}
     energy = float(sum(breakdown.values()))
     summary: dict[str, Any] = {
         "algorithm": cfg.algorithm.name,
-        "engine": "events" if cfg.engine.kind == "events" else f"clocked/{cfg.engine.method}",
+        "engine": (
+            "events" if cfg.engine.kind == "events" else f"{cfg.engine.kind}/{cfg.engine.method}"
+        ),
         "chip": chip.name,
         "dataset": data.name,
         "sizes": list(net.sizes),
@@ -189,7 +392,6 @@ def execute(cfg: RunConfig, progress: bool = True) -> RunResult:
     params = {f"W{i + 1}": W for i, W in enumerate(net.weights)}
     if net.biases is not None:
         params.update({f"b{i + 1}": b for i, b in enumerate(net.biases)})
-    text = cfg.source_text or _dump_toml(cfg.to_dict())
     return RunResult(
         config_text=text,
         summary=summary,

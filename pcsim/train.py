@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from hardware_models.costs import EnergyLedger
 from pcsim.algorithms import initial_activities
 from pcsim.circuit import Circuit
-from pcsim.data import Dataset, batches
+from pcsim.data import Dataset
 from pcsim.engines.adaptive import AdaptiveEngine
 from pcsim.engines.clocked import ClockedEngine
 from pcsim.inference import inference_engine
@@ -84,9 +84,41 @@ def accuracy(circ: Circuit, x: np.ndarray, labels: np.ndarray, **kw) -> float:
     return float(np.mean(np.argmax(predict(circ, x, **kw), axis=1) == labels))
 
 
+class Interrupted(Exception):
+    """Training stopped at a safe point because ``Trainer.should_stop()`` said so (Ctrl-C).
+
+    ``checkpoint`` is the file the run's state was written to (None if it could not be
+    written; ``error`` then says why)."""
+
+    def __init__(self, checkpoint=None, error: str | None = None) -> None:
+        super().__init__("interrupted")
+        self.checkpoint = checkpoint
+        self.error = error
+
+
+@dataclass
+class EpochPosition:
+    """Where an epoch stands: its sample order, batches done, their energies, wall time."""
+
+    order: np.ndarray
+    batch: int = 0
+    energies: list[float] = field(default_factory=list)
+    wall: float = 0.0
+
+    def n_batches(self, batch_size: int) -> int:
+        return -(-len(self.order) // batch_size)
+
+
 @dataclass
 class Trainer:
-    """Train ``circ.net`` on ``data`` with ``algorithm``, ``engine`` and ``optimizer``."""
+    """Train ``circ.net`` on ``data`` with ``algorithm``, ``engine`` and ``optimizer``.
+
+    The loop is resumable at any batch boundary: ``position`` (None between epochs) holds the
+    current epoch's order and progress, ``step`` counts batches over the whole run. Hooks:
+    ``should_stop()`` is asked before every batch and before every evaluation (True raises
+    :class:`Interrupted` with the state consistent); ``after_batch(self)`` and
+    ``after_epoch(self)`` run at each boundary (checkpointing).
+    """
 
     circ: Circuit
     algorithm: object
@@ -99,26 +131,54 @@ class Trainer:
     settle_time: float = 5.0
     eval_engine: ClockedEngine | None = None  # default: the training engine
     history: History = field(default_factory=History)
+    position: EpochPosition | None = None
+    step: int = 0
+    should_stop: Callable[[], bool] | None = None
+    after_batch: Callable[[Trainer], None] | None = None
+    after_epoch: Callable[[Trainer], None] | None = None
+
+    def _check_stop(self) -> None:
+        if self.should_stop is not None and self.should_stop():
+            raise Interrupted()
 
     def train_epoch(self) -> float:
+        """Train the current epoch to its end (starting it if none is under way); returns the
+        mean batch energy. ``position`` is left at the end of the epoch."""
         d = self.data
         targets = d.one_hot(d.y_train).astype(self.circ.net.dtype)
         xtr = d.x_train.astype(self.circ.net.dtype)
-        energies = []
-        idx_batches = list(batches(len(xtr), self.batch_size, self.rng))
+        if self.position is None:
+            # the same draw as pcsim.data.batches: one permutation per epoch
+            self.position = EpochPosition(order=self.rng.permutation(len(xtr)))
+        pos = self.position
+        n_batches = pos.n_batches(self.batch_size)
         bar = tqdm(
-            idx_batches,
+            total=n_batches,
+            initial=pos.batch,
             desc=f"epoch {len(self.history.epoch) + 1}",
             leave=False,
             disable=not self.progress,
             unit="batch",
         )
-        for idx in bar:
-            e = self.algorithm.train_batch(
-                self.circ, self.engine, self.optimizer, xtr[idx], targets[idx]
-            )
-            energies.append(e)
-        return float(np.mean(energies))
+        try:
+            while pos.batch < n_batches:
+                self._check_stop()
+                t0 = time.perf_counter()
+                start = pos.batch * self.batch_size
+                idx = pos.order[start : start + self.batch_size]
+                e = self.algorithm.train_batch(
+                    self.circ, self.engine, self.optimizer, xtr[idx], targets[idx]
+                )
+                pos.energies.append(float(e))
+                pos.batch += 1
+                self.step += 1
+                pos.wall += time.perf_counter() - t0
+                bar.update()
+                if self.after_batch is not None:
+                    self.after_batch(self)
+        finally:
+            bar.close()
+        return float(np.mean(pos.energies))
 
     def evaluate(self) -> tuple[float, float]:
         d = self.data
@@ -129,21 +189,24 @@ class Trainer:
         )
 
     def fit(self, epochs: int, on_epoch: Callable[[History], None] | None = None) -> History:
-        """Run ``epochs`` more epochs, recording metrics after each; returns the history."""
+        """Run ``epochs`` more epochs (finishing an epoch under way counts as one), recording
+        metrics after each; returns the history."""
         for _ in range(epochs):
-            t0 = time.perf_counter()
             e = self.train_epoch()
-            wall = time.perf_counter() - t0
+            self._check_stop()
             tr, te = self.evaluate()
             h = self.history
             h.epoch.append(len(h.epoch) + 1)
             h.train_energy.append(e)
             h.train_accuracy.append(tr)
             h.test_accuracy.append(te)
-            h.wall_seconds.append(wall)
+            h.wall_seconds.append(self.position.wall)
             h.sim_time_tau.append(self.circ.t)
+            self.position = None
             if self.progress:
                 tqdm.write(f"epoch {h.epoch[-1]:3d}  energy {e:.4f}  train {tr:.2%}  test {te:.2%}")
+            if self.after_epoch is not None:
+                self.after_epoch(self)
             if on_epoch is not None:
                 on_epoch(h)
         return self.history

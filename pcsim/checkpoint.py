@@ -1,0 +1,719 @@
+"""Training checkpoints: everything a run needs to continue bit for bit, in one HDF5 file.
+
+A run is rebuilt from its configuration and seed (data, network initialisation, the chip's
+programmed devices and unit mismatch are deterministic), then the checkpoint overwrites every
+piece of state that training changes. Layout (format ``pcsim-checkpoint``, version 1)::
+
+    /                       attrs: format, format_version, pcsim_version, created
+    /config                 the run configuration as TOML text
+    /state                  JSON text: position (epochs done, batch within the epoch, global
+                            step), simulated time, RNG states (batch order, circuit noise) as
+                            numpy bit-generator state dicts, the energy ledger, optimiser
+                            scalars, elapsed training seconds, the data fingerprint, the
+                            checkpoint policy, the partial epoch's batch energies
+    /parameters/W<l>, b<l>  weights as stored on the devices, biases
+    /crossbars/<l>/...      device state per weight layer: gain, drift exponents (nu),
+                            stuck_idx, stuck_val (datasets, when present); attrs w_max,
+                            t_program_s
+    /optimizer/<name>/<i>   optimiser arrays (Adam m and v, SGD velocity), one per parameter
+    /algorithm/carry/<l>    iPC's carried activities (init = "carry"), when present
+    /metrics/<name>         per-epoch history so far (as in results files)
+    /order                  the current epoch's sample permutation (mid-epoch only)
+    /engine/state_<b>       events engine only: each copy's carried state (clocks, wires in
+                            flight, error units, its own random stream); attr key
+    /algorithm/<stats>      events engine only: event counts so far (last_stats, total_stats)
+
+Objects of the events engine are stored field by field (arrays as datasets, scalars as JSON)
+and rebuilt only as the classes named in :func:`_tree_classes`.
+
+Files are written atomically (temporary file, fsync, rename), so a kill at any moment leaves
+the previous checkpoint intact. Reading validates format, version, groups, shapes and dtypes
+and raises :class:`pcsim.results.ResultsError` with one line. Nothing is deserialised as
+code: RNG states and scalars are JSON, arrays are plain datasets.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime as _dt
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from hardware_models.costs import EnergyLedger
+from pcsim.results import ResultsError, _version, atomic_h5, check_format
+
+FORMAT = "pcsim-checkpoint"
+FORMAT_VERSION = 1
+
+UNITS = {"e": "epochs", "b": "batches", "m": "minutes"}
+_EVERY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([ebm]?)\s*$")
+
+
+# --- policy ------------------------------------------------------------------------------------
+@dataclass
+class Policy:
+    """Where checkpoints go and how often: every ``every`` epochs, batches or minutes of wall
+    time (``every=None``: only when interrupted, and at the end of training)."""
+
+    path: Path
+    every: float | None = None
+    unit: str = "epochs"
+    _last_write: float = field(default_factory=time.monotonic, repr=False)
+
+    @staticmethod
+    def parse_every(text: str) -> tuple[float, str]:
+        """``"3"``/``"3e"`` -> every 3 epochs, ``"50b"`` -> 50 batches, ``"10m"`` -> 10 minutes."""
+        m = _EVERY.match(str(text))
+        if not m:
+            raise ValueError(
+                f"--checkpoint-every must be N (epochs), Nb (batches) or Nm (minutes), got {text!r}"
+            )
+        n, unit = float(m.group(1)), UNITS[m.group(2) or "e"]
+        if n <= 0 or (unit != "minutes" and n != int(n)):
+            kind = "number" if unit == "minutes" else "integer"
+            raise ValueError(f"--checkpoint-every needs a positive {kind} of {unit}, got {text!r}")
+        return (n if unit == "minutes" else int(n)), unit
+
+    def describe(self) -> str:
+        if self.every is None:
+            return ""
+        suffix = {"epochs": "", "batches": "b", "minutes": "m"}[self.unit]
+        n = self.every if self.unit == "minutes" else int(self.every)
+        return f"{n:g}{suffix}"
+
+    def due_after_batch(self, step: int) -> bool:
+        if self.every is None:
+            return False
+        if self.unit == "batches":
+            return step % int(self.every) == 0
+        if self.unit == "minutes":
+            return time.monotonic() - self._last_write >= 60.0 * self.every
+        return False
+
+    def due_after_epoch(self, epochs_done: int) -> bool:
+        return self.every is not None and self.unit == "epochs" and epochs_done % self.every == 0
+
+    def written(self) -> None:
+        self._last_write = time.monotonic()
+
+
+# --- the file's content ----------------------------------------------------------------------
+@dataclass
+class Checkpoint:
+    """What a checkpoint file holds (see the module docstring)."""
+
+    config_text: str
+    state: dict[str, Any]
+    parameters: dict[str, np.ndarray]
+    crossbars: list[dict[str, Any]] | None
+    optimizer: dict[str, list[np.ndarray]]
+    carry: list[np.ndarray] | None
+    metrics: dict[str, np.ndarray]
+    order: np.ndarray | None
+    version: str = ""
+    # engine and algorithm state beyond arrays (the events engine's carried per-sample
+    # states and event counts): name -> dataclass object, restored by attribute
+    engine_state: dict[str, Any] = field(default_factory=dict)
+    algorithm_state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def epochs_done(self) -> int:
+        return int(self.state["epoch"])
+
+
+def data_fingerprint(data) -> str:
+    """SHA-256 of the training and test arrays: a resumed run must see the same data."""
+    h = hashlib.sha256()
+    for a in (data.x_train, data.y_train, data.x_test, data.y_test):
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.integer | bool | np.bool_):
+        return v.item() if isinstance(v, np.generic) else v
+    if isinstance(v, np.floating):
+        return float(v)
+    return v
+
+
+def _copies(arrays) -> list[np.ndarray]:
+    return [np.array(a, copy=True) for a in arrays]
+
+
+def capture(
+    trainer, *, config_text: str, fingerprint: str, policy: Policy | None, elapsed_s: float
+) -> Checkpoint:
+    """Snapshot a trainer (and its circuit, optimiser, algorithm) between batches."""
+    circ, net, opt, alg = trainer.circ, trainer.circ.net, trainer.optimizer, trainer.algorithm
+    pos = trainer.position
+    params = {f"W{i + 1}": np.array(W, copy=True) for i, W in enumerate(net.weights)}
+    if net.biases is not None:
+        params.update({f"b{i + 1}": np.array(b, copy=True) for i, b in enumerate(net.biases)})
+    crossbars = None
+    if circ.crossbars is not None:
+        crossbars = []
+        for cb in circ.crossbars:
+            crossbars.append(
+                {
+                    "w_max": float(cb.w_max),
+                    "t_program_s": float(cb.t_program_s),
+                    "gain": None if cb._gain is None else cb._gain.copy(),
+                    "nu": None if cb._nu is None else cb._nu.copy(),
+                    "stuck_idx": cb._stuck_idx.astype(np.int64),
+                    "stuck_val": cb._stuck_val.copy(),
+                }
+            )
+    optimizer: dict[str, list[np.ndarray]] = {}
+    opt_state: dict[str, Any] = {"name": type(opt).__name__.lower()}
+    if hasattr(opt, "step_count"):
+        opt_state["step_count"] = int(opt.step_count)
+        if opt.m is not None:
+            optimizer["m"], optimizer["v"] = _copies(opt.m), _copies(opt.v)
+    if getattr(opt, "velocity", None) is not None:
+        optimizer["velocity"] = _copies(opt.velocity)
+    carry = getattr(alg, "_carry", None)
+    engine_state: dict[str, Any] = {}
+    states = getattr(trainer.engine, "_states", None)
+    if states:  # the events engine carries each copy's clocks, wires and error units
+        key = trainer.engine._key
+        engine_state = {"key": [list(key[1]), list(key[2]), int(key[3])]}
+        engine_state.update({f"state_{b}": st for b, st in states.items()})
+    algorithm_state = {
+        k: getattr(alg, k) for k in ("last_stats", "total_stats") if getattr(alg, k, None)
+    }
+    state = {
+        "epoch": len(trainer.history.epoch),
+        "batch": 0 if pos is None else pos.batch,
+        "step": trainer.step,
+        "epoch_energies": [] if pos is None else list(pos.energies),
+        "epoch_wall_s": 0.0 if pos is None else pos.wall,
+        "t": float(circ.t),
+        "rng_order": trainer.rng.bit_generator.state,
+        "rng_noise": circ.rng.bit_generator.state,
+        "ledger": circ.ledger.to_dict(),
+        "optimizer": opt_state,
+        "algorithm": getattr(alg, "name", type(alg).__name__.lower()),
+        "sizes": list(net.sizes),
+        "dtype": np.dtype(net.dtype).name,
+        "n_train": int(len(trainer.data.x_train)),
+        "batch_size": int(trainer.batch_size),
+        "data_sha256": fingerprint,
+        "elapsed_s": float(elapsed_s),
+        "checkpoint_every": "" if policy is None else policy.describe(),
+    }
+    return Checkpoint(
+        config_text=config_text,
+        state=_jsonable(state),
+        parameters=params,
+        crossbars=crossbars,
+        optimizer=optimizer,
+        carry=None if carry is None else _copies(carry),
+        metrics={k: np.array(v) for k, v in trainer.history.as_arrays().items()},
+        order=None if pos is None else pos.order.astype(np.int64),
+        version=_version(),
+        engine_state=copy.deepcopy(engine_state),
+        algorithm_state=copy.deepcopy(algorithm_state),
+    )
+
+
+def save(path: str | Path, ck: Checkpoint) -> None:
+    """Write ``ck`` atomically (the previous file at ``path`` survives any failure)."""
+
+    def write(f: h5py.File) -> None:
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["pcsim_version"] = ck.version or _version()
+        f.attrs["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+        f.create_dataset("config", data=ck.config_text)
+        f.create_dataset("state", data=json.dumps(ck.state, allow_nan=True))
+        g = f.create_group("parameters")
+        for k, v in ck.parameters.items():
+            g.create_dataset(k, data=v)
+        if ck.crossbars is not None:
+            g = f.create_group("crossbars")
+            for i, cb in enumerate(ck.crossbars):
+                c = g.create_group(str(i))
+                c.attrs["w_max"] = cb["w_max"]
+                c.attrs["t_program_s"] = cb["t_program_s"]
+                for k in ("gain", "nu", "stuck_idx", "stuck_val"):
+                    if cb[k] is not None:
+                        c.create_dataset(k, data=cb[k])
+        g = f.create_group("optimizer")
+        for name, arrays in ck.optimizer.items():
+            o = g.create_group(name)
+            for i, a in enumerate(arrays):
+                o.create_dataset(str(i), data=a)
+        if ck.carry is not None:
+            g = f.create_group("algorithm/carry")
+            for i, a in enumerate(ck.carry):
+                g.create_dataset(str(i), data=a)
+        g = f.create_group("metrics")
+        for k, v in ck.metrics.items():
+            g.create_dataset(k, data=v)
+        if ck.order is not None:
+            f.create_dataset("order", data=ck.order)
+        if ck.engine_state:
+            g = f.create_group("engine")
+            g.attrs["key"] = json.dumps(ck.engine_state["key"])
+            for k, v in ck.engine_state.items():
+                if k != "key":
+                    _dump_obj(g.create_group(k), v)
+        for k, v in ck.algorithm_state.items():
+            _dump_obj(f.create_group(f"algorithm/{k}"), v)
+
+    try:
+        atomic_h5(path, write)
+    except OSError as exc:
+        raise ResultsError(f"cannot write checkpoint {str(path)!r}: {_reason(exc)}") from None
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+# --- reading, with validation ----------------------------------------------------------------
+_STATE_SCHEMA: dict[str, tuple[type, ...]] = {
+    "epoch": (int,),
+    "batch": (int,),
+    "step": (int,),
+    "epoch_energies": (list,),
+    "epoch_wall_s": (int, float),
+    "t": (int, float),
+    "rng_order": (dict,),
+    "rng_noise": (dict,),
+    "ledger": (dict,),
+    "optimizer": (dict,),
+    "algorithm": (str,),
+    "sizes": (list,),
+    "dtype": (str,),
+    "n_train": (int,),
+    "batch_size": (int,),
+    "data_sha256": (str,),
+    "elapsed_s": (int, float),
+    "checkpoint_every": (str,),
+}
+
+
+def _indexed(g: h5py.Group, where: str, name: str) -> list[np.ndarray]:
+    keys = sorted(g.keys(), key=lambda k: int(k) if k.isdigit() else -1)
+    if keys != [str(i) for i in range(len(keys))]:
+        raise ResultsError(f"{name}: {where} must hold datasets 0..n-1, found {list(g.keys())}")
+    out = []
+    for k in keys:
+        if not isinstance(g[k], h5py.Dataset):
+            raise ResultsError(f"{name}: {where}/{k} is not a dataset")
+        out.append(g[k][()])
+    return out
+
+
+def _float_array(a: Any, where: str, name: str, ndim: int | None = None) -> np.ndarray:
+    if not isinstance(a, np.ndarray) or a.dtype.kind != "f":
+        raise ResultsError(f"{name}: {where} must be a floating-point array")
+    if ndim is not None and a.ndim != ndim:
+        raise ResultsError(f"{name}: {where} must be {ndim}-D, has shape {a.shape}")
+    return a
+
+
+def load(path: str | Path) -> Checkpoint:
+    """Read and validate a checkpoint; ResultsError (one line) for anything wrong with it."""
+    p = Path(path)
+    name = p.name
+    if not p.exists():
+        raise ResultsError(f"checkpoint file {str(p)!r} does not exist")
+    if p.is_dir():
+        raise ResultsError(f"checkpoint {str(p)!r} is a directory")
+    try:
+        f = h5py.File(p, "r")
+    except OSError:
+        raise ResultsError(
+            f"{name}: not a readable HDF5 file (corrupt, truncated or another format)"
+        ) from None
+    try:
+        with f:
+            return _read(f, name)
+    except ResultsError:
+        raise
+    except (KeyError, OSError, ValueError, TypeError, AttributeError, RuntimeError) as exc:
+        raise ResultsError(f"{name}: damaged checkpoint file ({exc})") from None
+
+
+def _read(f: h5py.File, name: str) -> Checkpoint:
+    if f.attrs.get("format") == "pcsim-results":
+        raise ResultsError(f"{name}: this is a results file, not a checkpoint (use --checkpoint)")
+    check_format(f, name, FORMAT, FORMAT_VERSION)
+    for required in ("config", "state", "parameters", "optimizer", "metrics"):
+        if required not in f:
+            raise ResultsError(f"{name}: missing required entry /{required}")
+    config_text = f["config"][()]
+    state_text = f["state"][()]
+    if not isinstance(config_text, bytes) or not isinstance(state_text, bytes):
+        raise ResultsError(f"{name}: /config and /state must be text")
+    try:
+        state = json.loads(state_text.decode())
+    except ValueError:
+        raise ResultsError(f"{name}: /state is not valid JSON") from None
+    if not isinstance(state, dict):
+        raise ResultsError(f"{name}: /state must be a JSON object")
+    for key, types in _STATE_SCHEMA.items():
+        v = state.get(key)
+        if v is None or isinstance(v, bool) or not isinstance(v, types):
+            raise ResultsError(f"{name}: /state.{key} is missing or has the wrong type")
+    for key in ("epoch", "batch", "step", "n_train", "batch_size"):
+        if state[key] < 0:
+            raise ResultsError(f"{name}: /state.{key} must be >= 0, got {state[key]}")
+    sizes = state["sizes"]
+    if len(sizes) < 2 or not all(isinstance(n, int) and n > 0 for n in sizes):
+        raise ResultsError(f"{name}: /state.sizes must list positive layer sizes")
+    if state["dtype"] not in ("float32", "float64"):
+        raise ResultsError(f"{name}: /state.dtype must be float32 or float64")
+    dtype = np.dtype(state["dtype"])
+    L = len(sizes) - 1
+
+    params = {}
+    for k in f["parameters"]:
+        params[k] = _float_array(f["parameters"][k][()], f"/parameters/{k}", name)
+    for i in range(L):
+        W = params.get(f"W{i + 1}")
+        want = (sizes[i + 1], sizes[i])
+        if W is None or W.shape != want or W.dtype != dtype:
+            raise ResultsError(f"{name}: /parameters/W{i + 1} must be {dtype.name} of shape {want}")
+    has_bias = "b1" in params
+    for i in range(L):
+        b = params.get(f"b{i + 1}")
+        if has_bias and (b is None or b.shape != (sizes[i + 1],) or b.dtype != dtype):
+            raise ResultsError(
+                f"{name}: /parameters/b{i + 1} must be {dtype.name} of shape ({sizes[i + 1]},)"
+            )
+    expected = {f"W{i + 1}" for i in range(L)} | (
+        {f"b{i + 1}" for i in range(L)} if has_bias else set()
+    )
+    if set(params) != expected:
+        raise ResultsError(f"{name}: unexpected entries in /parameters: {sorted(params)}")
+    shapes = [params[f"W{i + 1}"].shape for i in range(L)]
+    if has_bias:
+        shapes += [params[f"b{i + 1}"].shape for i in range(L)]
+
+    crossbars = None
+    if "crossbars" in f:
+        crossbars = []
+        g = f["crossbars"]
+        if sorted(g.keys()) != sorted(str(i) for i in range(L)):
+            raise ResultsError(f"{name}: /crossbars must hold one group per weight layer")
+        for i in range(L):
+            c = g[str(i)]
+            n = sizes[i + 1] * sizes[i]
+            cb: dict[str, Any] = {}
+            for attr in ("w_max", "t_program_s"):
+                v = c.attrs.get(attr)
+                if not isinstance(v, float | np.floating):
+                    raise ResultsError(f"{name}: /crossbars/{i} attribute {attr} is missing")
+                cb[attr] = float(v)
+            for k in ("gain", "nu"):
+                cb[k] = None
+                if k in c:
+                    a = _float_array(c[k][()], f"/crossbars/{i}/{k}", name, 1)
+                    if a.shape != (n,) or a.dtype != np.float64:
+                        raise ResultsError(
+                            f"{name}: /crossbars/{i}/{k} must be float64 of shape ({n},)"
+                        )
+                    cb[k] = a
+            idx = c["stuck_idx"][()] if "stuck_idx" in c else np.zeros(0, np.int64)
+            val = c["stuck_val"][()] if "stuck_val" in c else np.zeros(0, dtype)
+            if (
+                idx.ndim != 1
+                or idx.dtype.kind not in "iu"
+                or val.shape != idx.shape
+                or val.dtype != dtype
+                or (idx.size and (idx.min() < 0 or idx.max() >= n))
+            ):
+                raise ResultsError(f"{name}: /crossbars/{i} stuck-device entries are inconsistent")
+            cb["stuck_idx"], cb["stuck_val"] = idx.astype(np.intp), val
+            crossbars.append(cb)
+
+    optimizer = {}
+    for k in f["optimizer"]:
+        if k not in ("m", "v", "velocity"):
+            raise ResultsError(f"{name}: unknown optimiser state /optimizer/{k}")
+        arrays = _indexed(f["optimizer"][k], f"/optimizer/{k}", name)
+        if [a.shape for a in arrays] != shapes:
+            raise ResultsError(f"{name}: /optimizer/{k} shapes do not match the parameters")
+        for i, a in enumerate(arrays):
+            _float_array(a, f"/optimizer/{k}/{i}", name)
+        optimizer[k] = arrays
+    if ("m" in optimizer) != ("v" in optimizer):
+        raise ResultsError(f"{name}: /optimizer needs both m and v")
+
+    carry = None
+    if "algorithm/carry" in f:
+        carry = _indexed(f["algorithm/carry"], "/algorithm/carry", name)
+        if len(carry) != L + 1 or any(
+            _float_array(a, "/algorithm/carry", name, 2).shape[1] != n
+            or a.shape[0] != carry[0].shape[0]
+            for a, n in zip(carry, sizes, strict=False)
+        ):
+            raise ResultsError(f"{name}: /algorithm/carry does not match the layer sizes")
+
+    metrics = {k: f["metrics"][k][()] for k in f["metrics"]}
+    for k, v in metrics.items():
+        if not isinstance(v, np.ndarray) or v.ndim != 1 or v.dtype.kind not in "iuf":
+            raise ResultsError(f"{name}: /metrics/{k} must be a 1-D numeric array")
+        if len(v) != state["epoch"]:
+            raise ResultsError(
+                f"{name}: /metrics/{k} has {len(v)} entries for {state['epoch']} epochs"
+            )
+
+    order = None
+    if "order" in f:
+        order = f["order"][()]
+        if (
+            not isinstance(order, np.ndarray)
+            or order.ndim != 1
+            or order.dtype.kind not in "iu"
+            or len(order) != state["n_train"]
+            or not np.array_equal(np.sort(order), np.arange(state["n_train"]))
+        ):
+            raise ResultsError(f"{name}: /order is not a permutation of the training set")
+        n_batches = -(-state["n_train"] // state["batch_size"]) if state["batch_size"] else 0
+        if state["batch"] > n_batches or len(state["epoch_energies"]) != state["batch"]:
+            raise ResultsError(f"{name}: /state position is inconsistent with /order")
+    elif state["batch"] != 0:
+        raise ResultsError(f"{name}: /state.batch is {state['batch']} but /order is missing")
+    if not all(isinstance(e, int | float) for e in state["epoch_energies"]):
+        raise ResultsError(f"{name}: /state.epoch_energies must be numbers")
+
+    engine_state: dict[str, Any] = {}
+    if "engine" in f:
+        g = f["engine"]
+        try:
+            key = json.loads(g.attrs["key"])
+            sizes_k, free_k, batch_k = key
+            engine_state["key"] = [
+                [int(n) for n in sizes_k],
+                [bool(b) for b in free_k],
+                int(batch_k),
+            ]
+        except (KeyError, ValueError, TypeError):
+            raise ResultsError(f"{name}: /engine has no valid key attribute") from None
+        for k in g:
+            if not re.fullmatch(r"state_\d+", k):
+                raise ResultsError(f"{name}: unexpected entry /engine/{k}")
+            engine_state[k] = _load_obj(g[k], f"/engine/{k}", name)
+    algorithm_state = {}
+    for k in ("last_stats", "total_stats"):
+        if f"algorithm/{k}" in f:
+            algorithm_state[k] = _load_obj(f[f"algorithm/{k}"], f"/algorithm/{k}", name)
+
+    return Checkpoint(
+        config_text=config_text.decode(),
+        state=state,
+        parameters=params,
+        crossbars=crossbars,
+        optimizer=optimizer,
+        carry=carry,
+        metrics=metrics,
+        order=order.astype(np.int64) if order is not None else None,
+        version=str(f.attrs.get("pcsim_version", "")),
+        engine_state=engine_state,
+        algorithm_state=algorithm_state,
+    )
+
+
+# --- dataclass trees (the events engine's state), field by field ----------------------------
+def _tree_classes() -> dict[str, type]:
+    """The only classes a checkpoint may rebuild (no arbitrary class loading)."""
+    from pcsim.engines import events
+
+    return {c.__name__: c for c in (events._SampleState, events._Fifo, events.EventStats)}
+
+
+def _dump_obj(g: h5py.Group, obj: Any) -> None:
+    kinds: dict[str, str] = {}
+    scalars: dict[str, Any] = {}
+    for fd in dataclasses.fields(obj):
+        v = getattr(obj, fd.name)
+        if v is None:
+            kinds[fd.name] = "none"
+        elif isinstance(v, np.ndarray):
+            g.create_dataset(fd.name, data=v)
+            kinds[fd.name] = "array"
+        elif dataclasses.is_dataclass(v):
+            _dump_obj(g.create_group(fd.name), v)
+            kinds[fd.name] = "object"
+        elif isinstance(v, list) and all(isinstance(a, np.ndarray) for a in v):
+            sub = g.create_group(fd.name)
+            for i, a in enumerate(v):
+                sub.create_dataset(str(i), data=a)
+            kinds[fd.name] = "arrays"
+        elif isinstance(v, tuple) and all(isinstance(b, bool | np.bool_) for b in v):
+            scalars[fd.name] = [bool(b) for b in v]
+            kinds[fd.name] = "bools"
+        elif isinstance(v, bool | int | float | np.generic):
+            scalars[fd.name] = v.item() if isinstance(v, np.generic) else v
+            kinds[fd.name] = "scalar"
+        else:
+            raise TypeError(f"cannot checkpoint {type(obj).__name__}.{fd.name}")
+    g.attrs["class"] = type(obj).__name__
+    g.attrs["fields"] = json.dumps({"kinds": kinds, "scalars": scalars}, allow_nan=True)
+
+
+def _load_obj(g: Any, where: str, name: str) -> Any:
+    if not isinstance(g, h5py.Group):
+        raise ResultsError(f"{name}: {where} must be a group")
+    cls = _tree_classes().get(str(g.attrs.get("class", "")))
+    if cls is None:
+        raise ResultsError(f"{name}: {where} holds an unknown object {g.attrs.get('class')!r}")
+    try:
+        meta = json.loads(g.attrs["fields"])
+        kinds, scalars = meta["kinds"], meta["scalars"]
+    except (KeyError, ValueError, TypeError):
+        raise ResultsError(f"{name}: {where} has no valid field list") from None
+    wanted = {fd.name for fd in dataclasses.fields(cls)}
+    if not isinstance(kinds, dict) or set(kinds) != wanted:
+        raise ResultsError(f"{name}: {where} does not hold the fields of {cls.__name__}")
+    kw: dict[str, Any] = {}
+    for k, kind in kinds.items():
+        if kind == "none":
+            kw[k] = None
+        elif kind == "array":
+            if not isinstance(g.get(k), h5py.Dataset):
+                raise ResultsError(f"{name}: {where}/{k} is missing")
+            kw[k] = np.asarray(g[k][()])
+        elif kind == "object":
+            kw[k] = _load_obj(g.get(k), f"{where}/{k}", name)
+        elif kind == "arrays":
+            kw[k] = [np.asarray(a) for a in _indexed(g[k], f"{where}/{k}", name)]
+        elif kind == "bools" and isinstance(scalars.get(k), list):
+            kw[k] = tuple(bool(b) for b in scalars[k])
+        elif kind == "scalar" and isinstance(scalars.get(k), int | float):
+            kw[k] = scalars[k]
+        else:
+            raise ResultsError(f"{name}: {where}.{k} is damaged")
+    return cls(**kw)
+
+
+# --- putting it back ---------------------------------------------------------------------------
+def restore(ck: Checkpoint, trainer, fingerprint: str, name: str = "checkpoint") -> None:
+    """Overwrite a freshly built trainer (same config and seed) with the checkpoint's state.
+
+    Raises ResultsError when the checkpoint does not fit the rebuilt run (other network, data
+    or optimiser)."""
+    from pcsim.train import EpochPosition, History
+
+    circ, net, opt, alg = trainer.circ, trainer.circ.net, trainer.optimizer, trainer.algorithm
+    s = ck.state
+
+    def fail(msg: str) -> None:
+        raise ResultsError(f"{name}: {msg}")
+
+    if list(net.sizes) != s["sizes"] or np.dtype(net.dtype).name != s["dtype"]:
+        fail(
+            f"written for a {s['dtype']} network {s['sizes']}, the configuration builds a "
+            f"{np.dtype(net.dtype).name} network {list(net.sizes)}"
+        )
+    if s["data_sha256"] != fingerprint or s["n_train"] != len(trainer.data.x_train):
+        fail("written for different data (the data files or data settings changed)")
+    if s["batch_size"] != trainer.batch_size:
+        fail(
+            f"written with batch_size {s['batch_size']}, the configuration has {trainer.batch_size}"
+        )
+    if s["algorithm"] != getattr(alg, "name", ""):
+        fail(f"written by algorithm {s['algorithm']!r}, the configuration runs {alg.name!r}")
+    if (net.biases is not None) != ("b1" in ck.parameters):
+        fail("bias setting differs from the configuration")
+    if (circ.crossbars is None) != (ck.crossbars is None):
+        fail("chip setting differs from the configuration")
+    opt_name = type(opt).__name__.lower()
+    if s["optimizer"].get("name") != opt_name:
+        fail(f"written with optimizer {s['optimizer'].get('name')!r}, not {opt_name!r}")
+
+    # parameters (in place: the network's arrays are the crossbars' device arrays)
+    for i, W in enumerate(net.weights):
+        W[...] = ck.parameters[f"W{i + 1}"]
+    if net.biases is not None:
+        for i, b in enumerate(net.biases):
+            b[...] = ck.parameters[f"b{i + 1}"]
+    if ck.crossbars is not None:
+        for cb, saved in zip(circ.crossbars, ck.crossbars, strict=True):
+            cb.w_max = saved["w_max"]
+            cb.t_program_s = saved["t_program_s"]
+            cb._gain = saved["gain"]
+            cb._nu = saved["nu"]
+            cb._stuck_idx = saved["stuck_idx"]
+            cb._stuck_val = saved["stuck_val"].astype(cb.dtype)
+        circ.read_sigma = np.array([cb.read_sigma for cb in circ.crossbars])
+
+    # optimiser
+    if hasattr(opt, "step_count"):
+        sc = s["optimizer"].get("step_count")
+        if not isinstance(sc, int) or sc < 0:
+            fail("optimizer step_count is missing")
+        opt.step_count = sc
+        opt.m = _copy_or_none(ck.optimizer.get("m"))
+        opt.v = _copy_or_none(ck.optimizer.get("v"))
+    if hasattr(opt, "velocity"):
+        opt.velocity = _copy_or_none(ck.optimizer.get("velocity"))
+
+    # algorithm
+    if hasattr(alg, "_carry"):
+        alg._carry = None if ck.carry is None else [np.array(a, dtype=net.dtype) for a in ck.carry]
+    for k, v in ck.algorithm_state.items():
+        if not hasattr(alg, k):
+            fail(f"holds {k} for an algorithm that has none")
+        setattr(alg, k, copy.deepcopy(v))
+
+    # engine (events: the carried per-sample states, keyed to this circuit)
+    if ck.engine_state:
+        if not hasattr(trainer.engine, "_states"):
+            fail("holds engine state for another engine kind")
+        sizes_k, free_k, batch_k = ck.engine_state["key"]
+        trainer.engine._states = {
+            int(k.split("_")[1]): copy.deepcopy(v) for k, v in ck.engine_state.items() if k != "key"
+        }
+        trainer.engine._key = (id(circ), tuple(sizes_k), tuple(free_k), batch_k)
+
+    # circuit clock, ledger, random streams
+    circ.t = float(s["t"])
+    try:
+        circ.ledger = EnergyLedger.from_dict(s["ledger"])
+        circ.rng.bit_generator.state = s["rng_noise"]
+        trainer.rng.bit_generator.state = s["rng_order"]
+    except (TypeError, ValueError, KeyError, AttributeError):
+        fail("damaged ledger or random-generator state")
+
+    # history and position
+    h = History()
+    for k in h.__dict__:
+        if k not in ck.metrics:
+            fail(f"missing metric {k}")
+        getattr(h, k).extend(ck.metrics[k].tolist())
+    trainer.history = h
+    trainer.step = int(s["step"])
+    if ck.order is not None:
+        trainer.position = EpochPosition(
+            order=ck.order.astype(np.int64),
+            batch=int(s["batch"]),
+            energies=[float(e) for e in s["epoch_energies"]],
+            wall=float(s["epoch_wall_s"]),
+        )
+    else:
+        trainer.position = None
+
+
+def _copy_or_none(arrays) -> list[np.ndarray] | None:
+    return None if arrays is None else [np.array(a, copy=True) for a in arrays]
