@@ -94,6 +94,14 @@ RESULT_COLUMNS = (
     "inference_latency_per_sample_s",
     "wall_time_s",
 )
+#: result columns every version-1 file has (the others read as NaN when absent)
+_REQUIRED_RESULTS = (
+    "test_accuracy",
+    "energy_per_sample_j",
+    "latency_per_sample_s",
+    "baseline_energy_ratio",
+    "wall_time_s",
+)
 _FIELD_PART = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RESERVED = ("seed", "blas_threads")  # set per point by the sweep itself
 
@@ -567,7 +575,7 @@ def _read_sweep(path: str | Path) -> _SweepData:
             fields = json.loads(str(attrs.get("axes", "[]")))
             n_points = int(attrs["n_points"])
             pts = f["points"]
-            needed = ["index", "seed", "status", "error", *fields, *RESULT_COLUMNS]
+            needed = ["index", "seed", "status", "error", *fields, *_REQUIRED_RESULTS]
             for c in needed:
                 if c not in pts:
                     raise ResultsError(f"{name}: missing column /points/{c}")
@@ -585,8 +593,8 @@ def _read_sweep(path: str | Path) -> _SweepData:
             }
             for c in fields:
                 cols[c] = _read_column(pts[c])
-            for c in RESULT_COLUMNS:
-                cols[c] = pts[c][()].astype(np.float64).tolist()
+            for c in RESULT_COLUMNS:  # optional ones (added later) read as NaN when absent
+                cols[c] = pts[c][()].astype(np.float64).tolist() if c in pts else [math.nan] * n
             cols["summary_json"] = (
                 _strings(pts["summary_json"]) if "summary_json" in pts else [""] * n
             )
