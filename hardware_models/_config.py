@@ -18,6 +18,12 @@ from typing import Any, ClassVar, Self
 __all__ = ["ChipConfigError", "ConfigBase", "param", "check_value"]
 
 
+# Largest spread a device parameter may have: a standard deviation relative to its scale
+# (w_max, the activity unit, a gain of 1) or a lognormal sigma. Beyond it a "device" is noise
+# alone, and lognormal draws leave the floating-point range.
+MAX_STD = 10.0
+
+
 class ChipConfigError(ValueError):
     """An invalid chip description; the message is one line naming the dotted field."""
 
@@ -27,7 +33,8 @@ def param(default: Any, unit: str = "", check: Any = "real", doc: str = "") -> A
 
     ``check`` is one of ``real``, ``pos``, ``nonneg``, ``frac``, ``pos_or_none``, ``bits``,
     ``bool``, ``ext`` (any float, +-inf allowed), ``pos_ext`` (> 0, inf allowed), ``asym``
-    (-1 < v < 1), ``str``, or a tuple of allowed strings.
+    (-1 < v < 1), ``std`` (a spread: 0 <= v <= MAX_STD), ``str``, or a tuple of allowed
+    strings.
     """
     return dataclasses.field(default=default, metadata={"unit": unit, "check": check, "doc": doc})
 
@@ -79,6 +86,8 @@ def check_value(path: str, value: Any, check: Any) -> Any:
         raise ChipConfigError(f"{path} must be > 0, got {value!r}")
     if check == "nonneg" and not v >= 0:
         raise ChipConfigError(f"{path} must be >= 0, got {value!r}")
+    if check == "std" and not 0 <= v <= MAX_STD:
+        raise ChipConfigError(f"{path} must be in [0, {MAX_STD:g}] (a spread), got {value!r}")
     if check == "frac" and not 0 <= v <= 1:
         raise ChipConfigError(f"{path} must be in [0, 1], got {value!r}")
     if check == "asym" and not -1 < v < 1:

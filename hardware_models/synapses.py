@@ -68,15 +68,15 @@ class SynapseConfig(ConfigBase):
     program_verify: bool = param(
         True, "", "bool", "closed-loop programming: the device gain spread is compensated"
     )
-    prog_noise_std: float = param(0.0, "w_max", "nonneg", "programming noise std (additive)")
+    prog_noise_std: float = param(0.0, "w_max", "std", "programming noise std (additive)")
     prog_noise_scale: float = param(
         0.0, "", "nonneg", "multiplier of the Nandakumar 2019 PCM programming-noise polynomial"
     )
-    read_noise_std: float = param(0.0, "w_max", "nonneg", "fresh Gaussian noise on every read")
+    read_noise_std: float = param(0.0, "w_max", "std", "fresh Gaussian noise on every read")
     drift_nu: float = param(0.0, "", "nonneg", "mean drift exponent: g(t) = g0 (t/t0)^-nu")
-    drift_nu_std: float = param(0.0, "", "nonneg", "device-to-device std of the drift exponent")
+    drift_nu_std: float = param(0.0, "", "std", "device-to-device std of the drift exponent")
     t0_s: float = param(20.0, "s", "pos", "drift reference time after programming")
-    d2d_std: float = param(0.0, "", "nonneg", "device gain spread: gain = 1 + d2d_std * N(0,1)")
+    d2d_std: float = param(0.0, "", "std", "device gain spread: gain = 1 + d2d_std * N(0,1)")
     stuck_fraction: float = param(0.0, "", "frac", "fraction of synapses stuck (never change)")
     stuck_at_gmax_fraction: float = param(
         0.5, "", "frac", "of the stuck ones, fraction at g_max (|w| = w_max) rather than g_min"
@@ -88,7 +88,7 @@ class SynapseConfig(ConfigBase):
         "soft", "", ("soft", "hard"), "soft: SoftBoundsDevice; hard: ConstantStepDevice"
     )
     up_down_asymmetry: float = param(0.0, "", "asym", "(up - down) / (up + down) pulse size")
-    dw_min_std: float = param(0.0, "", "nonneg", "cycle-to-cycle pulse-size std (relative)")
+    dw_min_std: float = param(0.0, "", "std", "cycle-to-cycle pulse-size std (relative)")
 
     def _cross_checks(self) -> None:
         if not self.g_min_s < self.g_max_s:

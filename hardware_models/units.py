@@ -62,7 +62,7 @@ class ValueUnitConfig(ConfigBase):
     capacitance_f: float = param(1e-12, "F", "pos", "integration capacitance C")
     conductance_s: float = param(1e-5, "S", "pos", "integrator transconductance g; tau = C/g")
     tau_mismatch_std: float = param(
-        0.0, "", "nonneg", "lognormal sigma of the per-unit tau scale (median 1)"
+        0.0, "", "std", "lognormal sigma of the per-unit tau scale (median 1)"
     )
     leak: float = param(0.0, "1/tau", "nonneg", "leak conductance as a fraction of g")
     rail_low: float = param(-math.inf, "activity", "ext", "lower output rail (saturation)")
@@ -106,10 +106,10 @@ class ErrorUnitConfig(ConfigBase):
 
     _section: ClassVar[str] = "chip.error_units"
 
-    offset_std: float = param(0.0, "activity", "nonneg", "static per-unit offset std")
-    gain_error_std: float = param(0.0, "", "nonneg", "per-unit gain = 1 + N(0, std)")
+    offset_std: float = param(0.0, "activity", "std", "static per-unit offset std")
+    gain_error_std: float = param(0.0, "", "std", "per-unit gain = 1 + N(0, std)")
     noise_std: float = param(
-        0.0, "activity", "nonneg", "white noise std added to each error evaluation"
+        0.0, "activity", "std", "white noise std added to each error evaluation"
     )
 
     @property

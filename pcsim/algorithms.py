@@ -28,11 +28,29 @@ INITS = ("feedforward", "carry")
 
 def initial_activities(circ: Circuit, x: np.ndarray, y: np.ndarray | None) -> list[np.ndarray]:
     """Activities for a new batch: the chip's feedforward pass from the bottom layer (weights as
-    read now, units at their bottom-up equilibrium), with the top clamped to ``y`` if given."""
+    read now, units at their bottom-up equilibrium), with the top clamped to ``y`` if given.
+
+    The pass (:func:`pcsim.kernels.feedforward`, equal to :func:`pcsim.field.feedforward`)
+    leaves ``x_0 @ W_1.T`` in the circuit's workspace, where a following run may reuse it."""
     net = circ.net
-    x = circ.dac(x.astype(net.dtype, copy=False))
-    xs = field.feedforward(net, x, circ.read_weights(), None if circ.ideal else circ.units)
-    xs = [np.array(v, dtype=net.dtype, order="C") for v in xs]
+    x0 = np.array(circ.dac(x.astype(net.dtype, copy=False)), dtype=net.dtype, order="C")
+    xs = [x0] + [np.empty((x0.shape[0], n), net.dtype) for n in net.sizes[1:]]
+    ws = circ.workspace(x0.shape[0])
+    units = circ.units
+    kernels.feedforward(
+        tuple(xs),
+        circ.read_weights(),
+        circ.biases(),
+        np.asarray(net.scales),
+        np.asarray(net.residual),
+        ACTIVATION_CODES[net.activation],
+        tuple(units.error_gain),
+        tuple(units.error_offset),
+        tuple(units.leak),
+        not circ.ideal,
+        ws.phis,
+        ws.prod0,
+    )
     if y is not None:
         xs[-1][...] = circ.dac(y)
     return xs
@@ -62,11 +80,14 @@ class PC:
         bottom, top = _bottom_to_top(net, x, y)
         xs = initial_activities(circ, bottom, top)
         free = _free_mask(net, training=True)
-        engine.run(circ, xs, free, self.T)
-        eps = field.errors(net, xs, circ.read_weights(), circ.units)
-        dW, db = field.weight_drift(net, xs, eps)
+        # x_0 is clamped and the weights frozen: x_0 W_1^T of the feedforward start holds
+        ready = not free[0]
+        engine.run(circ, xs, free, self.T, input_product_ready=ready)
+        rec = engine.errors(circ, xs, input_product_ready=ready)
+        dW, db = engine.weight_drift(circ, rec)
+        energy = float(sum(0.5 * np.sum(e * e) for e in rec.eps) / x.shape[0])
         _learn(circ, optimizer, dW, db)
-        return float(sum(0.5 * np.sum(e * e) for e in eps) / x.shape[0])
+        return energy
 
 
 @dataclass
@@ -153,6 +174,16 @@ class IPC:
             self._carry = xs
             eps = field.errors(net, xs, circ.read_weights(), circ.units)
             return float(sum(0.5 * np.sum(e * e) for e in eps) / x.shape[0])
+        if (
+            self.fused
+            and isinstance(engine, ClockedEngine)
+            and isinstance(optimizer, SGD)
+            and optimizer.momentum == 0.0
+        ):
+            rec = engine.run_ipc_sgd(circ, xs, free, self.T, optimizer.lr)
+            if rec is not None:
+                self._carry = xs
+                return float(sum(0.5 * np.sum(e * e) for e in rec.eps) / x.shape[0])
         last: list[float] = [0.0]
 
         def learn(rec: StepRecord) -> None:

@@ -43,6 +43,22 @@ class Workspace:
     grads_b: tuple[np.ndarray, ...]
     read_fwd: tuple[np.ndarray, ...]
     read_bwd: tuple[np.ndarray, ...]
+    prod0: np.ndarray  # x_0 @ W_1.T, hoisted out of runs with a clamped input
+    zeros: tuple[np.ndarray, ...]  # shaped like x_l, never written: the kernels' absent terms
+
+    def as_tuple(self) -> tuple:
+        """The per-layer buffers in the order :func:`pcsim.kernels.euler_run` unpacks them."""
+        return (
+            self.phis,
+            self.eps,
+            self.back,
+            self.noise,
+            self.grads_w,
+            self.grads_b,
+            self.read_fwd,
+            self.read_bwd,
+            self.zeros,
+        )
 
     @classmethod
     def allocate(cls, sizes: Sequence[int], batch: int, dtype: np.dtype) -> Workspace:
@@ -56,6 +72,8 @@ class Workspace:
             grads_b=tuple(np.empty(sizes[i + 1], dtype) for i in range(L)),
             read_fwd=tuple(np.zeros((batch, sizes[i + 1]), dtype) for i in range(L)),
             read_bwd=tuple(np.zeros((batch, sizes[i]), dtype) for i in range(L + 1)),
+            prod0=np.zeros((batch, sizes[1]), dtype),
+            zeros=tuple(np.zeros((batch, n), dtype) for n in sizes),
         )
 
 
@@ -146,6 +164,11 @@ class Circuit:
             cb.read_mean(t_s, out=buf)
             for cb, buf in zip(self.crossbars, self._read_bufs, strict=True)
         )
+
+    @property
+    def static_reads(self) -> bool:
+        """True when :meth:`read_weights` gives the same matrices at every time (no drift)."""
+        return self._read_bufs is None or not any(cb.config.has_drift for cb in self.crossbars)
 
     @property
     def has_read_noise(self) -> bool:

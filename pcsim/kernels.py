@@ -1,9 +1,13 @@
 """numba-fused hot loops of :mod:`pcsim.field` (tested equal to it, not trusted).
 
 One synchronous Euler / Euler-Maruyama step of every free value unit, with the errors, the
-top-down error sums and the update fused so each layer's arrays are touched once per step.
-Matrix products go to BLAS through ``np.dot(a, b, out)``. Arguments are tuples of arrays
-(one per layer), so the compiled function is reused for every network of the same depth.
+top-down error sums and the update fused so each layer's arrays are touched once per step, and
+:func:`euler_run`, many deterministic steps in one call (optionally with iPC's plain SGD weight
+step after each). Matrix products go to BLAS through ``np.dot(a, b, out)``. Arguments are
+tuples of arrays (one per layer), so the compiled function is reused for every network of the
+same depth. ``phi`` is evaluated once per unit and step; ``phi'`` comes from it (tanh:
+``1 - phi^2``, sigmoid: ``phi (1 - phi)``, the same formulas as :mod:`pcsim.activations`), and
+float32 tanh is the vectorisable :func:`pcsim.vecmath.tanh`.
 """
 
 from __future__ import annotations
@@ -13,14 +17,15 @@ import scipy.linalg.cython_blas  # noqa: F401  numba's np.dot calls this BLAS; l
 from numba import njit  # that threadpoolctl limits set later (run.execute) reach it too
 
 from pcsim.activations import LEAKY_SLOPE
+from pcsim.vecmath import tanh as _tanh
 
 TANH, RELU, LEAKY_RELU, SIGMOID, LINEAR = 0, 1, 2, 3, 4  # as pcsim.activations.ACTIVATION_CODES
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _phi(v, act):
     if act == TANH:
-        return np.tanh(v)
+        return _tanh(v)
     if act == RELU:
         return v if v > 0 else 0.0 * v
     if act == LEAKY_RELU:
@@ -30,7 +35,7 @@ def _phi(v, act):
     return v
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _dphi(v, act):
     if act == TANH:
         t = np.tanh(v)
@@ -45,7 +50,41 @@ def _dphi(v, act):
     return 1.0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
+def _dphi_from(v, p, act):
+    """phi'(v) given ``p = phi(v)`` (no second tanh or exp)."""
+    if act == TANH:
+        return 1.0 - p * p
+    if act == SIGMOID:
+        return p * (1.0 - p)
+    return _dphi(v, act)
+
+
+@njit(cache=True, error_model="numpy")
+def _fill_phi(x, p, act):
+    """``p = phi(x)`` for a 2-D layer, one loop per activation (so each loop vectorises)."""
+    B, n = x.shape
+    if act == TANH:
+        for b in range(B):
+            for j in range(n):
+                p[b, j] = _tanh(x[b, j])
+    elif act == RELU:
+        for b in range(B):
+            for j in range(n):
+                v = x[b, j]
+                p[b, j] = v if v > 0 else 0.0 * v
+    elif act == LEAKY_RELU:
+        for b in range(B):
+            for j in range(n):
+                v = x[b, j]
+                p[b, j] = v if v > 0 else LEAKY_SLOPE * v
+    else:
+        for b in range(B):
+            for j in range(n):
+                p[b, j] = _phi(x[b, j], act)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
 def _row_norm(a, b):
     acc = 0.0
     for j in range(a.shape[1]):
@@ -53,52 +92,161 @@ def _row_norm(a, b):
     return np.sqrt(acc)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def compute_errors(
-    xs, Ws, bs, has_bias, scales, residual, act, egain, eoff, phis, eps, read_sig, zf, read_noise
+    xs,
+    Ws,
+    bs,
+    has_bias,
+    scales,
+    residual,
+    act,
+    egain,
+    eoff,
+    phis,
+    eps,
+    read_sig,
+    zf,
+    read_noise,
+    zeros,
+    prod0=None,
 ):
     """eps_l = gain_l * (x_l - mu_l) + offset_l for l = 1..L; phis[i] = phi(x_i) for i >= 1.
 
     ``phis[0]`` is unused (the input is not squashed). ``eps[i]`` holds eps_{i+1}. With
     ``read_noise``, each prediction carries the crossbar's read noise in the output domain:
-    ``mu += a * read_sig[i] * ||phi(x_i)|| * zf[i]`` (see ``Crossbar.read_mean``).
+    ``mu += a * read_sig[i] * ||phi(x_i)|| * zf[i]`` (see ``Crossbar.read_mean``). ``prod0``,
+    if given, is ``x_0 @ W_1.T`` computed earlier (a clamped input under frozen weights).
+    ``zeros`` (zero arrays shaped like each ``x_l``) is accepted for a uniform signature.
+    Arithmetic is in the activities' dtype (scales cast to it, as numpy does with a Python
+    float and a float32 array).
     """
     L = len(Ws)
     for i in range(L):
         x_prev = xs[i]
-        B, n_prev = x_prev.shape
-        if i > 0:
-            p = phis[i]
-            for b in range(B):
-                for j in range(n_prev):
-                    p[b, j] = _phi(x_prev[b, j], act)
-            np.dot(p, Ws[i].T, eps[i])
-        else:
-            np.dot(x_prev, Ws[i].T, eps[i])
         e = eps[i]
+        prod = e  # the product a_l W_l phi(x_{l-1}) is formed in eps, or was formed before
+        if i > 0:
+            _fill_phi(x_prev, phis[i], act)
+            np.dot(phis[i], Ws[i].T, e)
+        elif prod0 is None:
+            np.dot(x_prev, Ws[i].T, e)
+        else:
+            prod = prod0
         x = xs[i + 1]
-        a = scales[i]
-        g = egain[i + 1]
-        o = eoff[i + 1]
-        bias = bs[i]
-        n = x.shape[1]
-        res = residual[i]
+        a = x.dtype.type(scales[i])
         src = phis[i] if i > 0 else x_prev
-        noisy = read_noise and read_sig[i] > 0
-        for b in range(B):
-            nz = a * read_sig[i] * _row_norm(src, b) if noisy else 0.0
-            for j in range(n):
-                mu = a * e[b, j]
-                if noisy:
-                    mu += nz * zf[i][b, j]
-                if has_bias:
-                    mu += bias[j]
-                if res:
-                    mu += x_prev[b, j]
-                e[b, j] = g[j] * (x[b, j] - mu) + o[j]
+        g, o, bias, sig = egain[i + 1], eoff[i + 1], bs[i], read_sig[i]
+        z = zf[i]
+        if read_noise and sig > 0:
+            if residual[i]:
+                _error_rows(e, prod, x, a, g, o, bias, x_prev, src, z, sig, True, True)
+            else:
+                _error_rows(e, prod, x, a, g, o, bias, x_prev, src, z, sig, False, True)
+        elif prod0 is not None and i == 0:  # the product is read from another array
+            if residual[i]:
+                _error_rows(e, prod, x, a, g, o, bias, x_prev, src, z, sig, True, False)
+            else:
+                _error_rows(e, prod, x, a, g, o, bias, x_prev, src, z, sig, False, False)
+        elif residual[i]:
+            _error_rows_in_place(e, x, a, g, o, bias, x_prev, True)
+        else:
+            _error_rows_in_place(e, x, a, g, o, bias, x_prev, False)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always", error_model="numpy")
+def _error_rows_in_place(e, x, a, g, o, bias, skip, has_skip):
+    """:func:`_error_rows` without read noise, with the product already in ``e``: a loop
+    that reads and writes one array (two aliasing arguments would defeat vectorisation,
+    LLVM's overlap check failing at run time)."""
+    B, n = x.shape
+    for b in range(B):
+        for j in range(n):
+            mu = a * e[b, j] + bias[j]
+            if has_skip:
+                mu += skip[b, j]
+            e[b, j] = g[j] * (x[b, j] - mu) + o[j]
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _error_rows(e, prod, x, a, g, o, bias, skip, src, z, sig, has_skip, noisy):
+    """``e = g (x - mu) + o`` with ``mu = a prod [+ nz z] + bias [+ skip]``, where the read
+    noise of a row is ``nz = a sig ||src_b||``; called with constant flags so that each
+    variant is its own loop."""
+    B, n = x.shape
+    for b in range(B):
+        nz = x.dtype.type(a * sig * _row_norm(src, b)) if noisy else x.dtype.type(0.0)
+        for j in range(n):
+            mu = a * prod[b, j]
+            if noisy:
+                mu += nz * z[b, j]
+            mu += bias[j]
+            if has_skip:
+                mu += skip[b, j]
+            e[b, j] = g[j] * (x[b, j] - mu) + o[j]
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _relax_loop(x, gam, lk, below, top, skip, p, s, mode, act, amp, z, noisy, has_skip, lo, hi):
+    """``x += gam (-lk x - below + T [+ skip]) [+ amp z]``, clipped to ``[lo, hi]``, with the
+    top-down term ``T`` from ``top`` by ``mode``: 0 absent, 1 ``s top`` (input layer or
+    linear), 2 ``s top (1 - p^2)`` (tanh), 3 ``s top p (1 - p)`` (sigmoid), 4
+    ``s top phi'(x)``. Called with constant flags, so each case is its own loop."""
+    B, n = x.shape
+    for b in range(B):
+        for j in range(n):
+            v = x[b, j]
+            d = -lk[j] * v - below[b, j]
+            if mode == 1:
+                d += s * top[b, j]
+            elif mode == 2:
+                q = p[b, j]
+                d += s * top[b, j] * (1.0 - q * q)
+            elif mode == 3:
+                q = p[b, j]
+                d += s * top[b, j] * (q * (1.0 - q))
+            elif mode == 4:
+                d += s * top[b, j] * _dphi(v, act)
+            if has_skip:
+                d += skip[b, j]
+            v += gam[j] * d
+            if noisy:
+                v += amp[j] * z[b, j]
+            x[b, j] = min(max(v, lo), hi)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _relax_mode(x, gam, lk, below, top, skip, p, s, mode, act, amp, z, noisy, has_skip, lo, hi):
+    if mode == 0:
+        _relax_loop(x, gam, lk, below, top, skip, p, s, 0, act, amp, z, noisy, has_skip, lo, hi)
+    elif mode == 1:
+        _relax_loop(x, gam, lk, below, top, skip, p, s, 1, act, amp, z, noisy, has_skip, lo, hi)
+    elif mode == 2:
+        _relax_loop(x, gam, lk, below, top, skip, p, s, 2, act, amp, z, noisy, has_skip, lo, hi)
+    elif mode == 3:
+        _relax_loop(x, gam, lk, below, top, skip, p, s, 3, act, amp, z, noisy, has_skip, lo, hi)
+    else:
+        _relax_loop(x, gam, lk, below, top, skip, p, s, 4, act, amp, z, noisy, has_skip, lo, hi)
+
+
+@njit(cache=True, error_model="numpy")
+def _relax(x, gam, lk, below, top, skip, p, s, mode, act, amp, z, noisy, has_skip, lo, hi):
+    """:func:`_relax_loop` with its loop-invariant choices taken outside the loop (scalars in
+    the activities' dtype)."""
+    t = x.dtype.type
+    s, lo, hi = t(s), t(lo), t(hi)
+    if noisy:
+        if has_skip:
+            _relax_mode(x, gam, lk, below, top, skip, p, s, mode, act, amp, z, True, True, lo, hi)
+        else:
+            _relax_mode(x, gam, lk, below, top, skip, p, s, mode, act, amp, z, True, False, lo, hi)
+    elif has_skip:
+        _relax_mode(x, gam, lk, below, top, skip, p, s, mode, act, amp, z, False, True, lo, hi)
+    else:
+        _relax_mode(x, gam, lk, below, top, skip, p, s, mode, act, amp, z, False, False, lo, hi)
+
+
+@njit(cache=True, error_model="numpy")
 def update_activities(
     xs,
     Ws,
@@ -118,6 +266,8 @@ def update_activities(
     read_sig,
     zb,
     read_noise,
+    phis,
+    zeros,
 ):
     """x_l += gamma_l * (-eps_l + phi'(x_l) a_{l+1} eps_{l+1} W_{l+1} [+ eps_{l+1}] - leak x_l)
     (+ noise_amp_l * noise_l), then clipped to the rails; only layers with ``free[l]``.
@@ -125,7 +275,9 @@ def update_activities(
     ``gammas[l]`` is dt / tau per unit (tau mismatch enters here), ``noise[l]`` standard normal
     draws and ``noise_amp[l]`` = sigma * sqrt(gamma) per unit (Euler-Maruyama). With
     ``read_noise``, the top-down sum carries the read noise of ``W_{l+1}`` in the output
-    domain: ``back += read_sig[l] * ||eps_{l+1}|| * zb[l]``.
+    domain: ``back += read_sig[l] * ||eps_{l+1}|| * zb[l]``. ``phis`` are the ``phi(x_l)`` that
+    :func:`compute_errors` left (``phi'`` is taken from them); ``back[l]`` ends holding
+    ``eps_{l+1} W_{l+1}``. ``zeros`` as in :func:`compute_errors`.
     """
     L = len(Ws)
     for l in range(L + 1):
@@ -133,63 +285,68 @@ def update_activities(
             continue
         x = xs[l]
         B, n = x.shape
+        top = zeros[l]
+        skip = zeros[l]
+        has_skip = False
+        p = zeros[l]
+        s = 0.0
+        mode = 0
         if l < L:
-            np.dot(eps[l], Ws[l], back[l])
+            top = back[l]
+            np.dot(eps[l], Ws[l], top)
             if read_noise and read_sig[l] > 0:
-                bk = back[l]
                 for b in range(B):
                     nz = read_sig[l] * _row_norm(eps[l], b)
                     for j in range(n):
-                        bk[b, j] += nz * zb[l][b, j]
-        gam = gammas[l]
-        lk = leaks[l]
-        for b in range(B):
-            for j in range(n):
-                v = x[b, j]
-                drift = -lk[j] * v
-                if l > 0:
-                    drift -= eps[l - 1][b, j]
-                if l < L:
-                    top = scales[l] * back[l][b, j]
-                    if l > 0:
-                        top *= _dphi(v, act)
-                    drift += top
-                    if residual[l]:
-                        drift += eps[l][b, j]
-                v += gam[j] * drift
-                if use_noise:
-                    v += noise_amp[l][j] * noise[l][b, j]
-                if v < rail_lo:
-                    v = rail_lo
-                elif v > rail_hi:
-                    v = rail_hi
-                x[b, j] = v
+                        top[b, j] += nz * zb[l][b, j]
+            s = scales[l]
+            if l == 0 or act == LINEAR:
+                mode = 1
+            elif act == TANH:
+                mode = 2
+            elif act == SIGMOID:
+                mode = 3
+            else:
+                mode = 4
+            if l > 0:
+                p = phis[l]
+            if residual[l]:
+                skip, has_skip = eps[l], True
+        below = eps[l - 1] if l > 0 else zeros[l]
+        _relax(
+            x, gammas[l], leaks[l], below, top, skip, p, s, mode, act, noise_amp[l], noise[l],
+            use_noise, has_skip, rail_lo, rail_hi,
+        )  # fmt: skip
 
 
-@njit(cache=True)
-def weight_gradients(xs, phis, eps, scales, has_bias, grads_w, grads_b):
-    """-dF/dW_l = (a_l / B) eps_l^T phi(x_{l-1}) and -dF/db_l = mean eps_l, into the buffers."""
+@njit(cache=True, error_model="numpy")
+def weight_gradients(xs, phis, eps, scales, has_bias, grads_w, grads_b, skip_w0=False):
+    """-dF/dW_l = (a_l / B) eps_l^T phi(x_{l-1}) and -dF/db_l = mean eps_l, into the buffers
+    (``skip_w0``: all but ``-dF/dW_1``, which :func:`euler_run` folds)."""
     L = len(eps)
     B = xs[0].shape[0]
     for i in range(L):
-        src = xs[0] if i == 0 else phis[i]
-        np.dot(eps[i].T, src, grads_w[i])
-        s = scales[i] / B
-        gw = grads_w[i]
-        for r in range(gw.shape[0]):
-            for c in range(gw.shape[1]):
-                gw[r, c] *= s
+        if i > 0 or not skip_w0:
+            src = xs[0] if i == 0 else phis[i]
+            np.dot(eps[i].T, src, grads_w[i])
+            s = scales[i] / B
+            gw = grads_w[i]
+            for r in range(gw.shape[0]):
+                for c in range(gw.shape[1]):
+                    gw[r, c] *= s
         if has_bias:
             gb = grads_b[i]
             e = eps[i]
+            acc = np.zeros(gb.shape[0])  # float64 sums, each over b in order
+            for b in range(B):
+                for j in range(gb.shape[0]):
+                    acc[j] += e[b, j]
             for j in range(gb.shape[0]):
-                acc = 0.0
-                for b in range(B):
-                    acc += e[b, j]
-                gb[j] = acc / B
+                gb[j] = acc[j] / B
 
 
-@njit(cache=True, fastmath=True)  # reassociated sums vectorise; tested to 1e-12
+# fastmath: reassociated sums vectorise (tested equal to the step path to 1e-12)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def ipc_presentation_batch1(xs, Ws, scales, free, act, gamma, lr, n_steps, fold0, bufs):
     """``n_steps`` synchronous Euler steps of iPC with a plain SGD weight step after each (batch
     1, no biases or skips, ideal units), in place on ``xs`` (1-D per layer) and ``Ws``: the same
@@ -295,3 +452,167 @@ def ipc_presentation_batch1(xs, Ws, scales, free, act, gamma, lr, n_steps, fold0
             for r in range(W.shape[0]):
                 for c in range(W.shape[1]):
                     W[r, c] += pe[r] * pp[c]
+
+
+@njit(cache=True, error_model="numpy")
+def feedforward(xs, Ws, bs, scales, residual, act, egain, eoff, leaks, chip_units, phis, prod0):
+    """The bottom-up pass of :func:`pcsim.field.feedforward` into ``xs[1:]`` (``xs[0]`` given):
+    ``x_l = mu_l`` or, with ``chip_units``, ``(g mu_l - o) / (g + leak)``. Leaves
+    ``x_0 @ W_1.T`` in ``prod0`` for a run that hoists it."""
+    L = len(Ws)
+    for i in range(L):
+        x_prev = xs[i]
+        x = xs[i + 1]
+        if i == 0:
+            np.dot(x_prev, Ws[0].T, x)
+            prod0[...] = x
+        else:
+            _fill_phi(x_prev, phis[i], act)
+            np.dot(phis[i], Ws[i].T, x)
+        a = x.dtype.type(scales[i])
+        bias, g, o, k = bs[i], egain[i + 1], eoff[i + 1], leaks[i + 1]
+        res = residual[i]
+        B, n = x.shape
+        for b in range(B):  # in place: one array read and written
+            for j in range(n):
+                mu = a * x[b, j] + bias[j]
+                if res:
+                    mu += x_prev[b, j]
+                if chip_units:
+                    mu = (g[j] * mu - o[j]) / (g[j] + k[j])
+                x[b, j] = mu
+
+
+@njit(cache=True, error_model="numpy")
+def _diverged(xs, free, bound):
+    """True if a free layer holds a non-finite value or one beyond ``bound`` in magnitude."""
+    for l in range(len(xs)):
+        if not free[l]:
+            continue
+        x = xs[l]
+        for b in range(x.shape[0]):
+            for j in range(x.shape[1]):
+                if not abs(x[b, j]) <= bound:
+                    return True
+    return False
+
+
+@njit(cache=True, error_model="numpy")
+def euler_run(
+    n_steps,
+    check_every,
+    bound,
+    xs,
+    Ws,
+    bs,
+    has_bias,
+    scales,
+    residual,
+    free,
+    act,
+    egain,
+    eoff,
+    gammas,
+    leaks,
+    rail_lo,
+    rail_hi,
+    ws,
+    prod0,
+    hoist,
+    learn,
+    lr,
+    fold0,
+    prod0_ready,
+):
+    """``n_steps`` deterministic Euler steps in one call: each exactly ``compute_errors`` then
+    ``update_activities`` (no noise), and with ``learn`` the plain SGD step of iPC after each,
+    ``W_l += lr * (-dF/dW_l)`` (``lr`` in the weights' dtype, rounded as numpy's
+    ``W += lr * d``) and the same for biases. ``hoist`` (clamped input, frozen weights):
+    ``x_0 @ W_1.T`` is computed once into ``prod0`` instead of at every step (or not at all
+    with ``prod0_ready``: the feedforward start left it there).
+
+    ``fold0`` (learning with the input clamped): ``W_1`` is not rewritten at every step.
+    After ``k`` steps ``W_1 = W_1(0) + F_k^T x_0`` with ``F_k = sum_{j<k} c eps_1(j)``,
+    ``c = lr a_1 / B``, so ``x_0 W_1^T = x_0 W_1(0)^T + (x_0 x_0^T) F_k``: a ``B x B`` product
+    per step replaces the two ``B x n_0`` ones, and ``W_1`` is written once at the end (exact
+    algebra; the rounding differs from the step-by-step path at the last digits).
+
+    The finite-value check runs on the same schedule as ``ClockedEngine.run`` (every
+    ``check_every`` steps and after the last). Returns ``(steps_done, diverged, writes)``:
+    ``writes`` counts nonzero weight changes (one write each, as an ideal crossbar counts;
+    not counted for ``W_1`` under ``fold0``).
+    """
+    phis, eps, back, noise, grads_w, grads_b, read_fwd, read_bwd, zeros = ws
+    read_sig = np.zeros(len(Ws))
+    x0 = xs[0]
+    B = x0.shape[0]
+    if (hoist and not prod0_ready) or fold0:
+        np.dot(x0, Ws[0].T, prod0)
+    if fold0:
+        gram = np.empty((B, B), x0.dtype)
+        np.dot(x0, x0.T, gram)
+        F = np.zeros_like(prod0)
+        cur = np.empty_like(prod0)
+        c = lr * scales[0] / B
+    else:  # unused, typed alike
+        gram = np.empty((1, 1), x0.dtype)
+        F = prod0
+        cur = prod0
+        c = 0.0
+    writes = 0
+    done, diverged = n_steps, False
+    for k in range(n_steps):
+        if fold0:
+            np.dot(gram, F, cur)
+            for b in range(B):
+                for j in range(cur.shape[1]):
+                    cur[b, j] += prod0[b, j]
+            compute_errors(
+                xs, Ws, bs, has_bias, scales, residual, act, egain, eoff, phis, eps,
+                read_sig, read_fwd, False, zeros, cur,
+            )  # fmt: skip
+        elif hoist:
+            compute_errors(
+                xs, Ws, bs, has_bias, scales, residual, act, egain, eoff, phis, eps,
+                read_sig, read_fwd, False, zeros, prod0,
+            )  # fmt: skip
+        else:
+            compute_errors(
+                xs, Ws, bs, has_bias, scales, residual, act, egain, eoff, phis, eps,
+                read_sig, read_fwd, False, zeros,
+            )  # fmt: skip
+        update_activities(
+            xs, Ws, scales, residual, free, act, gammas, leaks, rail_lo, rail_hi, noise,
+            gammas, False, eps, back, read_sig, read_bwd, False, phis, zeros,
+        )  # fmt: skip
+        if learn:
+            weight_gradients(xs, phis, eps, scales, has_bias, grads_w, grads_b, fold0)
+            for i in range(len(Ws)):
+                if i > 0 or not fold0:
+                    W, g = Ws[i], grads_w[i]
+                    for r in range(W.shape[0]):
+                        for col in range(W.shape[1]):
+                            d = lr * g[r, col]
+                            writes += d != 0
+                            W[r, col] += d
+                if has_bias:
+                    bi, gb = bs[i], grads_b[i]
+                    for j in range(bi.shape[0]):
+                        bi[j] += lr * gb[j]
+            if fold0:
+                e0 = eps[0]
+                for b in range(B):
+                    for j in range(F.shape[1]):
+                        F[b, j] += c * e0[b, j]
+        if (k + 1) % check_every == 0 or k == n_steps - 1:
+            if _diverged(xs, free, bound):
+                done, diverged = k + 1, True
+                break
+    if fold0:
+        W0 = Ws[0]
+        delta = np.empty_like(W0)
+        np.dot(F.T, x0, delta)
+        for r in range(W0.shape[0]):
+            for col in range(W0.shape[1]):
+                W0[r, col] += delta[r, col]
+    return done, diverged, writes

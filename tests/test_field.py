@@ -181,3 +181,97 @@ def test_fused_ipc_stream_equals_the_general_path(act):
     np.testing.assert_allclose(ef, es, rtol=1e-10)
     assert tf == pytest.approx(ts)
     assert not np.allclose(Wf[1], base.weights[1])  # it did learn
+
+
+def _train_ipc_batches(net, chip, fused, dtype=np.float64, steps=4, lr=0.05):
+    from hardware_models import load_preset
+    from pcsim.algorithms import IPC
+    from pcsim.optim import SGD
+
+    circ = Circuit(net, chip=None if chip is None else load_preset(chip))
+    eng, ipc = ClockedEngine(dt=0.2), IPC(T=1.0, fused=fused)
+    r = np.random.default_rng(31)
+    energies = [
+        ipc.train_batch(
+            circ,
+            eng,
+            SGD(lr),
+            r.random((6, 7)).astype(dtype),
+            np.eye(3, dtype=dtype)[r.integers(0, 3, 6)],
+        )
+        for _ in range(steps)
+    ]
+    return circ, energies
+
+
+@pytest.mark.parametrize("chip", [None, "ideal"])
+@pytest.mark.parametrize("act", ["tanh", "sigmoid", "relu"])
+def test_fused_batch_ipc_equals_step_by_step_ipc(act, chip):
+    """Mini-batch iPC with SGD in one kernel call (:func:`kernels.euler_run`; without a chip
+    W_1 is folded, x_0 W_1(t)^T = x_0 W_1(0)^T + (x_0 x_0^T) F_t) against one engine step and
+    one optimiser step at a time: the same weights, biases, activities, energies and ledger."""
+    base = network.build((7, 9, 8, 3), act, bias=True, rng=24)
+    out = []
+    for fused in (True, False):
+        net = base.copy()
+        circ, energies = _train_ipc_batches(net, chip, fused)
+        out.append((net.parameters(), energies, circ))
+    (pf, ef, cf), (ps, es, cs) = out
+    for a, b in zip(pf, ps, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(ef, es, rtol=1e-12)
+    assert cf.t == pytest.approx(cs.t)
+    for k, v in cs.ledger.by_component().items():
+        assert cf.ledger.by_component()[k] == pytest.approx(v, rel=1e-12), k
+    assert not np.allclose(pf[0], base.weights[0])  # W_1 learned (folded)
+
+
+def test_fused_batch_ipc_float32_within_rounding():
+    base = network.build((7, 9, 8, 3), "tanh", bias=True, dtype=np.float32, rng=25)
+    nets = [base.copy(), base.copy()]
+    for net, fused in zip(nets, (True, False), strict=True):
+        _train_ipc_batches(net, None, fused, dtype=np.float32)
+    for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_fused_run_is_the_step_loop_bit_for_bit(case):
+    """A deterministic ``run`` (one kernel call, x_0 W_1^T hoisted) equals ``step`` called in
+    a loop exactly, including the time and the divergence schedule."""
+    net = network.build(activation="tanh", dtype=np.float32, rng=26, **case)
+    xs0 = random_state(net, 5, np.random.default_rng(27))
+    free = [False] + [True] * (net.n_layers - 1) + [False]
+    a, b = [x.copy() for x in xs0], [x.copy() for x in xs0]
+    ca, cb = Circuit(net), Circuit(net)
+    eng = ClockedEngine(dt=0.1)
+    assert eng.fusable(ca)
+    eng.run(ca, a, free, 3.0)
+    for _ in range(30):
+        eng.step(cb, b, free)
+    for u, v in zip(a, b, strict=True):
+        np.testing.assert_array_equal(u, v)
+    assert ca.t == cb.t
+
+
+@pytest.mark.parametrize("chip", [None, "pcm"])
+@pytest.mark.parametrize("case", CASES)
+def test_kernel_feedforward_equals_the_reference(case, chip):
+    """The feedforward start (numba) against ``field.feedforward``, with a chip's error-unit
+    gains, offsets and leaks; it leaves x_0 W_1^T for the run that follows."""
+    from hardware_models import load_preset
+    from pcsim.algorithms import initial_activities
+
+    for act in ACTIVATIONS:
+        net = network.build(activation=act, rng=28, **case)
+        circ = Circuit(net, chip=None if chip is None else load_preset(chip))
+        x = np.random.default_rng(29).random((4, net.sizes[0]))
+        got = initial_activities(circ, x, None)
+        want = field.feedforward(
+            net, got[0], circ.read_weights(), None if circ.ideal else circ.units
+        )
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(
+            circ.workspace(4).prod0, got[0] @ circ.read_weights()[0].T, rtol=1e-12
+        )

@@ -104,8 +104,8 @@ def test_describe_reports_a_source_for_every_preset_value(name):
         ({"value_units.capacitance_f": -1e-15}, "chip.value_units.capacitance_f", "must be > 0"),
         ({"synapses": {"bits": 0}}, "chip.synapses.bits", "must be an integer >= 1 or omitted"),
         ({"synapses.bits": 2.5}, "chip.synapses.bits", "must be an integer >= 1 or omitted"),
-        ({"synapses.read_noise_std": -0.1}, "chip.synapses.read_noise_std", "must be >= 0"),
-        ({"error_units.noise_std": -1.0}, "chip.error_units.noise_std", "must be >= 0"),
+        ({"synapses.read_noise_std": -0.1}, "chip.synapses.read_noise_std", "must be in [0, 10]"),
+        ({"error_units.noise_std": -1.0}, "chip.error_units.noise_std", "must be in [0, 10]"),
         ({"value_units.capacitance_f": "1pF"}, "chip.value_units.capacitance_f", "must be a"),
         ({"value_units.thermal_noise": 1}, "chip.value_units.thermal_noise", "true or false"),
         ({"synapses.stuck_fraction": 1.5}, "chip.synapses.stuck_fraction", "[0, 1]"),
@@ -197,3 +197,9 @@ def test_hardware_models_never_imports_pcsim():
     code = "import sys, hardware_models; hardware_models.load_preset('pcm'); "
     code += "assert not any(m.split('.')[0] == 'pcsim' for m in sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=PKG.parent)
+
+
+@pytest.mark.parametrize("field", ["value_units.tau_mismatch_std", "synapses.d2d_std"])
+def test_absurd_spreads_are_refused(field):
+    with pytest.raises(ChipConfigError, match=f"chip.{field} must be in"):
+        load_preset("rram", overrides={field: 1e308})

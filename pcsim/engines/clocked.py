@@ -156,6 +156,7 @@ class ClockedEngine:
             circ.read_sigma,
             ws.read_fwd,
             read_noise,
+            ws.zeros,
         )
         gammas = circ.gammas(self.dt)
         noisy = self.stochastic or circ.noisy
@@ -184,6 +185,8 @@ class ClockedEngine:
             circ.read_sigma,
             ws.read_bwd,
             read_noise,
+            ws.phis,
+            ws.zeros,
         )
         return StepRecord(ws.eps, (xs[0],) + ws.phis[1:])
 
@@ -205,6 +208,37 @@ class ClockedEngine:
         return StepRecord(eps0, pre)
 
     # -- learning signal ----------------------------------------------------------------------
+    def errors(
+        self, circ: Circuit, xs: Sequence[np.ndarray], input_product_ready: bool = False
+    ) -> StepRecord:
+        """The errors and presynaptic inputs of the state ``xs`` as it stands (weights as read
+        now, without read noise): what PC's weight step learns from after settling.
+        ``input_product_ready`` as in :meth:`run` (only used where reads are static)."""
+        net = circ.net
+        if self.backend != "numba" or self.method == "heun":
+            pre = [field.presynaptic(net, xs, i) for i in range(net.n_layers)]
+            return StepRecord(field.errors(net, xs, circ.read_weights(), circ.units), pre)
+        ws = circ.workspace(xs[0].shape[0])
+        kernels.compute_errors(
+            tuple(xs),
+            circ.read_weights(),
+            circ.biases(),
+            net.has_bias,
+            np.asarray(net.scales),
+            np.asarray(net.residual),
+            ACTIVATION_CODES[net.activation],
+            tuple(circ.units.error_gain),
+            tuple(circ.units.error_offset),
+            ws.phis,
+            ws.eps,
+            circ.read_sigma,
+            ws.read_fwd,
+            False,
+            ws.zeros,
+            ws.prod0 if input_product_ready and circ.static_reads else None,
+        )
+        return StepRecord(ws.eps, (xs[0],) + ws.phis[1:])
+
     def weight_drift(
         self, circ: Circuit, rec: StepRecord
     ) -> tuple[Sequence[np.ndarray], Sequence[np.ndarray] | None]:
@@ -239,18 +273,27 @@ class ClockedEngine:
         duration: float,
         on_step=None,
         check_every: int = 16,
+        input_product_ready: bool = False,
     ) -> int:
         """Integrate for ``duration`` (tau_x units); ``on_step(rec)`` after each step (iPC
-        learns there). Returns the number of steps. Raises DivergenceError on blow-up."""
+        learns there). Returns the number of steps. Raises DivergenceError on blow-up.
+
+        Deterministic runs without ``on_step`` on the numba backend go through
+        :func:`pcsim.kernels.euler_run` in one call (the same steps, bit for bit).
+        ``input_product_ready``: the workspace already holds ``x_0 @ W_1.T`` of this state
+        (left by :func:`pcsim.algorithms.initial_activities`), so a hoisting run reuses it."""
         n = max(1, int(round(duration / self.dt)))
         costed = circ.chip is not None
         before = [x.copy() if f else None for x, f in zip(xs, free, strict=True)] if costed else []
-        for k in range(n):
-            rec = self.step(circ, xs, free)
-            if on_step is not None:
-                on_step(rec)
-            if (k + 1) % check_every == 0 or k == n - 1:
-                check_finite(xs, free, circ.t)
+        if on_step is None and self.fusable(circ):
+            self._fused_run(circ, xs, free, n, check_every, None, input_product_ready)
+        else:
+            for k in range(n):
+                rec = self.step(circ, xs, free)
+                if on_step is not None:
+                    on_step(rec)
+                if (k + 1) % check_every == 0 or k == n - 1:
+                    check_finite(xs, free, circ.t)
         if costed:
             circ.charge_time(n * self.dt, xs[0].shape[0])
             swing = sum(
@@ -258,6 +301,94 @@ class ClockedEngine:
             )
             circ.charge_transitions(swing)
         return n
+
+    def fusable(self, circ: Circuit) -> bool:
+        """True when many steps can run in one kernel call: numba Euler, no noise of any kind,
+        and weights that read the same at every step (no drift)."""
+        return (
+            self.backend == "numba"
+            and self.method == "euler"
+            and not circ.noisy
+            and not circ.has_read_noise
+            and circ.static_reads
+        )
+
+    def run_ipc_sgd(
+        self,
+        circ: Circuit,
+        xs: list[np.ndarray],
+        free: Sequence[bool],
+        duration: float,
+        lr: float,
+        check_every: int = 16,
+    ) -> StepRecord | None:
+        """iPC with plain SGD in one kernel call, when :meth:`fusable` and the weights are
+        written exactly (no chip, or an ideal one): every step, then ``W += lr * (-dF/dW)``
+        from the errors it saw -- the same numbers as ``run(on_step=...)`` with
+        ``SGD(lr).deltas`` and ``circ.apply_weight_update``. Returns what the last step saw
+        (its errors give the presentation's energy), or None when it cannot fuse."""
+        exact_writes = circ.crossbars is None or all(cb.is_ideal for cb in circ.crossbars)
+        if not (self.fusable(circ) and exact_writes):
+            return None
+        n = max(1, int(round(duration / self.dt)))
+        costed = circ.chip is not None
+        before = [x.copy() if f else None for x, f in zip(xs, free, strict=True)] if costed else []
+        writes = self._fused_run(circ, xs, free, n, check_every, lr, False)
+        if circ.crossbars is not None:
+            circ.ledger.charge(
+                "synapse_write", writes * circ.chip.costs.write_energy_per_pulse_j, writes
+            )
+        if costed:
+            circ.charge_time(n * self.dt, xs[0].shape[0])
+            swing = sum(
+                float(np.abs(x - b).sum()) for x, b in zip(xs, before, strict=True) if b is not None
+            )
+            circ.charge_transitions(swing)
+        ws = circ.workspace(xs[0].shape[0])
+        return StepRecord(ws.eps, (xs[0],) + ws.phis[1:])
+
+    def _fused_run(self, circ, xs, free, n, check_every, lr: float | None, ready: bool) -> int:
+        """Run ``n`` steps in :func:`pcsim.kernels.euler_run`; advance ``circ.t`` step by step
+        as :meth:`step` does; raise DivergenceError as :meth:`run` does. Returns the writes."""
+        net = circ.net
+        B = xs[0].shape[0]
+        ws = circ.workspace(B)
+        learn = lr is not None
+        hoist = not learn and not free[0]
+        # the folded W_1 is written once per run: only where no write is counted per step
+        fold0 = learn and not free[0] and circ.crossbars is None
+        lo, hi = circ.rails
+        done, diverged, writes = kernels.euler_run(
+            n,
+            check_every,
+            DIVERGENCE_BOUND,
+            tuple(xs),
+            circ.read_weights(),
+            circ.biases(),
+            net.has_bias,
+            np.asarray(net.scales),
+            np.asarray(net.residual),
+            np.asarray(free, dtype=np.bool_),
+            ACTIVATION_CODES[net.activation],
+            tuple(circ.units.error_gain),
+            tuple(circ.units.error_offset),
+            circ.gammas(self.dt),
+            tuple(circ.units.leak),
+            float(lo),
+            float(hi),
+            ws.as_tuple(),
+            ws.prod0,
+            hoist,
+            learn,
+            net.dtype.type(lr if learn else 0.0),
+            fold0,
+            hoist and ready,
+        )
+        for _ in range(done):
+            circ.t += self.dt
+        if diverged:
+            check_finite(xs, free, circ.t)
+        return int(writes)
 
 
 def check_finite(xs: Sequence[np.ndarray], free: Sequence[bool], t: float) -> None:
