@@ -4,7 +4,9 @@ Every step integrates the vector field of :mod:`pcsim.field` for the free layers
 in units of ``tau_x`` (``gamma = dt / tau_unit`` per unit). The Euler and Euler-Maruyama
 steps run through the fused numba kernel (``backend="numba"``) or the numpy reference
 (``backend="numpy"``); Heun, a validation method, always uses the reference.
-Noise follows DESIGN.md: ``x += sigma * sqrt(dt / tau) * N(0, 1)``.
+Noise follows DESIGN.md: ``x += sigma * sqrt(dt / tau) * N(0, 1)``, the normals drawn by
+:func:`pcsim.vecmath.standard_normal` from the circuit's Generator (the same draws, in the
+same order, on both backends).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 from pcsim import activations, field, kernels
 from pcsim.activations import ACTIVATION_CODES
 from pcsim.circuit import Circuit
+from pcsim.vecmath import standard_normal
 
 METHODS = ("euler", "heun", "euler_maruyama")
 BACKENDS = ("numba", "numpy")
@@ -82,7 +85,7 @@ class ClockedEngine:
     def _draw_noise(self, circ: Circuit, free: Sequence[bool], bufs: Sequence[np.ndarray]) -> None:
         for l, buf in enumerate(bufs):
             if free[l]:
-                circ.rng.standard_normal(out=buf, dtype=buf.dtype)
+                standard_normal(circ.rng, buf)
 
     def _draw_read_noise(self, circ: Circuit, free: Sequence[bool], ws) -> bool:
         """Standard normals for the crossbars' output-domain read noise (predictions, then
@@ -92,10 +95,10 @@ class ClockedEngine:
         sig = circ.read_sigma
         for i, z in enumerate(ws.read_fwd):
             if sig[i] > 0:
-                circ.rng.standard_normal(out=z, dtype=z.dtype)
+                standard_normal(circ.rng, z)
         for l in range(len(sig)):
             if free[l] and sig[l] > 0:
-                circ.rng.standard_normal(out=ws.read_bwd[l], dtype=ws.read_bwd[l].dtype)
+                standard_normal(circ.rng, ws.read_bwd[l])
         return True
 
     def _reference_step(
@@ -131,7 +134,7 @@ class ClockedEngine:
                 continue
             new = x + gammas[l] * drift[l]
             if amps is not None:
-                new = new + amps[l] * circ.rng.standard_normal(x.shape, dtype=x.dtype)
+                new = new + amps[l] * standard_normal(circ.rng, np.empty_like(x))
             np.clip(new, lo, hi, out=x)
         return StepRecord(eps, pre)
 
