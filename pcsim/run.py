@@ -403,24 +403,26 @@ def execute(
     )
 
 
+def toml_value(v: Any) -> str:
+    """A scalar or list as TOML text (what configurations hold)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    return repr(v)
+
+
 def _dump_toml(d: dict[str, Any]) -> str:
     """Minimal TOML writer for a validated config dict (scalars, lists, nested tables)."""
     lines: list[str] = []
-
-    def fmt(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, str):
-            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        if isinstance(v, list | tuple):
-            return "[" + ", ".join(fmt(x) for x in v) + "]"
-        return repr(v)
 
     def table(prefix: str, t: dict[str, Any]) -> None:
         scalars = {k: v for k, v in t.items() if not isinstance(v, dict)}
         if prefix:
             lines.append(f"\n[{prefix}]")
-        lines.extend(f"{k} = {fmt(v)}" for k, v in scalars.items())
+        lines.extend(f"{k} = {toml_value(v)}" for k, v in scalars.items())
         for k, v in t.items():
             if isinstance(v, dict):
                 table(f"{prefix}.{k}" if prefix else k, v)

@@ -7,6 +7,9 @@ A sweep file is TOML: a base run configuration and axes over any dotted field of
     [sweep]
     mode = "grid"                  # every combination; or "random" with samples = N
     seed = 0                       # the sweep seed
+    shared_seed = false            # true: every point uses the seed of point 0 (common random
+                                   # numbers: the same initialisation and data order at every
+                                   # point, so differences come from the axes alone)
 
     [axes]
     "chip.synapses.bits" = [2, 4, 6, 8]
@@ -16,7 +19,8 @@ A sweep file is TOML: a base run configuration and axes over any dotted field of
 Grid points are numbered in file order of the axes, the first axis varying slowest. Every point
 is validated before anything runs, and gets its own seed,
 ``SeedSequence(sweep_seed, spawn_key=(index,)).generate_state(1)[0]``, so its result does not
-depend on how many workers ran the sweep or in which order.
+depend on how many workers ran the sweep or in which order (with ``shared_seed``, every point
+gets point 0's seed). :func:`sweep_from` builds the same from Python values.
 
 Results file (HDF5, format ``pcsim-sweep``, version 1); h5py alone can read it::
 
@@ -306,9 +310,14 @@ def parse_sweep(text: str, base_dir: str | Path = ".", name: str = "sweep") -> S
     base = _deep_merge(dict(base), doc)  # top-level run tables override the base
     if not isinstance(sweep, Mapping):
         raise SweepError("[sweep] must be a table")
-    unknown = set(sweep) - {"mode", "seed", "samples"}
+    unknown = set(sweep) - {"mode", "seed", "samples", "shared_seed"}
     if unknown:
-        raise SweepError(f"unknown key sweep.{sorted(unknown)[0]}; known keys: mode, samples, seed")
+        raise SweepError(
+            f"unknown key sweep.{sorted(unknown)[0]}; known keys: mode, samples, seed, shared_seed"
+        )
+    shared = sweep.get("shared_seed", False)
+    if not isinstance(shared, bool):
+        raise SweepError(f"sweep.shared_seed must be true or false, got {shared!r}")
     mode = sweep.get("mode", "grid")
     if mode not in MODES:
         raise SweepError(f"sweep.mode must be one of grid, random; got {mode!r}")
@@ -344,13 +353,38 @@ def parse_sweep(text: str, base_dir: str | Path = ".", name: str = "sweep") -> S
         try:
             for k, v in values.items():
                 set_dotted(d, k, v)
-            d["seed"] = point_seed(seed, i)
+            d["seed"] = point_seed(seed, 0 if shared else i)
             d["blas_threads"] = 1
             cfg = from_dict(d)
         except ValueError as exc:  # ConfigError, or a chip layer's own validation error
             raise SweepError(f"point {i} ({label}): {exc}") from None
         points.append(Point(i, values, d["seed"], cfg.to_dict()))
     return Sweep(text, base_text, mode, seed, samples, axes, points, name=name)
+
+
+def sweep_from(
+    base: Mapping[str, Any],
+    axes: Mapping[str, Sequence[Any]],
+    *,
+    mode: str = "grid",
+    seed: int = 0,
+    samples: int | None = None,
+    shared_seed: bool = False,
+    name: str = "sweep",
+) -> Sweep:
+    """The sweep a file with this inline ``[base]`` table and these axes describes (for
+    notebooks and scripts); validated like a file. Axis values are scalars or lists."""
+    from pcsim.run import _dump_toml, toml_value
+
+    lines = ["[sweep]", f"mode = {toml_value(mode)}", f"seed = {toml_value(seed)}"]
+    if samples is not None:
+        lines.append(f"samples = {toml_value(samples)}")
+    if shared_seed:
+        lines.append("shared_seed = true")
+    lines.append("[axes]")
+    lines += [f"{json.dumps(k)} = {toml_value(list(v))}" for k, v in axes.items()]
+    text = (_dump_toml({"base": dict(base)}) if base else "") + "\n".join(lines) + "\n"
+    return parse_sweep(text, name=name)
 
 
 def load_sweep_file(path: str | Path) -> Sweep:

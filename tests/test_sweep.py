@@ -100,6 +100,24 @@ def test_grid_points_seeds_and_configs(sweep_file):
     assert [p.seed for p in other.points] == [p.seed for p in s.points[:8]]
 
 
+def test_sweep_from_python_values_and_shared_seed():
+    base = {"learning": {"epochs": 1}, "chip": {"preset": "rram"}}
+    axes = {"chip.synapses.bits": [2, 4], "chip.converters.adc_bits": [4, 8]}
+    s = sw.sweep_from(base, axes, seed=7)
+    t = sw.parse_sweep(
+        '[base.learning]\nepochs = 1\n[base.chip]\npreset = "rram"\n[sweep]\nseed = 7\n'
+        '[axes]\n"chip.synapses.bits" = [2, 4]\n"chip.converters.adc_bits" = [4, 8]\n'
+    )
+    assert [(p.values, p.seed, p.config) for p in s.points] == [
+        (p.values, p.seed, p.config) for p in t.points
+    ]
+    shared = sw.sweep_from(base, axes, seed=7, shared_seed=True)
+    assert {p.seed for p in shared.points} == {s.points[0].seed}  # common random numbers
+    assert [p.values for p in shared.points] == [p.values for p in s.points]
+    with pytest.raises(sw.SweepError, match="sweep.shared_seed must be true or false"):
+        sw.parse_sweep('[sweep]\nshared_seed = 1\n[axes]\n"learning.lr" = [0.1]\n')
+
+
 def test_random_mode_is_reproducible_and_in_range(tmp_path):
     text = """
 [learning]
