@@ -1,4 +1,4 @@
-"""Command line: ``pcsim run | info``.
+"""Command line: ``pcsim run | sweep | report | export | info``.
 
 Errors a user can fix (configuration, data, files) print one line ``pcsim: error: ...`` and
 exit with code 2; a diverging simulation exits 3; Ctrl-C exits 130. No traceback, and no
@@ -233,6 +233,38 @@ def _resume_command(args: argparse.Namespace, checkpoint) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """``pcsim export brian2|spice CONFIG.toml -o FILE``: the configured network on its chip as
+    a self-contained Brian2 script (+ .npz) or an ngspice netlist."""
+    from pathlib import Path
+
+    from pcsim import config
+    from pcsim.engines.brian import BrianUnsupported
+
+    cfg = config.load(args.config)
+    out = Path(args.out)
+    if out.is_dir():
+        raise config.ConfigError(f"-o {str(out)!r} is a directory; name the file to write")
+    try:
+        if args.kind == "brian2":
+            from pcsim.export_brian import export_from_config
+
+            script, npz = export_from_config(cfg, out, n_steps=args.steps)
+            print(f"wrote {script} and {npz}; run it with: python {script}")
+        else:
+            from pcsim.spice import export_spice_from_config
+
+            path = export_spice_from_config(
+                cfg, out, n_presentations=args.presentations, source=str(args.config)
+            )
+            print(f"wrote {path}; run it with: ngspice -b {path}")
+    except BrianUnsupported as exc:
+        raise config.ConfigError(f"cannot export to Brian2: {exc}") from None
+    except ValueError as exc:  # what a netlist cannot express (an activation, a shape)
+        raise config.ConfigError(f"cannot export: {exc}") from None
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from hardware_models import list_presets, load_preset
     from pcsim.config import ConfigError, build_chip
@@ -281,6 +313,17 @@ def parser() -> argparse.ArgumentParser:
         help="continue from a checkpoint (CONFIG optional; only learning.epochs may change)",
     )
     r.set_defaults(func=cmd_run)
+    sub.add_parser("sweep", help="co-design sweep on Dask (pcsim sweep --help)", add_help=False)
+    sub.add_parser("report", help="tables and plots of a results file", add_help=False)
+    e = sub.add_parser("export", help="the configured network as Brian2 code or an ngspice netlist")
+    e.add_argument("kind", choices=("brian2", "spice"), help="what to write")
+    e.add_argument("config", help="run configuration (TOML)")
+    e.add_argument("-o", "--out", required=True, help="file to write (model.py or net.cir)")
+    e.add_argument("--steps", type=int, default=100, help="brian2: Euler steps to simulate")
+    e.add_argument(
+        "--presentations", type=int, default=1, help="spice: training samples to present"
+    )
+    e.set_defaults(func=cmd_export)
     i = sub.add_parser("info", help="version and chip presets")
     i.add_argument("--chip", metavar="NAME", help="print one preset with every value and source")
     i.set_defaults(func=cmd_info)
@@ -293,7 +336,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pcsim.engines.clocked import DivergenceError
     from pcsim.results import ResultsError
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "sweep":
+        from pcsim.sweep import sweep_main
+
+        return sweep_main(argv[1:])
+    if argv and argv[0] == "report":
+        from pcsim.report import report_main
+
+        return report_main(argv[1:])
     args = parser().parse_args(argv)
+    if getattr(args, "steps", 1) < 1 or getattr(args, "presentations", 1) < 1:
+        print("pcsim: error: --steps and --presentations must be positive", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return args.func(args)
     except (ConfigError, DataError, ResultsError) as exc:

@@ -145,3 +145,30 @@ def test_results_reader_rejects_foreign_and_truncated_files(tmp_path):
     junk.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 40)
     with pytest.raises(results.ResultsError, match="not a readable HDF5 file"):
         results.load(junk)
+
+
+def test_sweep_report_and_export_are_subcommands(tmp_path, capsys):
+    """`pcsim sweep|report|export` reach their implementations, with their one-line errors."""
+    assert main(["sweep", str(tmp_path / "missing.toml")]) == 2
+    assert "missing.toml" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "missing.h5")]) == 2
+    assert "missing.h5" in capsys.readouterr().err
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(
+        '[network]\nsizes = [64, 6, 10]\nactivation = "tanh"\n[chip]\npreset = "ideal"\n'
+    )
+    assert main(["export", "spice", str(cfg), "-o", str(tmp_path / "net.cir")]) == 0
+    text = (tmp_path / "net.cir").read_text()
+    assert str(cfg) in text and text.count("\n") > 50  # names its configuration
+    bp = tmp_path / "bp.toml"
+    bp.write_text('[algorithm]\nname = "bp"\n')
+    assert main(["export", "brian2", str(bp), "-o", str(tmp_path / "m.py")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot export to Brian2" in err
+    assert not (tmp_path / "m.py").exists()
+    ipc = tmp_path / "ipc.toml"
+    ipc.write_text(
+        '[network]\nsizes = [64, 6, 10]\n[learning]\noptimizer = "sgd"\n[chip]\npreset = "ideal"\n'
+    )
+    assert main(["export", "brian2", str(ipc), "-o", str(tmp_path / "m.py"), "--steps", "5"]) == 0
+    assert (tmp_path / "m.py").exists() and (tmp_path / "m.npz").exists()

@@ -1139,9 +1139,15 @@ class EventsEngine:
                 elif status == _FIFO_DOWN_FULL:
                     st.fifo_down = st.fifo_down.grown()
                 elif status == _DIVERGED:
+                    hint = (
+                        "with update='euler' this is expected"
+                        if self.update == "euler"
+                        else "with learning on, a weight time constant tau_w long against the "
+                        "slowest units keeps it stable"
+                    )
                     raise DivergenceError(
                         f"event simulation diverged at t = {t:.4g} tau_x (a value unit left "
-                        f"the finite range); with update='euler' this is expected"
+                        f"the finite range); {hint}"
                     )
                 else:
                     break
