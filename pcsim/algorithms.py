@@ -38,17 +38,17 @@ def initial_activities(circ: Circuit, x: np.ndarray, y: np.ndarray | None) -> li
     ws = circ.workspace(x0.shape[0])
     units = circ.units
     kernels.feedforward(
-        tuple(xs),
-        circ.read_weights(),
-        circ.biases(),
+        kernels.seq(xs),
+        kernels.seq(circ.read_weights()),
+        kernels.seq(circ.biases()),
         np.asarray(net.scales),
         np.asarray(net.residual),
         ACTIVATION_CODES[net.activation],
-        tuple(units.error_gain),
-        tuple(units.error_offset),
-        tuple(units.leak),
+        kernels.seq(units.error_gain),
+        kernels.seq(units.error_offset),
+        kernels.seq(units.leak),
         not circ.ideal,
-        ws.phis,
+        ws.kernel("phis"),
         ws.prod0,
     )
     if y is not None:
@@ -131,18 +131,18 @@ class IPC:
         sizes, dt = net.sizes, net.dtype
         if self._bufs is None or self._bufs[0][0].shape[0] != sizes[0]:
             self._bufs = (
-                tuple(np.zeros(n, dt) for n in sizes),
-                tuple(np.zeros(n, dt) for n in sizes[1:]),
-                tuple(np.zeros(n, dt) for n in sizes),
-                tuple(np.zeros(n, dt) for n in sizes[1:]),
-                tuple(np.zeros(n, dt) for n in sizes[:-1]),
+                kernels.seq([np.zeros(n, dt) for n in sizes]),
+                kernels.seq([np.zeros(n, dt) for n in sizes[1:]]),
+                kernels.seq([np.zeros(n, dt) for n in sizes]),
+                kernels.seq([np.zeros(n, dt) for n in sizes[1:]]),
+                kernels.seq([np.zeros(n, dt) for n in sizes[:-1]]),
                 np.zeros(sizes[1], dt),
                 np.zeros(sizes[1], dt),
             )
         n_steps = max(1, int(round(self.T / engine.dt)))
         kernels.ipc_presentation_batch1(
-            tuple(v[0] for v in xs),
-            tuple(net.weights),
+            kernels.seq([v[0] for v in xs]),
+            kernels.seq(net.weights),
             np.asarray(net.scales),
             np.asarray(free, dtype=np.bool_),
             ACTIVATION_CODES[net.activation],

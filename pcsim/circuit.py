@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -46,19 +47,32 @@ class Workspace:
     prod0: np.ndarray  # x_0 @ W_1.T, hoisted out of runs with a clamped input
     zeros: tuple[np.ndarray, ...]  # shaped like x_l, never written: the kernels' absent terms
 
+    _kernel: dict = field(default_factory=dict, repr=False)
+
+    KERNEL_ORDER: ClassVar[tuple[str, ...]] = (
+        "phis",
+        "eps",
+        "back",
+        "noise",
+        "grads_w",
+        "grads_b",
+        "read_fwd",
+        "read_bwd",
+        "zeros",
+    )
+
+    def kernel(self, name: str):
+        """Buffer ``name`` as the kernels take it (:func:`pcsim.kernels.seq`; cached)."""
+        k = self._kernel.get(name)
+        if k is None:
+            from pcsim.kernels import seq
+
+            k = self._kernel[name] = seq(getattr(self, name))
+        return k
+
     def as_tuple(self) -> tuple:
         """The per-layer buffers in the order :func:`pcsim.kernels.euler_run` unpacks them."""
-        return (
-            self.phis,
-            self.eps,
-            self.back,
-            self.noise,
-            self.grads_w,
-            self.grads_b,
-            self.read_fwd,
-            self.read_bwd,
-            self.zeros,
-        )
+        return tuple(self.kernel(n) for n in self.KERNEL_ORDER)
 
     @classmethod
     def allocate(cls, sizes: Sequence[int], batch: int, dtype: np.dtype) -> Workspace:

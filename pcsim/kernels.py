@@ -17,6 +17,7 @@ import os
 import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  numba's np.dot calls this BLAS; load it now so
 from numba import njit  # that threadpoolctl limits reach it too
+from numba.typed import List
 from threadpoolctl import threadpool_limits
 
 from pcsim.activations import LEAKY_SLOPE
@@ -31,6 +32,24 @@ from pcsim.vecmath import tanh as _tanh
 threadpool_limits(int(os.environ.get("PCSIM_BLAS_THREADS", "1")), user_api="blas")
 
 TANH, RELU, LEAKY_RELU, SIGMOID, LINEAR = 0, 1, 2, 3, 4  # as pcsim.activations.ACTIVATION_CODES
+
+# Per-layer arrays reach the kernels as a tuple (numba compiles a version per length, the
+# fastest for shallow networks) or, beyond this many, as a typed List: numba unrolls every
+# access into a tuple by its length, so a 130-layer tuple takes it tens of minutes to compile,
+# while a List compiles once for every depth.
+TUPLE_MAX_LAYERS = 12
+
+
+def seq(arrays):
+    """``arrays`` (per layer) as the kernels take them: a tuple, or a numba typed List for
+    deep networks (see ``TUPLE_MAX_LAYERS``). The arrays themselves are shared, not copied."""
+    arrays = tuple(arrays)
+    if len(arrays) <= TUPLE_MAX_LAYERS:
+        return arrays
+    out = List()
+    for a in arrays:
+        out.append(a)
+    return out
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -89,10 +108,14 @@ def _fill_phi(x, p, act):
             for j in range(n):
                 v = x[b, j]
                 p[b, j] = v if v > 0 else LEAKY_SLOPE * v
-    else:
+    elif act == SIGMOID:
         for b in range(B):
             for j in range(n):
-                p[b, j] = _phi(x[b, j], act)
+                p[b, j] = 1.0 / (1.0 + np.exp(-x[b, j]))
+    else:  # linear
+        for b in range(B):
+            for j in range(n):
+                p[b, j] = x[b, j]
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -201,8 +224,10 @@ def _error_rows(e, prod, x, a, g, o, bias, skip, src, z, sig, has_skip, noisy):
 def _relax_loop(x, gam, lk, below, top, skip, p, s, mode, act, amp, z, noisy, has_skip, lo, hi):
     """``x += gam (-lk x - below + T [+ skip]) [+ amp z]``, clipped to ``[lo, hi]``, with the
     top-down term ``T`` from ``top`` by ``mode``: 0 absent, 1 ``s top`` (input layer or
-    linear), 2 ``s top (1 - p^2)`` (tanh), 3 ``s top p (1 - p)`` (sigmoid), 4
-    ``s top phi'(x)``. Called with constant flags, so each case is its own loop."""
+    linear), 2 ``s top (1 - p^2)`` (tanh), 3 ``s top p (1 - p)`` (sigmoid), 4 relu, 5 leaky
+    relu. Called with constant flags, so each case is its own loop (a loop with a runtime
+    choice of activation gets if-converted by the vectoriser, which then calls the C library's
+    tanh for every element whatever the activation)."""
     B, n = x.shape
     for b in range(B):
         for j in range(n):
@@ -216,8 +241,10 @@ def _relax_loop(x, gam, lk, below, top, skip, p, s, mode, act, amp, z, noisy, ha
             elif mode == 3:
                 q = p[b, j]
                 d += s * top[b, j] * (q * (1.0 - q))
-            elif mode == 4:
-                d += s * top[b, j] * _dphi(v, act)
+            elif mode == 4:  # relu
+                d += s * top[b, j] * (1.0 if v > 0 else 0.0)
+            elif mode == 5:  # leaky relu
+                d += s * top[b, j] * (1.0 if v > 0 else LEAKY_SLOPE)
             if has_skip:
                 d += skip[b, j]
             v += gam[j] * d
@@ -236,8 +263,10 @@ def _relax_mode(x, gam, lk, below, top, skip, p, s, mode, act, amp, z, noisy, ha
         _relax_loop(x, gam, lk, below, top, skip, p, s, 2, act, amp, z, noisy, has_skip, lo, hi)
     elif mode == 3:
         _relax_loop(x, gam, lk, below, top, skip, p, s, 3, act, amp, z, noisy, has_skip, lo, hi)
-    else:
+    elif mode == 4:
         _relax_loop(x, gam, lk, below, top, skip, p, s, 4, act, amp, z, noisy, has_skip, lo, hi)
+    else:
+        _relax_loop(x, gam, lk, below, top, skip, p, s, 5, act, amp, z, noisy, has_skip, lo, hi)
 
 
 @njit(cache=True, error_model="numpy")
@@ -317,8 +346,10 @@ def update_activities(
                 mode = 2
             elif act == SIGMOID:
                 mode = 3
-            else:
+            elif act == RELU:
                 mode = 4
+            else:
+                mode = 5
             if l > 0:
                 p = phis[l]
             if residual[l]:

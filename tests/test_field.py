@@ -275,3 +275,28 @@ def test_kernel_feedforward_equals_the_reference(case, chip):
         np.testing.assert_allclose(
             circ.workspace(4).prod0, got[0] @ circ.read_weights()[0].T, rtol=1e-12
         )
+
+
+@pytest.mark.parametrize("act", ["relu", "tanh"])
+def test_deep_networks_take_the_list_path_and_equal_the_reference(act):
+    """Beyond kernels.TUPLE_MAX_LAYERS the layers reach the kernels as typed Lists (compiled
+    once for every depth); the numbers are the reference's."""
+    from pcsim import kernels
+    from pcsim.algorithms import initial_activities
+
+    H = kernels.TUPLE_MAX_LAYERS + 4
+    net = network.build([5] + [6] * H + [3], act, parameterisation="mupc", rng=30)
+    assert not isinstance(kernels.seq(net.weights), tuple)
+    r = np.random.default_rng(31)
+    x, y = r.random((4, 5)), np.eye(3)[r.integers(0, 3, 4)]
+    free = [False] + [True] * H + [False]
+    out = []
+    for backend in ("numba", "numpy"):
+        circ = Circuit(net.copy())
+        xs = initial_activities(circ, x, y)
+        eng = ClockedEngine(dt=0.1, backend=backend)
+        eng.run(circ, xs, free, 2.0)
+        rec = eng.step(circ, xs, free)
+        out.append((xs, list(eng.weight_drift(circ, rec)[0])))
+    for a, b in zip(out[0][0] + out[0][1], out[1][0] + out[1][1], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)

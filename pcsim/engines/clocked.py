@@ -20,6 +20,7 @@ import numpy as np
 from pcsim import activations, field, kernels
 from pcsim.activations import ACTIVATION_CODES
 from pcsim.circuit import Circuit
+from pcsim.kernels import seq
 from pcsim.vecmath import standard_normal
 
 METHODS = ("euler", "heun", "euler_maruyama")
@@ -142,29 +143,30 @@ class ClockedEngine:
         net = circ.net
         ws = circ.workspace(xs[0].shape[0])
         Ws = circ.read_weights()
-        xs_t = tuple(xs)
+        xs_t, Ws = seq(xs), seq(Ws)
         read_noise = self._draw_read_noise(circ, free, ws)
         kernels.compute_errors(
             xs_t,
             Ws,
-            circ.biases(),
+            seq(circ.biases()),
             net.has_bias,
             np.asarray(net.scales),
             np.asarray(net.residual),
             ACTIVATION_CODES[net.activation],
-            tuple(circ.units.error_gain),
-            tuple(circ.units.error_offset),
-            ws.phis,
-            ws.eps,
+            seq(circ.units.error_gain),
+            seq(circ.units.error_offset),
+            ws.kernel("phis"),
+            ws.kernel("eps"),
             circ.read_sigma,
-            ws.read_fwd,
+            ws.kernel("read_fwd"),
             read_noise,
-            ws.zeros,
+            ws.kernel("zeros"),
         )
         gammas = circ.gammas(self.dt)
         noisy = self.stochastic or circ.noisy
+        gammas = seq(gammas)
         if noisy:
-            amps = tuple(self._noise_amplitudes(circ, gammas))
+            amps = seq(self._noise_amplitudes(circ, gammas))
             self._draw_noise(circ, free, ws.noise)
         else:
             amps = gammas  # unused placeholder of the right type
@@ -177,19 +179,19 @@ class ClockedEngine:
             np.asarray(free, dtype=np.bool_),
             ACTIVATION_CODES[net.activation],
             gammas,
-            tuple(circ.units.leak),
+            seq(circ.units.leak),
             float(lo),
             float(hi),
-            ws.noise,
+            ws.kernel("noise"),
             amps,
             noisy,
-            ws.eps,
-            ws.back,
+            ws.kernel("eps"),
+            ws.kernel("back"),
             circ.read_sigma,
-            ws.read_bwd,
+            ws.kernel("read_bwd"),
             read_noise,
-            ws.phis,
-            ws.zeros,
+            ws.kernel("phis"),
+            ws.kernel("zeros"),
         )
         return StepRecord(ws.eps, (xs[0],) + ws.phis[1:])
 
@@ -223,21 +225,21 @@ class ClockedEngine:
             return StepRecord(field.errors(net, xs, circ.read_weights(), circ.units), pre)
         ws = circ.workspace(xs[0].shape[0])
         kernels.compute_errors(
-            tuple(xs),
-            circ.read_weights(),
-            circ.biases(),
+            seq(xs),
+            seq(circ.read_weights()),
+            seq(circ.biases()),
             net.has_bias,
             np.asarray(net.scales),
             np.asarray(net.residual),
             ACTIVATION_CODES[net.activation],
-            tuple(circ.units.error_gain),
-            tuple(circ.units.error_offset),
-            ws.phis,
-            ws.eps,
+            seq(circ.units.error_gain),
+            seq(circ.units.error_offset),
+            ws.kernel("phis"),
+            ws.kernel("eps"),
             circ.read_sigma,
-            ws.read_fwd,
+            ws.kernel("read_fwd"),
             False,
-            ws.zeros,
+            ws.kernel("zeros"),
             ws.prod0 if input_product_ready and circ.static_reads else None,
         )
         return StepRecord(ws.eps, (xs[0],) + ws.phis[1:])
@@ -250,13 +252,13 @@ class ClockedEngine:
         if self.backend == "numba" and self.method != "heun":
             ws = circ.workspace(rec.pre[0].shape[0])
             kernels.weight_gradients(
-                tuple(rec.pre),
-                ws.phis,
-                ws.eps,
+                seq(rec.pre),
+                ws.kernel("phis"),
+                ws.kernel("eps"),
                 np.asarray(net.scales),
                 net.has_bias,
-                ws.grads_w,
-                ws.grads_b,
+                ws.kernel("grads_w"),
+                ws.kernel("grads_b"),
             )
             return ws.grads_w, (ws.grads_b if net.has_bias else None)
         B = rec.pre[0].shape[0]
@@ -365,18 +367,18 @@ class ClockedEngine:
             n,
             check_every,
             DIVERGENCE_BOUND,
-            tuple(xs),
-            circ.read_weights(),
-            circ.biases(),
+            seq(xs),
+            seq(circ.read_weights()),
+            seq(circ.biases()),
             net.has_bias,
             np.asarray(net.scales),
             np.asarray(net.residual),
             np.asarray(free, dtype=np.bool_),
             ACTIVATION_CODES[net.activation],
-            tuple(circ.units.error_gain),
-            tuple(circ.units.error_offset),
-            circ.gammas(self.dt),
-            tuple(circ.units.leak),
+            seq(circ.units.error_gain),
+            seq(circ.units.error_offset),
+            seq(circ.gammas(self.dt)),
+            seq(circ.units.leak),
             float(lo),
             float(hi),
             ws.as_tuple(),
