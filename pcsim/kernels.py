@@ -3,9 +3,9 @@
 One synchronous Euler / Euler-Maruyama step of every free value unit, with the errors, the
 top-down error sums and the update fused so each layer's arrays are touched once per step, and
 :func:`euler_run`, many deterministic steps in one call (optionally with iPC's plain SGD weight
-step after each). Matrix products go to BLAS through ``np.dot(a, b, out)``. Arguments are
-tuples of arrays (one per layer), so the compiled function is reused for every network of the
-same depth. ``phi`` is evaluated once per unit and step; ``phi'`` comes from it (tanh:
+step after each). Matrix products go to BLAS through ``np.dot(a, b, out)``. Per-layer
+arguments are sequences of arrays (:func:`seq`: tuples for shallow networks, typed Lists for
+deep ones). ``phi`` is evaluated once per unit and step; ``phi'`` comes from it (tanh:
 ``1 - phi^2``, sigmoid: ``phi (1 - phi)``, the same formulas as :mod:`pcsim.activations`), and
 float32 tanh is the vectorisable :func:`pcsim.vecmath.tanh`.
 """
@@ -80,16 +80,6 @@ def _dphi(v, act):
     return 1.0
 
 
-@njit(cache=True, inline="always", error_model="numpy")
-def _dphi_from(v, p, act):
-    """phi'(v) given ``p = phi(v)`` (no second tanh or exp)."""
-    if act == TANH:
-        return 1.0 - p * p
-    if act == SIGMOID:
-        return p * (1.0 - p)
-    return _dphi(v, act)
-
-
 @njit(cache=True, error_model="numpy")
 def _fill_phi(x, p, act):
     """``p = phi(x)`` for a 2-D layer, one loop per activation (so each loop vectorises)."""
@@ -142,7 +132,6 @@ def compute_errors(
     read_sig,
     zf,
     read_noise,
-    zeros,
     prod0=None,
 ):
     """eps_l = gain_l * (x_l - mu_l) + offset_l for l = 1..L; phis[i] = phi(x_i) for i >= 1.
@@ -151,7 +140,6 @@ def compute_errors(
     ``read_noise``, each prediction carries the crossbar's read noise in the output domain:
     ``mu += a * read_sig[i] * ||phi(x_i)|| * zf[i]`` (see ``Crossbar.read_mean``). ``prod0``,
     if given, is ``x_0 @ W_1.T`` computed earlier (a clamped input under frozen weights).
-    ``zeros`` (zero arrays shaped like each ``x_l``) is accepted for a uniform signature.
     Arithmetic is in the activities' dtype (scales cast to it, as numpy does with a Python
     float and a float32 array).
     """
@@ -317,7 +305,7 @@ def update_activities(
     ``read_noise``, the top-down sum carries the read noise of ``W_{l+1}`` in the output
     domain: ``back += read_sig[l] * ||eps_{l+1}|| * zb[l]``. ``phis`` are the ``phi(x_l)`` that
     :func:`compute_errors` left (``phi'`` is taken from them); ``back[l]`` ends holding
-    ``eps_{l+1} W_{l+1}``. ``zeros`` as in :func:`compute_errors`.
+    ``eps_{l+1} W_{l+1}``. ``zeros[l]`` is a zero array shaped like ``x_l`` (absent terms).
     """
     L = len(Ws)
     for l in range(L + 1):
@@ -611,17 +599,17 @@ def euler_run(
                     cur[b, j] += prod0[b, j]
             compute_errors(
                 xs, Ws, bs, has_bias, scales, residual, act, egain, eoff, phis, eps,
-                read_sig, read_fwd, False, zeros, cur,
+                read_sig, read_fwd, False, cur,
             )  # fmt: skip
         elif hoist:
             compute_errors(
                 xs, Ws, bs, has_bias, scales, residual, act, egain, eoff, phis, eps,
-                read_sig, read_fwd, False, zeros, prod0,
+                read_sig, read_fwd, False, prod0,
             )  # fmt: skip
         else:
             compute_errors(
                 xs, Ws, bs, has_bias, scales, residual, act, egain, eoff, phis, eps,
-                read_sig, read_fwd, False, zeros,
+                read_sig, read_fwd, False,
             )  # fmt: skip
         update_activities(
             xs, Ws, scales, residual, free, act, gammas, leaks, rail_lo, rail_hi, noise,

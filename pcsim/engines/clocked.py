@@ -160,7 +160,6 @@ class ClockedEngine:
             circ.read_sigma,
             ws.kernel("read_fwd"),
             read_noise,
-            ws.kernel("zeros"),
         )
         gammas = circ.gammas(self.dt)
         noisy = self.stochastic or circ.noisy
@@ -239,7 +238,6 @@ class ClockedEngine:
             circ.read_sigma,
             ws.kernel("read_fwd"),
             False,
-            ws.kernel("zeros"),
             ws.prod0 if input_product_ready and circ.static_reads else None,
         )
         return StepRecord(ws.eps, (xs[0],) + ws.phis[1:])
