@@ -24,8 +24,6 @@ from pcsim import config, results
 from pcsim.cli import main
 from pcsim.run import execute
 
-pytestmark = pytest.mark.xdist_group("test_checkpoint")  # its module fixtures are built once
-
 ROOT = Path(__file__).resolve().parents[1]
 
 BASE = """

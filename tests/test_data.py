@@ -15,8 +15,6 @@ from hypothesis.extra import numpy as hnp
 from pcsim import data
 from pcsim.data import DataError, Dataset, batches, load_dataset, load_digits, read_idx, write_idx
 
-pytestmark = pytest.mark.xdist_group("test_data")  # its module fixtures are built once
-
 HAVE_MLXTEND = importlib.util.find_spec("mlxtend") is not None
 
 

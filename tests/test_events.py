@@ -17,8 +17,6 @@ from pcsim.engines.events import EventsEngine, IPCEvents
 from pcsim.optim import SGD
 from pcsim.train import accuracy
 
-pytestmark = pytest.mark.xdist_group("test_events")  # its module fixtures are built once
-
 
 def _supervised_free(net):
     return [False] + [True] * (net.n_layers - 1) + [False]

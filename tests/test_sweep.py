@@ -21,8 +21,6 @@ import pytest
 from pcsim import sweep as sw
 from pcsim.results import ResultsError
 
-pytestmark = pytest.mark.xdist_group("test_sweep")  # its module fixtures are built once
-
 RUN_TOML = """\
 [data]
 name = "digits"

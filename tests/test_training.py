@@ -8,8 +8,6 @@ import pytest
 from pcsim import config
 from pcsim.run import execute
 
-pytestmark = pytest.mark.xdist_group("test_training")  # its module fixtures are built once
-
 SHORT = """
 [learning]
 epochs = 8
