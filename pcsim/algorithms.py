@@ -31,7 +31,8 @@ def initial_activities(circ: Circuit, x: np.ndarray, y: np.ndarray | None) -> li
     read now, units at their bottom-up equilibrium), with the top clamped to ``y`` if given.
 
     The pass (:func:`pcsim.kernels.feedforward`, equal to :func:`pcsim.field.feedforward`)
-    leaves ``x_0 @ W_1.T`` in the circuit's workspace, where a following run may reuse it."""
+    leaves its products and ``phi``s in the circuit's workspace, where a following run with
+    frozen weights starts from them (``ClockedEngine.settle``)."""
     net = circ.net
     x0 = np.array(circ.dac(x.astype(net.dtype, copy=False)), dtype=net.dtype, order="C")
     xs = [x0] + [np.empty((x0.shape[0], n), net.dtype) for n in net.sizes[1:]]
@@ -49,7 +50,7 @@ def initial_activities(circ: Circuit, x: np.ndarray, y: np.ndarray | None) -> li
         kernels.seq(units.leak),
         not circ.ideal,
         ws.kernel("phis"),
-        ws.prod0,
+        ws.kernel("prods"),
     )
     if y is not None:
         xs[-1][...] = circ.dac(y)
@@ -57,6 +58,14 @@ def initial_activities(circ: Circuit, x: np.ndarray, y: np.ndarray | None) -> li
 
 
 def _learn(circ: Circuit, optimizer: SGD | Adam, dW, db) -> None:
+    if isinstance(optimizer, SGD) and optimizer.momentum == 0.0 and circ.crossbars is None:
+        # exact weights, plain SGD: W += lr * d in place (the same numbers, no temporaries)
+        net = circ.net
+        kernels.add_scaled(kernels.seq(net.weights), kernels.seq(dW), optimizer.lr)
+        if db is not None and net.biases is not None:
+            as_rows = [b.reshape(1, -1) for b in net.biases], [d.reshape(1, -1) for d in db]
+            kernels.add_scaled(kernels.seq(as_rows[0]), kernels.seq(as_rows[1]), optimizer.lr)
+        return
     directions = list(dW) + (list(db) if db is not None else [])
     deltas = optimizer.deltas(directions)
     L = circ.net.n_layers
@@ -80,12 +89,9 @@ class PC:
         bottom, top = _bottom_to_top(net, x, y)
         xs = initial_activities(circ, bottom, top)
         free = _free_mask(net, training=True)
-        # x_0 is clamped and the weights frozen: x_0 W_1^T of the feedforward start holds
-        ready = not free[0]
-        engine.run(circ, xs, free, self.T, input_product_ready=ready)
-        rec = engine.errors(circ, xs, input_product_ready=ready)
+        rec = engine.settle(circ, xs, free, self.T, from_feedforward=True)
         dW, db = engine.weight_drift(circ, rec)
-        energy = float(sum(0.5 * np.sum(e * e) for e in rec.eps) / x.shape[0])
+        energy = field.energy_of(rec.eps, x.shape[0])
         _learn(circ, optimizer, dW, db)
         return energy
 
@@ -154,7 +160,7 @@ class IPC:
         )
         circ.t += n_steps * engine.dt
         check_finite(xs, free, circ.t)
-        return float(sum(0.5 * np.sum(e * e) for e in self._bufs[1]))
+        return field.energy_of(self._bufs[1], 1)
 
     def train_batch(self, circ, engine: ClockedEngine, optimizer, x, y) -> float:
         net = circ.net
@@ -173,7 +179,7 @@ class IPC:
             engine.run_learning(circ, xs, free, self.T, optimizer)
             self._carry = xs
             eps = field.errors(net, xs, circ.read_weights(), circ.units)
-            return float(sum(0.5 * np.sum(e * e) for e in eps) / x.shape[0])
+            return field.energy_of(eps, x.shape[0])
         if (
             self.fused
             and isinstance(engine, ClockedEngine)
@@ -183,13 +189,13 @@ class IPC:
             rec = engine.run_ipc_sgd(circ, xs, free, self.T, optimizer.lr)
             if rec is not None:
                 self._carry = xs
-                return float(sum(0.5 * np.sum(e * e) for e in rec.eps) / x.shape[0])
+                return field.energy_of(rec.eps, x.shape[0])
         last: list[float] = [0.0]
 
         def learn(rec: StepRecord) -> None:
             dW, db = engine.weight_drift(circ, rec)
             _learn(circ, optimizer, dW, db)
-            last[0] = float(sum(0.5 * np.sum(e * e) for e in rec.eps) / x.shape[0])
+            last[0] = field.energy_of(rec.eps, x.shape[0])
 
         engine.run(circ, xs, free, self.T, on_step=learn)
         self._carry = xs

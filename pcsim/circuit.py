@@ -46,6 +46,7 @@ class Workspace:
     read_bwd: tuple[np.ndarray, ...]
     prod0: np.ndarray  # x_0 @ W_1.T, hoisted out of runs with a clamped input
     zeros: tuple[np.ndarray, ...]  # shaped like x_l, never written: the kernels' absent terms
+    prods: tuple[np.ndarray, ...]  # W_l phi(x_{l-1}) kept between steps; prods[0] is prod0
 
     _kernel: dict = field(default_factory=dict, repr=False)
 
@@ -59,6 +60,7 @@ class Workspace:
         "read_fwd",
         "read_bwd",
         "zeros",
+        "prods",
     )
 
     def kernel(self, name: str):
@@ -77,6 +79,7 @@ class Workspace:
     @classmethod
     def allocate(cls, sizes: Sequence[int], batch: int, dtype: np.dtype) -> Workspace:
         L = len(sizes) - 1
+        prod0 = np.zeros((batch, sizes[1]), dtype)
         return cls(
             phis=tuple(np.empty((batch, sizes[i] if i > 0 else 1), dtype) for i in range(L)),
             eps=tuple(np.empty((batch, sizes[i + 1]), dtype) for i in range(L)),
@@ -86,8 +89,9 @@ class Workspace:
             grads_b=tuple(np.empty(sizes[i + 1], dtype) for i in range(L)),
             read_fwd=tuple(np.zeros((batch, sizes[i + 1]), dtype) for i in range(L)),
             read_bwd=tuple(np.zeros((batch, sizes[i]), dtype) for i in range(L + 1)),
-            prod0=np.zeros((batch, sizes[1]), dtype),
+            prod0=prod0,
             zeros=tuple(np.zeros((batch, n), dtype) for n in sizes),
+            prods=(prod0,) + tuple(np.zeros((batch, n), dtype) for n in sizes[2:]),
         )
 
 
@@ -186,7 +190,7 @@ class Circuit:
 
     @property
     def has_read_noise(self) -> bool:
-        return bool(np.any(self.read_sigma > 0))
+        return bool(self.read_sigma.any())  # sigmas are >= 0
 
     def apply_weight_update(
         self, deltas_w: Sequence[np.ndarray], deltas_b: Sequence[np.ndarray] | None

@@ -96,8 +96,13 @@ def energy(
     net: Network, xs: Sequence[np.ndarray], weights: Sequence[np.ndarray] | None = None
 ) -> float:
     """The energy ``F = (1/B) sum 1/2 ||eps||^2`` (a float, batch mean)."""
-    B = xs[0].shape[0]
-    return float(sum(0.5 * np.sum(e * e) for e in errors(net, xs, weights)) / B)
+    return energy_of(errors(net, xs, weights), xs[0].shape[0])
+
+
+def energy_of(eps: Sequence[np.ndarray], batch: int) -> float:
+    """``(1/batch) sum_l 1/2 ||eps_l||^2`` from errors already computed (dot products in the
+    errors' dtype: a few ulp from a pairwise sum, without temporaries)."""
+    return sum(0.5 * float(np.vdot(e, e)) for e in eps) / batch
 
 
 def layer_energies(

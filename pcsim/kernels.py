@@ -84,6 +84,7 @@ def _dphi(v, act):
 def _fill_phi(x, p, act):
     """``p = phi(x)`` for a 2-D layer, one loop per activation (so each loop vectorises)."""
     B, n = x.shape
+    zero, slope = x.dtype.type(0.0), x.dtype.type(LEAKY_SLOPE)
     if act == TANH:
         for b in range(B):
             for j in range(n):
@@ -92,12 +93,12 @@ def _fill_phi(x, p, act):
         for b in range(B):
             for j in range(n):
                 v = x[b, j]
-                p[b, j] = v if v > 0 else 0.0 * v
+                p[b, j] = v if v > 0 else zero * v
     elif act == LEAKY_RELU:
         for b in range(B):
             for j in range(n):
                 v = x[b, j]
-                p[b, j] = v if v > 0 else LEAKY_SLOPE * v
+                p[b, j] = v if v > 0 else slope * v
     elif act == SIGMOID:
         for b in range(B):
             for j in range(n):
@@ -217,6 +218,8 @@ def _relax_loop(x, gam, lk, below, top, skip, p, s, mode, act, amp, z, noisy, ha
     choice of activation gets if-converted by the vectoriser, which then calls the C library's
     tanh for every element whatever the activation)."""
     B, n = x.shape
+    t = x.dtype.type  # constants in the activities' dtype: a float64 literal would widen the
+    one, zero, slope = t(1.0), t(0.0), t(LEAKY_SLOPE)  # whole loop (2.5x slower in float32)
     for b in range(B):
         for j in range(n):
             v = x[b, j]
@@ -225,14 +228,14 @@ def _relax_loop(x, gam, lk, below, top, skip, p, s, mode, act, amp, z, noisy, ha
                 d += s * top[b, j]
             elif mode == 2:
                 q = p[b, j]
-                d += s * top[b, j] * (1.0 - q * q)
+                d += s * top[b, j] * (one - q * q)
             elif mode == 3:
                 q = p[b, j]
-                d += s * top[b, j] * (q * (1.0 - q))
+                d += s * top[b, j] * (q * (one - q))
             elif mode == 4:  # relu
-                d += s * top[b, j] * (1.0 if v > 0 else 0.0)
+                d += s * top[b, j] * (one if v > 0 else zero)
             elif mode == 5:  # leaky relu
-                d += s * top[b, j] * (1.0 if v > 0 else LEAKY_SLOPE)
+                d += s * top[b, j] * (one if v > 0 else slope)
             if has_skip:
                 d += skip[b, j]
             v += gam[j] * d
@@ -359,8 +362,8 @@ def weight_gradients(xs, phis, eps, scales, has_bias, grads_w, grads_b, skip_w0=
         if i > 0 or not skip_w0:
             src = xs[0] if i == 0 else phis[i]
             np.dot(eps[i].T, src, grads_w[i])
-            s = scales[i] / B
             gw = grads_w[i]
+            s = gw.dtype.type(scales[i] / B)  # as numpy scales a float32 array by a float
             for r in range(gw.shape[0]):
                 for c in range(gw.shape[1]):
                     gw[r, c] *= s
@@ -373,6 +376,18 @@ def weight_gradients(xs, phis, eps, scales, has_bias, grads_w, grads_b, skip_w0=
                     acc[j] += e[b, j]
             for j in range(gb.shape[0]):
                 gb[j] = acc[j] / B
+
+
+@njit(cache=True, error_model="numpy")
+def add_scaled(params, directions, lr):
+    """``p += lr * d`` in place for 2-D arrays, rounded as numpy rounds it (``lr`` cast to the
+    arrays' dtype, the product rounded, then the sum): plain SGD without temporaries."""
+    for i in range(len(params)):
+        p, d = params[i], directions[i]
+        c = p.dtype.type(lr)
+        for r in range(p.shape[0]):
+            for col in range(p.shape[1]):
+                p[r, col] += c * d[r, col]
 
 
 # fastmath: reassociated sums vectorise (tested equal to the step path to 1e-12)
@@ -485,27 +500,28 @@ def ipc_presentation_batch1(xs, Ws, scales, free, act, gamma, lr, n_steps, fold0
 
 
 @njit(cache=True, error_model="numpy")
-def feedforward(xs, Ws, bs, scales, residual, act, egain, eoff, leaks, chip_units, phis, prod0):
+def feedforward(xs, Ws, bs, scales, residual, act, egain, eoff, leaks, chip_units, phis, prods):
     """The bottom-up pass of :func:`pcsim.field.feedforward` into ``xs[1:]`` (``xs[0]`` given):
-    ``x_l = mu_l`` or, with ``chip_units``, ``(g mu_l - o) / (g + leak)``. Leaves
-    ``x_0 @ W_1.T`` in ``prod0`` for a run that hoists it."""
+    ``x_l = mu_l`` or, with ``chip_units``, ``(g mu_l - o) / (g + leak)``. Leaves each
+    product ``W_l phi(x_{l-1})`` in ``prods[l-1]`` and ``phi(x_l)`` in ``phis[l]``, which a
+    frozen-weight run (:func:`euler_run` with ``ff_ready``) starts from."""
     L = len(Ws)
     for i in range(L):
         x_prev = xs[i]
         x = xs[i + 1]
+        prod = prods[i]
         if i == 0:
-            np.dot(x_prev, Ws[0].T, x)
-            prod0[...] = x
+            np.dot(x_prev, Ws[0].T, prod)
         else:
             _fill_phi(x_prev, phis[i], act)
-            np.dot(phis[i], Ws[i].T, x)
+            np.dot(phis[i], Ws[i].T, prod)
         a = x.dtype.type(scales[i])
         bias, g, o, k = bs[i], egain[i + 1], eoff[i + 1], leaks[i + 1]
         res = residual[i]
         B, n = x.shape
-        for b in range(B):  # in place: one array read and written
+        for b in range(B):
             for j in range(n):
-                mu = a * x[b, j] + bias[j]
+                mu = a * prod[b, j] + bias[j]
                 if res:
                     mu += x_prev[b, j]
                 if chip_units:
@@ -525,6 +541,115 @@ def _diverged(xs, free, bound):
                 if not abs(x[b, j]) <= bound:
                     return True
     return False
+
+
+@njit(cache=True, error_model="numpy")
+def _any_nonzero(a):
+    for b in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            if a[b, j] != 0:
+                return True
+    return False
+
+
+@njit(cache=True, error_model="numpy")
+def _settle_frozen(
+    n_steps, check_every, bound, xs, Ws, bs, scales, residual, free, act, egain, eoff, gammas,
+    leaks, rail_lo, rail_hi, ws, ff_ready, final_errors,
+):  # fmt: skip
+    """:func:`euler_run` with frozen weights and a clamped input, computing only what changed.
+
+    A product ``W_l phi(x_{l-1})`` (and ``phi(x_{l-1})``) is formed again only after
+    ``x_{l-1}`` moved, an error only after one of its two layers moved, and the top-down
+    product ``eps_{l+1} W_{l+1}`` only for a new, nonzero error; a layer whose drift terms are
+    all exactly zero (no error on either side, no leak, unbounded rails) is not stepped. The
+    results equal the full steps' (up to the sign of zeros). From a feedforward start
+    (``ff_ready``: the pass left its products and ``phi``s) every error but the top one is
+    zero, and the output error reaches layer ``l`` only after ``L - l`` steps, so the first
+    steps of a deep network cost little. ``final_errors``: the errors of the final state too
+    (in ``eps``, their inputs in ``phis``), what PC's weight step learns from."""
+    phis, eps, back, zeros, prods = ws[0], ws[1], ws[2], ws[8], ws[9]
+    L = len(Ws)
+    t = xs[0].dtype.type
+    if not ff_ready:
+        np.dot(xs[0], Ws[0].T, prods[0])
+    bounded = rail_lo > -np.inf or rail_hi < np.inf
+    stale = np.zeros(L + 1, np.bool_)  # x_l moved since phis[l] and prods[l] were formed
+    for l in range(1, L + 1):
+        stale[l] = not ff_ready
+    nonzero = np.ones(L, np.bool_)  # eps[i] has a nonzero element
+    back_ok = np.zeros(L, np.bool_)  # back[i] holds eps[i] @ Ws[i] for the current eps[i]
+    leaky = np.zeros(L + 1, np.bool_)
+    for l in range(L + 1):
+        for j in range(leaks[l].shape[0]):
+            leaky[l] = leaky[l] or leaks[l][j] != 0
+    done, diverged = n_steps, False
+    for k in range(n_steps + 1):
+        if k == n_steps and not final_errors:
+            break
+        for i in range(L):
+            if i > 0 and stale[i]:
+                _fill_phi(xs[i], phis[i], act)
+                np.dot(phis[i], Ws[i].T, prods[i])
+            if k == 0 or stale[i] or stale[i + 1]:
+                a, x, e = t(scales[i]), xs[i + 1], eps[i]
+                g, o, bias = egain[i + 1], eoff[i + 1], bs[i]
+                if residual[i]:
+                    _error_rows(e, prods[i], x, a, g, o, bias, xs[i], x, e, 0.0, True, False)
+                else:
+                    _error_rows(e, prods[i], x, a, g, o, bias, xs[i], x, e, 0.0, False, False)
+                nonzero[i] = _any_nonzero(e)
+                back_ok[i] = False
+        if k == n_steps:
+            break
+        for l in range(L + 1):
+            stale[l] = False
+        for l in range(L + 1):
+            if not free[l]:
+                continue
+            x = xs[l]
+            top = zeros[l]
+            skip = zeros[l]
+            has_skip = False
+            p = zeros[l]
+            s = 0.0
+            mode = 0
+            moves = bounded or leaky[l] or (l > 0 and nonzero[l - 1])
+            if l < L:
+                if nonzero[l]:
+                    moves = True
+                    if not back_ok[l]:
+                        np.dot(eps[l], Ws[l], back[l])
+                        back_ok[l] = True
+                    top = back[l]
+                s = scales[l]
+                if l == 0 or act == LINEAR:
+                    mode = 1
+                elif act == TANH:
+                    mode = 2
+                elif act == SIGMOID:
+                    mode = 3
+                elif act == RELU:
+                    mode = 4
+                else:
+                    mode = 5
+                if l > 0:
+                    p = phis[l]
+                if residual[l]:
+                    skip, has_skip = eps[l], True
+            if not moves:
+                continue
+            below = eps[l - 1] if l > 0 else zeros[l]
+            _relax(
+                x, gammas[l], leaks[l], below, top, skip, p, s, mode, act, gammas[l],
+                zeros[l], False, has_skip, rail_lo, rail_hi,
+            )  # fmt: skip
+            stale[l] = True
+        if (k + 1) % check_every == 0 or k == n_steps - 1:
+            if _diverged(xs, free, bound):
+                done, diverged = k + 1, True
+                break
+    return done, diverged
 
 
 @njit(cache=True, error_model="numpy")
@@ -552,14 +677,16 @@ def euler_run(
     learn,
     lr,
     fold0,
-    prod0_ready,
+    ff_ready,
+    final_errors,
 ):
     """``n_steps`` deterministic Euler steps in one call: each exactly ``compute_errors`` then
     ``update_activities`` (no noise), and with ``learn`` the plain SGD step of iPC after each,
     ``W_l += lr * (-dF/dW_l)`` (``lr`` in the weights' dtype, rounded as numpy's
-    ``W += lr * d``) and the same for biases. ``hoist`` (clamped input, frozen weights):
-    ``x_0 @ W_1.T`` is computed once into ``prod0`` instead of at every step (or not at all
-    with ``prod0_ready``: the feedforward start left it there).
+    ``W += lr * d``) and the same for biases. ``hoist`` (clamped input, frozen weights): the
+    steps of :func:`_settle_frozen`, which forms ``x_0 @ W_1.T`` once and every other product
+    only when its input moved (``ff_ready``: the feedforward start left them in the
+    workspace; ``final_errors``: also the errors of the final state).
 
     ``fold0`` (learning with the input clamped): ``W_1`` is not rewritten at every step.
     After ``k`` steps ``W_1 = W_1(0) + F_k^T x_0`` with ``F_k = sum_{j<k} c eps_1(j)``,
@@ -572,11 +699,17 @@ def euler_run(
     ``writes`` counts nonzero weight changes (one write each, as an ideal crossbar counts;
     not counted for ``W_1`` under ``fold0``).
     """
-    phis, eps, back, noise, grads_w, grads_b, read_fwd, read_bwd, zeros = ws
+    if hoist and not learn:
+        done, diverged = _settle_frozen(
+            n_steps, check_every, bound, xs, Ws, bs, scales, residual, free, act, egain, eoff,
+            gammas, leaks, rail_lo, rail_hi, ws, ff_ready, final_errors,
+        )  # fmt: skip
+        return done, diverged, 0
+    phis, eps, back, noise, grads_w, grads_b, read_fwd, read_bwd, zeros, _ = ws
     read_sig = np.zeros(len(Ws))
     x0 = xs[0]
     B = x0.shape[0]
-    if (hoist and not prod0_ready) or fold0:
+    if fold0:
         np.dot(x0, Ws[0].T, prod0)
     if fold0:
         gram = np.empty((B, B), x0.dtype)
@@ -600,11 +733,6 @@ def euler_run(
             compute_errors(
                 xs, Ws, bs, has_bias, scales, residual, act, egain, eoff, phis, eps,
                 read_sig, read_fwd, False, cur,
-            )  # fmt: skip
-        elif hoist:
-            compute_errors(
-                xs, Ws, bs, has_bias, scales, residual, act, egain, eoff, phis, eps,
-                read_sig, read_fwd, False, prod0,
             )  # fmt: skip
         else:
             compute_errors(

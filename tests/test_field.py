@@ -300,3 +300,82 @@ def test_deep_networks_take_the_list_path_and_equal_the_reference(act):
         out.append((xs, list(eng.weight_drift(circ, rec)[0])))
     for a, b in zip(out[0][0] + out[0][1], out[1][0] + out[1][1], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+
+
+def _nonideal_units(circ, r):
+    """Error-unit gains and offsets, leaks and finite rails, set by hand (deterministic, so
+    the fused kernel still runs)."""
+    for l in range(1, circ.net.n_layers + 1):
+        n = circ.net.sizes[l]
+        circ.units.error_gain[l][:] = r.uniform(0.8, 1.2, n)
+        circ.units.error_offset[l][:] = r.uniform(-0.01, 0.01, n)
+        circ.units.leak[l][:] = r.uniform(0.0, 0.05, n)
+    circ.rails = (-1.5, 1.5)
+
+
+@pytest.mark.parametrize("units", ["ideal", "nonideal"])
+@pytest.mark.parametrize("act,depth", [("tanh", 3), ("relu", 16), ("leaky_relu", 5)])
+def test_settle_from_the_feedforward_start_equals_the_reference(units, act, depth):
+    """PC's inference phase in one kernel call (``ClockedEngine.settle``: products formed only
+    when their input moved, starting from the feedforward pass's) against the numpy
+    reference run step by step, then its errors: the activities, the errors and the weight
+    gradients, residual and plain, tuples and typed Lists (16 layers)."""
+    from pcsim.algorithms import initial_activities
+
+    net = network.build(
+        [5] + [6] * depth + [3], act, parameterisation="mupc" if depth > 8 else "sp",
+        bias=depth <= 8, rng=40,
+    )  # fmt: skip
+    r = np.random.default_rng(41)
+    x, y = r.random((4, 5)), np.eye(3)[r.integers(0, 3, 4)]
+    free = [False] + [True] * depth + [False]
+    out = []
+    for backend in ("numba", "numpy"):
+        circ = Circuit(net.copy())
+        if units == "nonideal":
+            _nonideal_units(circ, np.random.default_rng(42))
+        xs = initial_activities(circ, x, y)
+        eng = ClockedEngine(dt=0.2, backend=backend)
+        rec = eng.settle(circ, xs, free, 3.0, from_feedforward=True)
+        dW, _ = eng.weight_drift(circ, rec)
+        out.append(xs + [e.copy() for e in rec.eps] + [g.copy() for g in dW])
+        assert circ.t == pytest.approx(3.0)
+    for a, b in zip(*out, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_from_the_feedforward_start_the_error_descends_one_layer_per_step():
+    """What the fused settle exploits: with ideal units and the top clamped, after k Euler
+    steps the layers below L - k have not moved at all (their errors are exactly zero, the
+    kernels computing each prediction as the feedforward pass did)."""
+    from pcsim.algorithms import initial_activities
+
+    L = 8
+    net = network.build([5] + [6] * (L - 1) + [3], "tanh", parameterisation="mupc", rng=43)
+    r = np.random.default_rng(44)
+    circ = Circuit(net)
+    xs = initial_activities(circ, r.random((3, 5)), np.eye(3)[[0, 1, 2]])
+    start = [x.copy() for x in xs]
+    eng = ClockedEngine(dt=0.3, backend="numba")
+    free = [False] + [True] * (L - 1) + [False]
+    for k in range(1, L):
+        eng.step(circ, xs, free)
+        for l in range(1, L):
+            moved = not np.array_equal(xs[l], start[l])
+            assert moved == (l >= L - k), (k, l)
+
+
+def test_in_place_sgd_rounds_as_numpy():
+    """``kernels.add_scaled`` (PC's SGD step without temporaries) equals ``W += lr * d`` to the
+    last bit in float32."""
+    from pcsim import kernels
+
+    r = np.random.default_rng(45)
+    Ws = [r.standard_normal((7, 5)).astype(np.float32) for _ in range(2)]
+    ds = [r.standard_normal((7, 5)).astype(np.float32) * 1e-3 for _ in range(2)]
+    want = [W.copy() for W in Ws]
+    for W, d in zip(want, ds, strict=True):
+        W += 0.0137 * d
+    kernels.add_scaled(tuple(Ws), tuple(ds), 0.0137)
+    for a, b in zip(Ws, want, strict=True):
+        np.testing.assert_array_equal(a, b)

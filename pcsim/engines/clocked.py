@@ -212,12 +212,9 @@ class ClockedEngine:
         return StepRecord(eps0, pre)
 
     # -- learning signal ----------------------------------------------------------------------
-    def errors(
-        self, circ: Circuit, xs: Sequence[np.ndarray], input_product_ready: bool = False
-    ) -> StepRecord:
+    def errors(self, circ: Circuit, xs: Sequence[np.ndarray]) -> StepRecord:
         """The errors and presynaptic inputs of the state ``xs`` as it stands (weights as read
-        now, without read noise): what PC's weight step learns from after settling.
-        ``input_product_ready`` as in :meth:`run` (only used where reads are static)."""
+        now, without read noise): what PC's weight step learns from after settling."""
         net = circ.net
         if self.backend != "numba" or self.method == "heun":
             pre = [field.presynaptic(net, xs, i) for i in range(net.n_layers)]
@@ -238,7 +235,6 @@ class ClockedEngine:
             circ.read_sigma,
             ws.kernel("read_fwd"),
             False,
-            ws.prod0 if input_product_ready and circ.static_reads else None,
         )
         return StepRecord(ws.eps, (xs[0],) + ws.phis[1:])
 
@@ -276,20 +272,45 @@ class ClockedEngine:
         duration: float,
         on_step=None,
         check_every: int = 16,
-        input_product_ready: bool = False,
     ) -> int:
         """Integrate for ``duration`` (tau_x units); ``on_step(rec)`` after each step (iPC
         learns there). Returns the number of steps. Raises DivergenceError on blow-up.
 
         Deterministic runs without ``on_step`` on the numba backend go through
-        :func:`pcsim.kernels.euler_run` in one call (the same steps, bit for bit).
-        ``input_product_ready``: the workspace already holds ``x_0 @ W_1.T`` of this state
-        (left by :func:`pcsim.algorithms.initial_activities`), so a hoisting run reuses it."""
+        :func:`pcsim.kernels.euler_run` in one call (the same steps, equal to the last bit
+        or, with frozen weights and a clamped input, up to the sign of zeros)."""
+        return self._run(circ, xs, free, duration, on_step, check_every, False, False)[0]
+
+    def settle(
+        self,
+        circ: Circuit,
+        xs: list[np.ndarray],
+        free: Sequence[bool],
+        duration: float,
+        from_feedforward: bool = False,
+        check_every: int = 16,
+    ) -> StepRecord:
+        """:meth:`run` with frozen weights, then the errors of the settled state (weights as
+        read now, no read noise): PC's inference phase and what its weight step learns from.
+        ``from_feedforward``: ``xs`` is as :func:`pcsim.algorithms.initial_activities` left
+        it, whose products a fused run starts from (the first steps of a deep network then
+        cost little: the error reaches layer ``l`` only after ``L - l`` steps)."""
+        n, left = self._run(circ, xs, free, duration, None, check_every, from_feedforward, True)
+        if left:
+            ws = circ.workspace(xs[0].shape[0])
+            return StepRecord(ws.eps, (xs[0],) + ws.phis[1:])
+        return self.errors(circ, xs)
+
+    def _run(self, circ, xs, free, duration, on_step, check_every, ready, final_errors):
+        """:meth:`run`; returns the steps and whether the final errors were left in the
+        workspace (asked for with ``final_errors``, and the fused frozen kernel ran)."""
         n = max(1, int(round(duration / self.dt)))
         costed = circ.chip is not None
         before = [x.copy() if f else None for x, f in zip(xs, free, strict=True)] if costed else []
-        if on_step is None and self.fusable(circ):
-            self._fused_run(circ, xs, free, n, check_every, None, input_product_ready)
+        fused = on_step is None and self.fusable(circ)
+        final_errors = fused and final_errors and not free[0]
+        if fused:
+            self._fused_run(circ, xs, free, n, check_every, None, ready, final_errors)
         else:
             for k in range(n):
                 rec = self.step(circ, xs, free)
@@ -303,7 +324,7 @@ class ClockedEngine:
                 float(np.abs(x - b).sum()) for x, b in zip(xs, before, strict=True) if b is not None
             )
             circ.charge_transitions(swing)
-        return n
+        return n, final_errors
 
     def fusable(self, circ: Circuit) -> bool:
         """True when many steps can run in one kernel call: numba Euler, no noise of any kind,
@@ -336,7 +357,7 @@ class ClockedEngine:
         n = max(1, int(round(duration / self.dt)))
         costed = circ.chip is not None
         before = [x.copy() if f else None for x, f in zip(xs, free, strict=True)] if costed else []
-        writes = self._fused_run(circ, xs, free, n, check_every, lr, False)
+        writes = self._fused_run(circ, xs, free, n, check_every, lr, False, False)
         if circ.crossbars is not None:
             circ.ledger.charge(
                 "synapse_write", writes * circ.chip.costs.write_energy_per_pulse_j, writes
@@ -350,9 +371,13 @@ class ClockedEngine:
         ws = circ.workspace(xs[0].shape[0])
         return StepRecord(ws.eps, (xs[0],) + ws.phis[1:])
 
-    def _fused_run(self, circ, xs, free, n, check_every, lr: float | None, ready: bool) -> int:
+    def _fused_run(
+        self, circ, xs, free, n, check_every, lr: float | None, ready: bool, final_errors: bool
+    ) -> int:
         """Run ``n`` steps in :func:`pcsim.kernels.euler_run`; advance ``circ.t`` step by step
-        as :meth:`step` does; raise DivergenceError as :meth:`run` does. Returns the writes."""
+        as :meth:`step` does; raise DivergenceError as :meth:`run` does. Returns the writes.
+        ``ready``/``final_errors``: the kernel's ``ff_ready``/``final_errors`` (frozen runs
+        with a clamped input only)."""
         net = circ.net
         B = xs[0].shape[0]
         ws = circ.workspace(B)
@@ -386,6 +411,7 @@ class ClockedEngine:
             net.dtype.type(lr if learn else 0.0),
             fold0,
             hoist and ready,
+            hoist and final_errors,
         )
         for _ in range(done):
             circ.t += self.dt
