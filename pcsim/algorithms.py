@@ -87,8 +87,18 @@ class PC:
     def train_batch(self, circ, engine: ClockedEngine, optimizer, x, y) -> float:
         net = circ.net
         bottom, top = _bottom_to_top(net, x, y)
-        xs = initial_activities(circ, bottom, top)
         free = _free_mask(net, training=True)
+        if isinstance(engine, ClockedEngine) and top is not None:
+            plain_sgd = isinstance(optimizer, SGD) and optimizer.momentum == 0.0
+            rec = engine.pc_step(
+                circ, bottom, top, free, self.T, optimizer.lr if plain_sgd else 0.0
+            )
+            if rec is not None:  # the whole step in one kernel call
+                if not plain_sgd:  # the gradients are in the workspace
+                    ws = circ.workspace(x.shape[0])
+                    _learn(circ, optimizer, ws.grads_w, ws.grads_b if net.has_bias else None)
+                return field.energy_of(rec.eps, x.shape[0])
+        xs = initial_activities(circ, bottom, top)
         rec = engine.settle(circ, xs, free, self.T, from_feedforward=True)
         dW, db = engine.weight_drift(circ, rec)
         energy = field.energy_of(rec.eps, x.shape[0])

@@ -47,6 +47,7 @@ class Workspace:
     prod0: np.ndarray  # x_0 @ W_1.T, hoisted out of runs with a clamped input
     zeros: tuple[np.ndarray, ...]  # shaped like x_l, never written: the kernels' absent terms
     prods: tuple[np.ndarray, ...]  # W_l phi(x_{l-1}) kept between steps; prods[0] is prod0
+    states: tuple[np.ndarray, ...]  # activities of steps that keep none (PC's fused step)
 
     _kernel: dict = field(default_factory=dict, repr=False)
 
@@ -61,6 +62,7 @@ class Workspace:
         "read_bwd",
         "zeros",
         "prods",
+        "states",
     )
 
     def kernel(self, name: str):
@@ -92,6 +94,7 @@ class Workspace:
             prod0=prod0,
             zeros=tuple(np.zeros((batch, n), dtype) for n in sizes),
             prods=(prod0,) + tuple(np.zeros((batch, n), dtype) for n in sizes[2:]),
+            states=tuple(np.zeros((batch, n), dtype) for n in sizes),
         )
 
 

@@ -653,6 +653,40 @@ def _settle_frozen(
 
 
 @njit(cache=True, error_model="numpy")
+def pc_train_step(
+    n_steps, check_every, bound, xs, bottom, top, Ws, bs, has_bias, scales, residual, free, act,
+    egain, eoff, gammas, leaks, rail_lo, rail_hi, ws, sgd_lr,
+):  # fmt: skip
+    """PC's whole training step on the pure algorithm in one call, the same numbers as its
+    parts: the feedforward pass from ``bottom`` into ``xs`` (ideal units), ``top`` clamped,
+    :func:`_settle_frozen` for ``n_steps`` with the final errors, the weight and bias
+    gradients (``ws`` ``grads_w``, ``grads_b``) and, with ``sgd_lr > 0``, the plain SGD step
+    in place (:func:`add_scaled`). Returns ``(steps_done, diverged)``; a diverged step
+    learns nothing."""
+    phis, eps, grads_w, grads_b, prods = ws[0], ws[1], ws[4], ws[5], ws[9]
+    L = len(Ws)
+    xs[0][...] = bottom
+    feedforward(xs, Ws, bs, scales, residual, act, egain, eoff, leaks, False, phis, prods)
+    xs[L][...] = top
+    done, diverged = _settle_frozen(
+        n_steps, check_every, bound, xs, Ws, bs, scales, residual, free, act, egain, eoff,
+        gammas, leaks, rail_lo, rail_hi, ws, True, True,
+    )  # fmt: skip
+    if diverged:
+        return done, True
+    weight_gradients(xs, phis, eps, scales, has_bias, grads_w, grads_b)
+    if sgd_lr > 0:
+        add_scaled(Ws, grads_w, sgd_lr)
+        if has_bias:
+            for i in range(L):
+                b, g = bs[i], grads_b[i]
+                c = b.dtype.type(sgd_lr)
+                for j in range(b.shape[0]):
+                    b[j] += c * g[j]
+    return done, False
+
+
+@njit(cache=True, error_model="numpy")
 def euler_run(
     n_steps,
     check_every,
@@ -705,7 +739,7 @@ def euler_run(
             gammas, leaks, rail_lo, rail_hi, ws, ff_ready, final_errors,
         )  # fmt: skip
         return done, diverged, 0
-    phis, eps, back, noise, grads_w, grads_b, read_fwd, read_bwd, zeros, _ = ws
+    phis, eps, back, noise, grads_w, grads_b, read_fwd, read_bwd, zeros = ws[:9]
     read_sig = np.zeros(len(Ws))
     x0 = xs[0]
     B = x0.shape[0]

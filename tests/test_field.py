@@ -379,3 +379,35 @@ def test_in_place_sgd_rounds_as_numpy():
     kernels.add_scaled(tuple(Ws), tuple(ds), 0.0137)
     for a, b in zip(Ws, want, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("case", CASES)
+def test_pc_step_in_one_call_equals_its_parts(case, optimizer):
+    """``PC.train_batch`` on the pure algorithm runs in one kernel call
+    (``ClockedEngine.pc_step``); its weights, biases and energies equal, to the last bit in
+    float32, those of its parts called one by one: the feedforward start, ``settle``,
+    ``weight_drift`` and the optimiser."""
+    from pcsim.algorithms import PC, _learn, initial_activities
+    from pcsim.optim import make_optimizer
+
+    net = network.build(activation="tanh", dtype=np.float32, rng=46, **case)
+    r = np.random.default_rng(47)
+    batches = [
+        (r.random((5, net.sizes[0])), np.eye(net.sizes[-1])[r.integers(0, net.sizes[-1], 5)]) for _ in range(3)
+    ]
+    fused, parts = Circuit(net.copy()), Circuit(net.copy())
+    eng, pc = ClockedEngine(dt=0.2), PC(T=2.0)
+    opt_a, opt_b = make_optimizer(optimizer, 0.01), make_optimizer(optimizer, 0.01)
+    free = [False] + [True] * (net.n_layers - 1) + [False]
+    for x, y in batches:
+        e_fused = pc.train_batch(fused, eng, opt_a, x, y)
+        xs = initial_activities(parts, x, y)
+        rec = eng.settle(parts, xs, free, 2.0, from_feedforward=True)
+        dW, db = eng.weight_drift(parts, rec)
+        e_parts = field.energy_of(rec.eps, 5)
+        _learn(parts, opt_b, dW, db)
+        assert e_fused == e_parts
+    for a, b in zip(fused.net.parameters(), parts.net.parameters(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert fused.t == parts.t

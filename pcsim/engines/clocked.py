@@ -326,6 +326,57 @@ class ClockedEngine:
             circ.charge_transitions(swing)
         return n, final_errors
 
+    def pc_step(
+        self,
+        circ: Circuit,
+        bottom: np.ndarray,
+        top: np.ndarray,
+        free: Sequence[bool],
+        duration: float,
+        sgd_lr: float = 0.0,
+        check_every: int = 16,
+    ) -> StepRecord | None:
+        """PC's training step on the pure algorithm (no chip, :meth:`fusable`, clamped input)
+        in one kernel call (:func:`pcsim.kernels.pc_train_step`): the feedforward start, the
+        settling for ``duration``, the gradients of the settled state in the workspace and,
+        with ``sgd_lr > 0``, the plain SGD step. The same numbers as
+        ``initial_activities``, :meth:`settle`, :meth:`weight_drift` and ``SGD``. Returns what
+        the weight step learnt from, or None where it does not apply."""
+        if circ.chip is not None or free[0] or not self.fusable(circ):
+            return None
+        net = circ.net
+        ws = circ.workspace(bottom.shape[0])
+        n = max(1, int(round(duration / self.dt)))
+        lo, hi = circ.rails
+        done, diverged = kernels.pc_train_step(
+            n,
+            check_every,
+            DIVERGENCE_BOUND,
+            ws.kernel("states"),
+            bottom,
+            top,
+            seq(net.weights),
+            seq(circ.biases()),
+            net.has_bias,
+            np.asarray(net.scales),
+            np.asarray(net.residual),
+            np.asarray(free, dtype=np.bool_),
+            ACTIVATION_CODES[net.activation],
+            seq(circ.units.error_gain),
+            seq(circ.units.error_offset),
+            seq(circ.gammas(self.dt)),
+            seq(circ.units.leak),
+            float(lo),
+            float(hi),
+            ws.as_tuple(),
+            float(sgd_lr),
+        )
+        for _ in range(done):
+            circ.t += self.dt
+        if diverged:
+            check_finite(ws.states, free, circ.t)
+        return StepRecord(ws.eps, (ws.states[0],) + ws.phis[1:])
+
     def fusable(self, circ: Circuit) -> bool:
         """True when many steps can run in one kernel call: numba Euler, no noise of any kind,
         and weights that read the same at every step (no drift)."""
