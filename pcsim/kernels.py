@@ -277,6 +277,20 @@ def _relax(x, gam, lk, below, top, skip, p, s, mode, act, amp, z, noisy, has_ski
         _relax_mode(x, gam, lk, below, top, skip, p, s, mode, act, amp, z, False, False, lo, hi)
 
 
+@njit(cache=True, inline="always", error_model="numpy")
+def _top_down_mode(l, act):
+    """:func:`_relax_loop`'s ``mode`` for layer ``l`` (the input layer is not squashed)."""
+    if l == 0 or act == LINEAR:
+        return 1
+    if act == TANH:
+        return 2
+    if act == SIGMOID:
+        return 3
+    if act == RELU:
+        return 4
+    return 5
+
+
 @njit(cache=True, error_model="numpy")
 def update_activities(
     xs,
@@ -331,16 +345,7 @@ def update_activities(
                     for j in range(n):
                         top[b, j] += nz * zb[l][b, j]
             s = scales[l]
-            if l == 0 or act == LINEAR:
-                mode = 1
-            elif act == TANH:
-                mode = 2
-            elif act == SIGMOID:
-                mode = 3
-            elif act == RELU:
-                mode = 4
-            else:
-                mode = 5
+            mode = _top_down_mode(l, act)
             if l > 0:
                 p = phis[l]
             if residual[l]:
@@ -623,16 +628,7 @@ def _settle_frozen(
                         back_ok[l] = True
                     top = back[l]
                 s = scales[l]
-                if l == 0 or act == LINEAR:
-                    mode = 1
-                elif act == TANH:
-                    mode = 2
-                elif act == SIGMOID:
-                    mode = 3
-                elif act == RELU:
-                    mode = 4
-                else:
-                    mode = 5
+                mode = _top_down_mode(l, act)
                 if l > 0:
                     p = phis[l]
                 if residual[l]:
