@@ -557,90 +557,156 @@ def _any_nonzero(a):
     return False
 
 
+@njit(cache=True, inline="always", error_model="numpy")
+def _layer_step_loop(x, e, p, gam, lk, top, skip, s, mode, lo, hi, prod, a, g, o, bias, prev):
+    """One Euler step of a hidden layer fused with what its new value feeds: ``x += gam (-lk x
+    - e + T + skip)`` clipped to ``[lo, hi]`` (``T`` from ``top`` by ``mode`` as in
+    :func:`_relax_loop`, ``e`` the layer's own error), then ``p = phi(x)`` and the layer's
+    error at the new state, ``e = g (x - mu) + o`` with ``mu = a prod + bias + prev``. ``e``
+    and ``p`` hold the old values on entry; each element is read before it is written (one
+    array per role, so the loop vectorises). Absent terms are zero arrays."""
+    B, n = x.shape
+    t = x.dtype.type
+    one, zero, slope = t(1.0), t(0.0), t(LEAKY_SLOPE)
+    for b in range(B):
+        for j in range(n):
+            v = x[b, j]
+            q = p[b, j]
+            d = -lk[j] * v - e[b, j]
+            if mode == 1:
+                d += s * top[b, j]
+            elif mode == 2:
+                d += s * top[b, j] * (one - q * q)
+            elif mode == 3:
+                d += s * top[b, j] * (q * (one - q))
+            elif mode == 4:
+                d += s * top[b, j] * (one if v > 0 else zero)
+            else:
+                d += s * top[b, j] * (one if v > 0 else slope)
+            d += skip[b, j]
+            v += gam[j] * d
+            v = min(max(v, lo), hi)
+            x[b, j] = v
+            if mode == 2:
+                p[b, j] = _tanh(v)
+            elif mode == 3:
+                p[b, j] = 1.0 / (1.0 + np.exp(-v))
+            elif mode == 4:
+                p[b, j] = v if v > 0 else zero * v
+            elif mode == 5:
+                p[b, j] = v if v > 0 else slope * v
+            else:
+                p[b, j] = v
+            mu = a * prod[b, j]
+            mu += bias[j]
+            mu += prev[b, j]
+            e[b, j] = g[j] * (v - mu) + o[j]
+
+
+@njit(cache=True, error_model="numpy")
+def _layer_step(x, e, p, gam, lk, top, skip, s, mode, lo, hi, prod, a, g, o, bias, prev):
+    """:func:`_layer_step_loop` with the mode taken outside the loop."""
+    if mode == 1:
+        _layer_step_loop(x, e, p, gam, lk, top, skip, s, 1, lo, hi, prod, a, g, o, bias, prev)
+    elif mode == 2:
+        _layer_step_loop(x, e, p, gam, lk, top, skip, s, 2, lo, hi, prod, a, g, o, bias, prev)
+    elif mode == 3:
+        _layer_step_loop(x, e, p, gam, lk, top, skip, s, 3, lo, hi, prod, a, g, o, bias, prev)
+    elif mode == 4:
+        _layer_step_loop(x, e, p, gam, lk, top, skip, s, 4, lo, hi, prod, a, g, o, bias, prev)
+    else:
+        _layer_step_loop(x, e, p, gam, lk, top, skip, s, 5, lo, hi, prod, a, g, o, bias, prev)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _frozen_error(i, xs, prods, eps, scales, residual, egain, eoff, bs, zeros):
+    """eps[i] (the error of layer i + 1) from its stored prediction product."""
+    x, e = xs[i + 1], eps[i]
+    a = x.dtype.type(scales[i])
+    g, o, bias = egain[i + 1], eoff[i + 1], bs[i]
+    if residual[i]:
+        _error_rows(e, prods[i], x, a, g, o, bias, xs[i], x, e, 0.0, True, False)
+    else:
+        _error_rows(e, prods[i], x, a, g, o, bias, xs[i], x, e, 0.0, False, False)
+
+
 @njit(cache=True, error_model="numpy")
 def _settle_frozen(
     n_steps, check_every, bound, xs, Ws, bs, scales, residual, free, act, egain, eoff, gammas,
-    leaks, rail_lo, rail_hi, ws, ff_ready, final_errors,
+    leaks, rail_lo, rail_hi, ws, ff_ready,
 ):  # fmt: skip
-    """:func:`euler_run` with frozen weights and a clamped input, computing only what changed.
+    """:func:`euler_run` with frozen weights and a clamped input, computing only what changed,
+    and leaving the errors of the final state in ``eps`` (their inputs in ``phis``): what
+    PC's weight step learns from.
 
-    A product ``W_l phi(x_{l-1})`` (and ``phi(x_{l-1})``) is formed again only after
-    ``x_{l-1}`` moved, an error only after one of its two layers moved, and the top-down
-    product ``eps_{l+1} W_{l+1}`` only for a new, nonzero error; a layer whose drift terms are
+    Each step sweeps the layers upwards. A hidden layer's Euler step (from the errors and
+    top-down products of the step's start: the sweep reaches a layer before the one above it
+    changes) is fused with ``phi`` of its new value and its own error at the new state,
+    whose prediction was formed just before from the new value below. A prediction product
+    ``W_l phi(x_{l-1})`` is formed only after ``x_{l-1}`` moved, a top-down product
+    ``eps_{l+1} W_{l+1}`` only for a new, nonzero error, and a layer whose drift terms are
     all exactly zero (no error on either side, no leak, unbounded rails) is not stepped. The
-    results equal the full steps' (up to the sign of zeros). From a feedforward start
-    (``ff_ready``: the pass left its products and ``phi``s) every error but the top one is
-    zero, and the output error reaches layer ``l`` only after ``L - l`` steps, so the first
-    steps of a deep network cost little. ``final_errors``: the errors of the final state too
-    (in ``eps``, their inputs in ``phis``), what PC's weight step learns from."""
+    results equal the full synchronous steps' (up to the sign of zeros). From a feedforward
+    start (``ff_ready``: the pass left its products and ``phi``s) every error but the top one
+    is zero and the output error reaches layer ``l`` only after ``L - l`` steps, so the
+    first steps of a deep network cost little."""
     phis, eps, back, zeros, prods = ws[0], ws[1], ws[2], ws[8], ws[9]
     L = len(Ws)
     t = xs[0].dtype.type
+    lo, hi = t(rail_lo), t(rail_hi)
     if not ff_ready:
         np.dot(xs[0], Ws[0].T, prods[0])
+        for l in range(1, L):
+            _fill_phi(xs[l], phis[l], act)
+            np.dot(phis[l], Ws[l].T, prods[l])
     bounded = rail_lo > -np.inf or rail_hi < np.inf
-    stale = np.zeros(L + 1, np.bool_)  # x_l moved since phis[l] and prods[l] were formed
-    for l in range(1, L + 1):
-        stale[l] = not ff_ready
-    nonzero = np.ones(L, np.bool_)  # eps[i] has a nonzero element
-    back_ok = np.zeros(L, np.bool_)  # back[i] holds eps[i] @ Ws[i] for the current eps[i]
+    nonzero = np.zeros(L, np.bool_)  # eps[i] has a nonzero element
+    for i in range(L):
+        _frozen_error(i, xs, prods, eps, scales, residual, egain, eoff, bs, zeros)
+        nonzero[i] = _any_nonzero(eps[i])
+    back_ok = np.zeros(L, np.bool_)  # back[l] holds eps[l] @ Ws[l] for the current eps[l]
     leaky = np.zeros(L + 1, np.bool_)
     for l in range(L + 1):
         for j in range(leaks[l].shape[0]):
             leaky[l] = leaky[l] or leaks[l][j] != 0
+    moved = np.zeros(L + 1, np.bool_)  # x_l moved in this step
     done, diverged = n_steps, False
-    for k in range(n_steps + 1):
-        if k == n_steps and not final_errors:
-            break
-        for i in range(L):
-            if i > 0 and stale[i]:
-                _fill_phi(xs[i], phis[i], act)
-                np.dot(phis[i], Ws[i].T, prods[i])
-            if k == 0 or stale[i] or stale[i + 1]:
-                a, x, e = t(scales[i]), xs[i + 1], eps[i]
-                g, o, bias = egain[i + 1], eoff[i + 1], bs[i]
-                if residual[i]:
-                    _error_rows(e, prods[i], x, a, g, o, bias, xs[i], x, e, 0.0, True, False)
-                else:
-                    _error_rows(e, prods[i], x, a, g, o, bias, xs[i], x, e, 0.0, False, False)
-                nonzero[i] = _any_nonzero(e)
-                back_ok[i] = False
-        if k == n_steps:
-            break
+    for k in range(n_steps):
         for l in range(L + 1):
-            stale[l] = False
-        for l in range(L + 1):
-            if not free[l]:
-                continue
-            x = xs[l]
-            top = zeros[l]
-            skip = zeros[l]
-            has_skip = False
-            p = zeros[l]
-            s = 0.0
-            mode = 0
-            moves = bounded or leaky[l] or (l > 0 and nonzero[l - 1])
-            if l < L:
+            moved[l] = False
+        for l in range(1, L + 1):
+            if moved[l - 1]:  # the prediction of layer l from the new value below
+                np.dot(phis[l - 1], Ws[l - 1].T, prods[l - 1])
+            below_nz = nonzero[l - 1]
+            moves = free[l] and (bounded or leaky[l] or below_nz or (l < L and nonzero[l]))
+            if moves and l < L:
+                top = zeros[l]
                 if nonzero[l]:
-                    moves = True
                     if not back_ok[l]:
                         np.dot(eps[l], Ws[l], back[l])
                         back_ok[l] = True
                     top = back[l]
-                s = scales[l]
-                mode = _top_down_mode(l, act)
-                if l > 0:
-                    p = phis[l]
-                if residual[l]:
-                    skip, has_skip = eps[l], True
-            if not moves:
+                skip = eps[l] if residual[l] else zeros[l]
+                prev = xs[l - 1] if residual[l - 1] else zeros[l]
+                _layer_step(
+                    xs[l], eps[l - 1], phis[l], gammas[l], leaks[l], top, skip, t(scales[l]),
+                    _top_down_mode(l, act), lo, hi, prods[l - 1], t(scales[l - 1]), egain[l],
+                    eoff[l], bs[l - 1], prev,
+                )  # fmt: skip
+                moved[l] = True
+            elif moves:  # a free top layer: no top-down term, no phi needed
+                _relax(
+                    xs[L], gammas[L], leaks[L], eps[L - 1], zeros[L], zeros[L], zeros[L], 0.0,
+                    0, act, gammas[L], zeros[L], False, False, rail_lo, rail_hi,
+                )  # fmt: skip
+                moved[L] = True
+                _frozen_error(L - 1, xs, prods, eps, scales, residual, egain, eoff, bs, zeros)
+            elif moved[l - 1]:  # only the prediction changed
+                _frozen_error(l - 1, xs, prods, eps, scales, residual, egain, eoff, bs, zeros)
+            else:
                 continue
-            below = eps[l - 1] if l > 0 else zeros[l]
-            _relax(
-                x, gammas[l], leaks[l], below, top, skip, p, s, mode, act, gammas[l],
-                zeros[l], False, has_skip, rail_lo, rail_hi,
-            )  # fmt: skip
-            stale[l] = True
+            nonzero[l - 1] = _any_nonzero(eps[l - 1])
+            back_ok[l - 1] = False
         if (k + 1) % check_every == 0 or k == n_steps - 1:
             if _diverged(xs, free, bound):
                 done, diverged = k + 1, True
@@ -666,7 +732,7 @@ def pc_train_step(
     xs[L][...] = top
     done, diverged = _settle_frozen(
         n_steps, check_every, bound, xs, Ws, bs, scales, residual, free, act, egain, eoff,
-        gammas, leaks, rail_lo, rail_hi, ws, True, True,
+        gammas, leaks, rail_lo, rail_hi, ws, True,
     )  # fmt: skip
     if diverged:
         return done, True
@@ -708,7 +774,6 @@ def euler_run(
     lr,
     fold0,
     ff_ready,
-    final_errors,
 ):
     """``n_steps`` deterministic Euler steps in one call: each exactly ``compute_errors`` then
     ``update_activities`` (no noise), and with ``learn`` the plain SGD step of iPC after each,
@@ -716,7 +781,7 @@ def euler_run(
     ``W += lr * d``) and the same for biases. ``hoist`` (clamped input, frozen weights): the
     steps of :func:`_settle_frozen`, which forms ``x_0 @ W_1.T`` once and every other product
     only when its input moved (``ff_ready``: the feedforward start left them in the
-    workspace; ``final_errors``: also the errors of the final state).
+    workspace), and leaves the errors of the final state.
 
     ``fold0`` (learning with the input clamped): ``W_1`` is not rewritten at every step.
     After ``k`` steps ``W_1 = W_1(0) + F_k^T x_0`` with ``F_k = sum_{j<k} c eps_1(j)``,
@@ -732,7 +797,7 @@ def euler_run(
     if hoist and not learn:
         done, diverged = _settle_frozen(
             n_steps, check_every, bound, xs, Ws, bs, scales, residual, free, act, egain, eoff,
-            gammas, leaks, rail_lo, rail_hi, ws, ff_ready, final_errors,
+            gammas, leaks, rail_lo, rail_hi, ws, ff_ready,
         )  # fmt: skip
         return done, diverged, 0
     phis, eps, back, noise, grads_w, grads_b, read_fwd, read_bwd, zeros = ws[:9]

@@ -279,7 +279,7 @@ class ClockedEngine:
         Deterministic runs without ``on_step`` on the numba backend go through
         :func:`pcsim.kernels.euler_run` in one call (the same steps, equal to the last bit
         or, with frozen weights and a clamped input, up to the sign of zeros)."""
-        return self._run(circ, xs, free, duration, on_step, check_every, False, False)[0]
+        return self._run(circ, xs, free, duration, on_step, check_every, False)[0]
 
     def settle(
         self,
@@ -295,22 +295,21 @@ class ClockedEngine:
         ``from_feedforward``: ``xs`` is as :func:`pcsim.algorithms.initial_activities` left
         it, whose products a fused run starts from (the first steps of a deep network then
         cost little: the error reaches layer ``l`` only after ``L - l`` steps)."""
-        n, left = self._run(circ, xs, free, duration, None, check_every, from_feedforward, True)
+        n, left = self._run(circ, xs, free, duration, None, check_every, from_feedforward)
         if left:
             ws = circ.workspace(xs[0].shape[0])
             return StepRecord(ws.eps, (xs[0],) + ws.phis[1:])
         return self.errors(circ, xs)
 
-    def _run(self, circ, xs, free, duration, on_step, check_every, ready, final_errors):
-        """:meth:`run`; returns the steps and whether the final errors were left in the
-        workspace (asked for with ``final_errors``, and the fused frozen kernel ran)."""
+    def _run(self, circ, xs, free, duration, on_step, check_every, ready):
+        """:meth:`run`; returns the steps and whether the errors of the final state were left
+        in the workspace (the fused kernel ran with frozen weights and a clamped input)."""
         n = max(1, int(round(duration / self.dt)))
         costed = circ.chip is not None
         before = [x.copy() if f else None for x, f in zip(xs, free, strict=True)] if costed else []
         fused = on_step is None and self.fusable(circ)
-        final_errors = fused and final_errors and not free[0]
         if fused:
-            self._fused_run(circ, xs, free, n, check_every, None, ready, final_errors)
+            self._fused_run(circ, xs, free, n, check_every, None, ready)
         else:
             for k in range(n):
                 rec = self.step(circ, xs, free)
@@ -324,7 +323,7 @@ class ClockedEngine:
                 float(np.abs(x - b).sum()) for x, b in zip(xs, before, strict=True) if b is not None
             )
             circ.charge_transitions(swing)
-        return n, final_errors
+        return n, fused and not free[0]
 
     def pc_step(
         self,
@@ -408,7 +407,7 @@ class ClockedEngine:
         n = max(1, int(round(duration / self.dt)))
         costed = circ.chip is not None
         before = [x.copy() if f else None for x, f in zip(xs, free, strict=True)] if costed else []
-        writes = self._fused_run(circ, xs, free, n, check_every, lr, False, False)
+        writes = self._fused_run(circ, xs, free, n, check_every, lr, False)
         if circ.crossbars is not None:
             circ.ledger.charge(
                 "synapse_write", writes * circ.chip.costs.write_energy_per_pulse_j, writes
@@ -422,13 +421,10 @@ class ClockedEngine:
         ws = circ.workspace(xs[0].shape[0])
         return StepRecord(ws.eps, (xs[0],) + ws.phis[1:])
 
-    def _fused_run(
-        self, circ, xs, free, n, check_every, lr: float | None, ready: bool, final_errors: bool
-    ) -> int:
+    def _fused_run(self, circ, xs, free, n, check_every, lr: float | None, ready: bool) -> int:
         """Run ``n`` steps in :func:`pcsim.kernels.euler_run`; advance ``circ.t`` step by step
         as :meth:`step` does; raise DivergenceError as :meth:`run` does. Returns the writes.
-        ``ready``/``final_errors``: the kernel's ``ff_ready``/``final_errors`` (frozen runs
-        with a clamped input only)."""
+        ``ready``: the kernel's ``ff_ready`` (frozen runs with a clamped input only)."""
         net = circ.net
         B = xs[0].shape[0]
         ws = circ.workspace(B)
@@ -462,7 +458,6 @@ class ClockedEngine:
             net.dtype.type(lr if learn else 0.0),
             fold0,
             hoist and ready,
-            hoist and final_errors,
         )
         for _ in range(done):
             circ.t += self.dt
