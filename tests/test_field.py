@@ -394,7 +394,8 @@ def test_pc_step_in_one_call_equals_its_parts(case, optimizer):
     net = network.build(activation="tanh", dtype=np.float32, rng=46, **case)
     r = np.random.default_rng(47)
     batches = [
-        (r.random((5, net.sizes[0])), np.eye(net.sizes[-1])[r.integers(0, net.sizes[-1], 5)]) for _ in range(3)
+        (r.random((5, net.sizes[0])), np.eye(net.sizes[-1])[r.integers(0, net.sizes[-1], 5)])
+        for _ in range(3)
     ]
     fused, parts = Circuit(net.copy()), Circuit(net.copy())
     eng, pc = ClockedEngine(dt=0.2), PC(T=2.0)
