@@ -3,7 +3,8 @@
 One synchronous Euler / Euler-Maruyama step of every free value unit, with the errors, the
 top-down error sums and the update fused so each layer's arrays are touched once per step, and
 :func:`euler_run`, many deterministic steps in one call (optionally with iPC's plain SGD weight
-step after each). Matrix products go to BLAS through ``np.dot(a, b, out)``. Per-layer
+step after each; with frozen weights, :func:`_settle_frozen`), and :func:`pc_train_step`, PC's
+whole training step. Matrix products go to BLAS through ``np.dot(a, b, out)``. Per-layer
 arguments are sequences of arrays (:func:`seq`: tuples for shallow networks, typed Lists for
 deep ones). ``phi`` is evaluated once per unit and step; ``phi'`` comes from it (tanh:
 ``1 - phi^2``, sigmoid: ``phi (1 - phi)``, the same formulas as :mod:`pcsim.activations`), and
@@ -550,6 +551,7 @@ def _diverged(xs, free, bound):
 
 @njit(cache=True, error_model="numpy")
 def _any_nonzero(a):
+    """True if the 2-D array ``a`` holds a nonzero element (stops at the first)."""
     for b in range(a.shape[0]):
         for j in range(a.shape[1]):
             if a[b, j] != 0:
