@@ -621,7 +621,7 @@ def _layer_step(x, e, p, gam, lk, top, skip, s, mode, lo, hi, prod, a, g, o, bia
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _frozen_error(i, xs, prods, eps, scales, residual, egain, eoff, bs, zeros):
+def _frozen_error(i, xs, prods, eps, scales, residual, egain, eoff, bs):
     """eps[i] (the error of layer i + 1) from its stored prediction product."""
     x, e = xs[i + 1], eps[i]
     a = x.dtype.type(scales[i])
@@ -664,7 +664,7 @@ def _settle_frozen(
     bounded = rail_lo > -np.inf or rail_hi < np.inf
     nonzero = np.zeros(L, np.bool_)  # eps[i] has a nonzero element
     for i in range(L):
-        _frozen_error(i, xs, prods, eps, scales, residual, egain, eoff, bs, zeros)
+        _frozen_error(i, xs, prods, eps, scales, residual, egain, eoff, bs)
         nonzero[i] = _any_nonzero(eps[i])
     back_ok = np.zeros(L, np.bool_)  # back[l] holds eps[l] @ Ws[l] for the current eps[l]
     leaky = np.zeros(L + 1, np.bool_)
@@ -702,9 +702,9 @@ def _settle_frozen(
                     0, act, gammas[L], zeros[L], False, False, rail_lo, rail_hi,
                 )  # fmt: skip
                 moved[L] = True
-                _frozen_error(L - 1, xs, prods, eps, scales, residual, egain, eoff, bs, zeros)
+                _frozen_error(L - 1, xs, prods, eps, scales, residual, egain, eoff, bs)
             elif moved[l - 1]:  # only the prediction changed
-                _frozen_error(l - 1, xs, prods, eps, scales, residual, egain, eoff, bs, zeros)
+                _frozen_error(l - 1, xs, prods, eps, scales, residual, egain, eoff, bs)
             else:
                 continue
             nonzero[l - 1] = _any_nonzero(eps[l - 1])
