@@ -346,7 +346,6 @@ class ClockedEngine:
         net = circ.net
         ws = circ.workspace(bottom.shape[0])
         n = max(1, int(round(duration / self.dt)))
-        lo, hi = circ.rails
         done, diverged = kernels.pc_train_step(
             n,
             check_every,
@@ -355,18 +354,7 @@ class ClockedEngine:
             bottom,
             top,
             seq(net.weights),
-            seq(circ.biases()),
-            net.has_bias,
-            np.asarray(net.scales),
-            np.asarray(net.residual),
-            np.asarray(free, dtype=np.bool_),
-            ACTIVATION_CODES[net.activation],
-            seq(circ.units.error_gain),
-            seq(circ.units.error_offset),
-            seq(circ.gammas(self.dt)),
-            seq(circ.units.leak),
-            float(lo),
-            float(hi),
+            *self._layer_args(circ, free),
             ws.as_tuple(),
             float(sgd_lr),
         )
@@ -375,6 +363,27 @@ class ClockedEngine:
         if diverged:
             check_finite(ws.states, free, circ.t)
         return StepRecord(ws.eps, (ws.states[0],) + ws.phis[1:])
+
+    def _layer_args(self, circ: Circuit, free: Sequence[bool]) -> tuple:
+        """The per-layer constants the fused kernels take after the weights, in their order:
+        biases, has_bias, scales, residual, free, activation code, error-unit gains and
+        offsets, Euler rates, leaks, rails."""
+        net, units = circ.net, circ.units
+        lo, hi = circ.rails
+        return (
+            seq(circ.biases()),
+            net.has_bias,
+            np.asarray(net.scales),
+            np.asarray(net.residual),
+            np.asarray(free, dtype=np.bool_),
+            ACTIVATION_CODES[net.activation],
+            seq(units.error_gain),
+            seq(units.error_offset),
+            seq(circ.gammas(self.dt)),
+            seq(units.leak),
+            float(lo),
+            float(hi),
+        )
 
     def fusable(self, circ: Circuit) -> bool:
         """True when many steps can run in one kernel call: numba Euler, no noise of any kind,
@@ -432,25 +441,13 @@ class ClockedEngine:
         hoist = not learn and not free[0]
         # the folded W_1 is written once per run: only where no write is counted per step
         fold0 = learn and not free[0] and circ.crossbars is None
-        lo, hi = circ.rails
         done, diverged, writes = kernels.euler_run(
             n,
             check_every,
             DIVERGENCE_BOUND,
             seq(xs),
             seq(circ.read_weights()),
-            seq(circ.biases()),
-            net.has_bias,
-            np.asarray(net.scales),
-            np.asarray(net.residual),
-            np.asarray(free, dtype=np.bool_),
-            ACTIVATION_CODES[net.activation],
-            seq(circ.units.error_gain),
-            seq(circ.units.error_offset),
-            seq(circ.gammas(self.dt)),
-            seq(circ.units.leak),
-            float(lo),
-            float(hi),
+            *self._layer_args(circ, free),
             ws.as_tuple(),
             ws.prod0,
             hoist,
