@@ -72,7 +72,12 @@ class SynapseConfig(ConfigBase):
     prog_noise_scale: float = param(
         0.0, "", "nonneg", "multiplier of the Nandakumar 2019 PCM programming-noise polynomial"
     )
-    read_noise_std: float = param(0.0, "w_max", "std", "fresh Gaussian noise on every read")
+    read_noise_std: float = param(
+        0.0, "w_max", "std", "read noise std of one read lasting read_time_s (white noise)"
+    )
+    read_time_s: float | None = param(
+        None, "s", "pos_or_none", "integration time of one read; omitted: one tau_x"
+    )
     drift_nu: float = param(0.0, "", "nonneg", "mean drift exponent: g(t) = g0 (t/t0)^-nu")
     drift_nu_std: float = param(0.0, "", "std", "device-to-device std of the drift exponent")
     t0_s: float = param(20.0, "s", "pos", "drift reference time after programming")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pcsim import field, kernels
+from pcsim import field, kernels, learning_rule
 from pcsim.activations import ACTIVATION_CODES
 from pcsim.circuit import Circuit
 from pcsim.engines.clocked import ClockedEngine, StepRecord, check_finite
@@ -57,7 +57,15 @@ def initial_activities(circ: Circuit, x: np.ndarray, y: np.ndarray | None) -> li
     return xs
 
 
-def _learn(circ: Circuit, optimizer: SGD | Adam, dW, db) -> None:
+def _learn(circ: Circuit, optimizer: SGD | Adam, dW, db, batch: int = 1) -> None:
+    """One weight update from the descent directions ``dW``, ``db`` of a batch of ``batch``:
+    the optimiser's step written through the substrate, with whatever the rule needs beyond
+    the analog array charged to the digital co-processor (:mod:`pcsim.learning_rule`)."""
+    if circ.chip is not None:
+        net = circ.net
+        circ.charge_digital(
+            learning_rule.update_ops(optimizer, tuple(net.sizes), batch, db is not None)
+        )
     if isinstance(optimizer, SGD) and optimizer.momentum == 0.0 and circ.crossbars is None:
         # exact weights, plain SGD: W += lr * d in place (the same numbers, no temporaries)
         net = circ.net
@@ -69,7 +77,7 @@ def _learn(circ: Circuit, optimizer: SGD | Adam, dW, db) -> None:
     directions = list(dW) + (list(db) if db is not None else [])
     deltas = optimizer.deltas(directions)
     L = circ.net.n_layers
-    circ.apply_weight_update(deltas[:L], deltas[L:] if db is not None else None)
+    circ.apply_weight_update(deltas[:L], deltas[L:] if db is not None else None, batch)
 
 
 def _bottom_to_top(net, x, y):
@@ -96,13 +104,14 @@ class PC:
             if rec is not None:  # the whole step in one kernel call
                 if not plain_sgd:  # the gradients are in the workspace
                     ws = circ.workspace(x.shape[0])
-                    _learn(circ, optimizer, ws.grads_w, ws.grads_b if net.has_bias else None)
+                    db = ws.grads_b if net.has_bias else None
+                    _learn(circ, optimizer, ws.grads_w, db, x.shape[0])
                 return field.energy_of(rec.eps, x.shape[0])
         xs = initial_activities(circ, bottom, top)
         rec = engine.settle(circ, xs, free, self.T, from_feedforward=True)
         dW, db = engine.weight_drift(circ, rec)
         energy = field.energy_of(rec.eps, x.shape[0])
-        _learn(circ, optimizer, dW, db)
+        _learn(circ, optimizer, dW, db, x.shape[0])
         return energy
 
 
@@ -204,7 +213,7 @@ class IPC:
 
         def learn(rec: StepRecord) -> None:
             dW, db = engine.weight_drift(circ, rec)
-            _learn(circ, optimizer, dW, db)
+            _learn(circ, optimizer, dW, db, x.shape[0])
             last[0] = field.energy_of(rec.eps, x.shape[0])
 
         engine.run(circ, xs, free, self.T, on_step=learn)
@@ -223,7 +232,7 @@ class BP:
         if net.mode != "supervised":
             raise ValueError("bp trains supervised networks only")
         loss, dW, db = field.backprop_gradients(net, x.astype(net.dtype, copy=False), y)
-        _learn(circ, optimizer, dW, db)
+        _learn(circ, optimizer, dW, db, x.shape[0])
         return loss
 
 

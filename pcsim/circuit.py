@@ -20,6 +20,7 @@ Time is in units of ``tau_x``; ``chip.tau_x_s`` converts to seconds. Costs (DESI
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -30,6 +31,11 @@ from hardware_models import Chip
 from hardware_models.costs import EnergyLedger
 from pcsim.field import UnitParams
 from pcsim.network import Network
+
+
+# Exact writes are priced as pulses of a device with this many bits over the programmed range
+# (the 8-bit weights of the NeuroSim V1.4 benchmark, docs/sources.md): see exact_write_pulses.
+EXACT_WRITE_BITS = 8
 
 
 @dataclass
@@ -118,6 +124,8 @@ class Circuit:
     thermal_sigma: list[np.ndarray] = field(init=False)
     crossbars: list | None = field(default=None, init=False, repr=False)
     read_sigma: np.ndarray = field(init=False, repr=False)
+    read_window_tau: float = field(default=1.0, init=False, repr=False)
+    _exact_quantum: list = field(default_factory=list, init=False, repr=False)
     _read_bufs: list[np.ndarray] | None = field(default=None, init=False, repr=False)
     _workspaces: dict[int, Workspace] = field(default_factory=dict, init=False, repr=False)
     _gamma_cache: dict[float, tuple[np.ndarray, ...]] = field(
@@ -145,6 +153,9 @@ class Circuit:
         if not all(cb.is_ideal for cb in self.crossbars):
             self._read_bufs = [np.empty_like(W) for W in net.weights]
         self.read_sigma = np.array([cb.read_sigma for cb in self.crossbars])
+        self._exact_quantum = [self._write_quantum(cb) for cb in self.crossbars]
+        t_read = chip.synapses.read_time_s
+        self.read_window_tau = 1.0 if t_read is None else t_read / chip.tau_x_s
         for l, n in enumerate(net.sizes):
             ua = chip.units(n, self.rng, net.dtype)
             self.tau_scale[l] = ua.tau_scale
@@ -156,6 +167,14 @@ class Circuit:
                 net.dtype
             )
             self.rails = (ua.rail_low, ua.rail_high)
+
+    @staticmethod
+    def _write_quantum(cb) -> float | None:
+        """The pulse-equivalent of an exactly written crossbar (None where it fires pulses)."""
+        if cb.config.relative_dw_min() is not None:
+            return None
+        w = cb.w_max if math.isfinite(cb.w_max) else float(np.max(np.abs(cb.weights)))
+        return (w if w > 0 else 1.0) / (2 ** (EXACT_WRITE_BITS - 1) - 1)
 
     # -- substrate hooks ------------------------------------------------------------------
     @property
@@ -195,20 +214,41 @@ class Circuit:
     def has_read_noise(self) -> bool:
         return bool(self.read_sigma.any())  # sigmas are >= 0
 
+    def read_sigma_step(self, dt: float) -> np.ndarray:
+        """Per-device read-noise std (weight units) of the mean read over a step of ``dt``
+        (tau_x units), one entry per weight layer.
+
+        Read noise is white noise on the column current: ``read_sigma`` is its std averaged
+        over one read of ``read_time_s`` (``read_window_tau`` in tau_x units), so averaged
+        over a step it is ``read_sigma * sqrt(read_window_tau / dt)``. An Euler step scales
+        it by ``gamma = dt / tau``, so its variance per unit time does not depend on ``dt``
+        (the Euler-Maruyama discretisation of the same SDE): the dynamics converge as
+        ``dt -> 0``, and a step of exactly one read sees ``read_sigma``."""
+        if not self.has_read_noise:
+            return self.read_sigma
+        return self.read_sigma * math.sqrt(self.read_window_tau / dt)
+
     def apply_weight_update(
-        self, deltas_w: Sequence[np.ndarray], deltas_b: Sequence[np.ndarray] | None
+        self,
+        deltas_w: Sequence[np.ndarray],
+        deltas_b: Sequence[np.ndarray] | None,
+        replicas: int = 1,
     ) -> None:
-        """Write ``W += dW`` through the substrate's update model (biases are digital)."""
+        """Write ``W += dW`` through the substrate's update model (biases are digital).
+
+        ``replicas``: copies of the circuit the batch runs on (``learning_rule.batch_execution``);
+        every pulse is fired on each of them, so pulses and write energy count ``replicas``
+        times."""
         if self.crossbars is None:
             for W, d in zip(self.net.weights, deltas_w, strict=True):
                 W += d
         else:
-            pulses = sum(
-                cb.update(d, self.rng) for cb, d in zip(self.crossbars, deltas_w, strict=True)
-            )
-            self.ledger.charge(
-                "synapse_write", pulses * self.chip.costs.write_energy_per_pulse_j, pulses
-            )
+            pulses = 0.0
+            for l, (cb, d) in enumerate(zip(self.crossbars, deltas_w, strict=True)):
+                fired = cb.update(d, self.rng)
+                q = self._exact_quantum[l]
+                pulses += fired if q is None else float(np.abs(d).sum()) / q
+            self.charge_writes(replicas * pulses)
         if deltas_b is not None and self.net.biases is not None:
             for b, d in zip(self.net.biases, deltas_b, strict=True):
                 b += d
@@ -265,6 +305,38 @@ class Circuit:
         macs = 2.0 * self.n_synapses * duration_tau * batch
         self.ledger.charge("crossbar_read", c.read_energy_j(macs), macs)
         self.ledger.add_time(seconds)
+
+    def exact_write_pulses(self, moved: Sequence[float]) -> float:
+        """Pulse-equivalents of exact writes that moved layer ``l``'s weights by a total of
+        ``moved[l]`` (sum of absolute changes). A device written exactly (no pulse size) is
+        priced as a pulsed device of ``EXACT_WRITE_BITS`` over the programmed range: one
+        pulse per ``w_max / (2^(bits-1) - 1)`` of change, so the write energy follows how
+        far the weights travel, not how many steps the simulator took."""
+        return float(
+            sum(m / q for m, q in zip(moved, self._exact_quantum, strict=True) if q is not None)
+        )
+
+    def charge_writes(self, pulses: float) -> None:
+        """Write energy of ``pulses`` update pulses (or pulse-equivalents)."""
+        self.ledger.charge(
+            "synapse_write", pulses * self.chip.costs.write_energy_per_pulse_j, pulses
+        )
+
+    def charge_digital(self, ops) -> None:
+        """Digital co-processor work (:class:`pcsim.learning_rule.DigitalOps`) at the chip's
+        digital costs: multiplies and adds, state words moved through SRAM, and the ADC
+        conversions that bring analog values to it."""
+        if self.chip is None or ops.is_zero:
+            return
+        d = self.chip.costs.baseline
+        per_word = d.memory_energy_per_access_j * d.word_bytes / d.access_bytes
+        joules = (
+            ops.multiplies * d.mult_energy_j
+            + ops.adds * d.add_energy_j
+            + ops.words * per_word
+            + ops.conversions * self.chip.converters.adc_energy_j
+        )
+        self.ledger.charge("digital_coprocessor", joules, ops.multiplies + ops.adds)
 
     def charge_transitions(self, total_swing: float) -> None:
         """Dynamic energy of a total unit swing ``sum |dx|`` (activity units)."""

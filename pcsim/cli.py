@@ -21,6 +21,18 @@ EXIT_DIVERGED = 3
 EXIT_INTERRUPTED = 130
 
 
+def _rule_line(s: dict) -> str:
+    """One line: the weight rule, where it runs, and whether the chip can run it alone."""
+    rule = s.get("learning_rule") or {}
+    if s.get("tau_w") is not None:
+        what = f"flow tau_w dW/dt = -dF/dW, tau_w = {s['tau_w']:.3g} tau_x"
+    else:
+        name = {"flow": "sgd"}.get(rule.get("rule"), rule.get("rule"))
+        what = f"{name} with step {s['weight_lr']:.3g} per update (depends on dt)"
+    where = "local, on the analog array" if rule.get("local") else "NOT local: digital co-processor"
+    return f"{what}; {where}"
+
+
 def _print_summary(s: dict) -> None:
     rows = [
         ("algorithm", s["algorithm"]),
@@ -29,6 +41,8 @@ def _print_summary(s: dict) -> None:
         ("data", f"{s['dataset']} ({s['n_train']} train / {s['n_test']} test)"),
         ("network", "-".join(map(str, s["sizes"])) + f" {s['activation']}"),
         ("epochs", s["epochs"]),
+        ("learning rule", _rule_line(s)),
+        ("batch execution", s["learning_rule"]["batch_execution"] if "learning_rule" in s else "?"),
         ("train accuracy", f"{s['train_accuracy']:.2%}"),
         ("test accuracy", f"{s['test_accuracy']:.2%}"),
     ]

@@ -171,18 +171,35 @@ class EngineConfig:
     brian_target: str = spec(one_of(*BRIAN_TARGETS), "numpy", "brian2: Brian2 code target")
 
 
+# The default learning rule is the physical one: the local weight flow
+# tau_w dW/dt = -dF/dW (plain SGD in continuous time), which the analog array runs itself.
+DEFAULT_TAU_W = 100.0  # tau_x units (tuned for the default run; README "Physical time")
+DEFAULT_ADAM_LR = 1e-3  # per-update step when optimizer = "adam" and no lr is given
+
+
 @dataclass
 class LearningConfig:
-    optimizer: str = spec(one_of(*OPTIMIZERS), "adam")
-    lr: float | None = spec(optional(positive), None, "step size per weight update")
-    tau_w: float | None = spec(optional(positive), None, "weight time constant; lr = dt/tau_w")
+    optimizer: str = spec(one_of(*OPTIMIZERS), "sgd")
+    lr: float | None = spec(
+        optional(positive),
+        None,
+        "per-update step size (iPC: per engine step, so it depends on engine.dt); "
+        "for reproducing papers on the ideal chip",
+    )
+    tau_w: float | None = spec(
+        optional(positive),
+        None,
+        f"weight time constant (engine.tau_x units): tau_w dW/dt = -dF/dW; "
+        f"default {DEFAULT_TAU_W:g} unless lr is given",
+    )
     epochs: int = spec(pos_int, 30)
-    batch_size: int = spec(pos_int, 32)
+    batch_size: int = spec(pos_int, 1, "samples presented at once (B > 1: B circuit replicas)")
 
 
 @dataclass
 class BaselineConfig:
     bp: bool = spec(boolean, True, "also train BP on the same network and initialisation")
+    optimizer: str = spec(one_of(*OPTIMIZERS), "adam", "BP's optimiser (digital: Adam is cheap)")
     lr: float = spec(positive, 3e-3, "BP step size")
 
 
@@ -209,18 +226,31 @@ class RunConfig:
         return self.engine.dt / self.engine.tau_x
 
     @property
+    def per_step_lr(self) -> bool:
+        """True when weights learn by a step size per update (``learning.lr``, or Adam), not
+        by a flow with a time constant: then the learning per unit time depends on dt."""
+        return self.learning.lr is not None or self.learning.optimizer != "sgd"
+
+    @property
     def tau_w(self) -> float:
-        """Weight time constant in tau_x units (``dt / lr`` when lr is given)."""
-        if self.learning.tau_w is not None:
-            return self.learning.tau_w / self.engine.tau_x
-        return (self.engine.dt / self.engine.tau_x) / self.weight_lr
+        """Weight time constant in tau_x units (``dt / lr`` when a per-step lr is given)."""
+        if self.learning.lr is not None:
+            return (self.engine.dt / self.engine.tau_x) / self.learning.lr
+        tau_w = self.learning.tau_w if self.learning.tau_w is not None else DEFAULT_TAU_W
+        return tau_w / self.engine.tau_x
 
     @property
     def weight_lr(self) -> float:
-        """Step size of one weight update (``dt / tau_w`` when tau_w is given)."""
-        if self.learning.tau_w is not None:
-            return self.engine.dt / self.learning.tau_w
-        return self.learning.lr if self.learning.lr is not None else 1e-3
+        """Step size of one weight update. Per-step rules: ``learning.lr``. The flow
+        ``tau_w dW/dt = -dF/dW``: what it does in one update's time, ``dt / tau_w`` per
+        engine step (iPC) or ``T / tau_w`` for PC's one step per presentation (the flow of
+        the settled errors over the presentation, applied at its end)."""
+        if self.learning.lr is not None:
+            return self.learning.lr
+        if self.learning.optimizer != "sgd":
+            return DEFAULT_ADAM_LR
+        span = self.algorithm.presentation_time if self.algorithm.name == "pc" else self.engine.dt
+        return (span / self.engine.tau_x) / self.tau_w
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -289,6 +319,12 @@ def from_dict(d: Mapping[str, Any], source_text: str = "") -> RunConfig:
 def _cross_checks(cfg: RunConfig) -> None:
     if cfg.learning.lr is not None and cfg.learning.tau_w is not None:
         raise ConfigError("learning.lr and learning.tau_w are two ways to set one rate; give one")
+    if cfg.learning.tau_w is not None and cfg.learning.optimizer != "sgd":
+        raise ConfigError(
+            f"learning.tau_w sets the time constant of the plain weight flow; "
+            f"learning.optimizer = {cfg.learning.optimizer!r} is a per-step rule: give "
+            "learning.lr instead, or use optimizer = 'sgd'"
+        )
     if cfg.engine.dt > cfg.algorithm.presentation_time:
         raise ConfigError(
             f"engine.dt ({cfg.engine.dt:g}) must not exceed algorithm.presentation_time "

@@ -793,15 +793,16 @@ def euler_run(
 
     The finite-value check runs on the same schedule as ``ClockedEngine.run`` (every
     ``check_every`` steps and after the last). Returns ``(steps_done, diverged, writes)``:
-    ``writes`` counts nonzero weight changes (one write each, as an ideal crossbar counts;
-    not counted for ``W_1`` under ``fold0``).
+    ``writes[i]`` is the total absolute change ``sum |lr * d|`` written to ``W_{i+1}`` (what
+    an exactly written crossbar is priced by, ``Circuit.exact_write_pulses``; not counted for
+    ``W_1`` under ``fold0``).
     """
     if hoist and not learn:
         done, diverged = _settle_frozen(
             n_steps, check_every, bound, xs, Ws, bs, scales, residual, free, act, egain, eoff,
             gammas, leaks, rail_lo, rail_hi, ws, ff_ready,
         )  # fmt: skip
-        return done, diverged, 0
+        return done, diverged, np.zeros(len(Ws))
     phis, eps, back, noise, grads_w, grads_b, read_fwd, read_bwd, zeros = ws[:9]
     read_sig = np.zeros(len(Ws))
     x0 = xs[0]
@@ -819,7 +820,7 @@ def euler_run(
         F = prod0
         cur = prod0
         c = 0.0
-    writes = 0
+    writes = np.zeros(len(Ws))
     done, diverged = n_steps, False
     for k in range(n_steps):
         if fold0:
@@ -845,11 +846,13 @@ def euler_run(
             for i in range(len(Ws)):
                 if i > 0 or not fold0:
                     W, g = Ws[i], grads_w[i]
+                    moved = 0.0
                     for r in range(W.shape[0]):
                         for col in range(W.shape[1]):
                             d = lr * g[r, col]
-                            writes += d != 0
+                            moved += abs(d)
                             W[r, col] += d
+                    writes[i] += moved
                 if has_bias:
                     bi, gb = bs[i], grads_b[i]
                     for j in range(bi.shape[0]):

@@ -14,7 +14,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from pcsim import __version__, network
+from pcsim import __version__, learning_rule, network
 from pcsim import checkpoint as ckpt
 from pcsim.algorithms import make_algorithm
 from pcsim.circuit import Circuit
@@ -322,7 +322,7 @@ def execute(
                 circ=Circuit(bp_net),
                 algorithm=make_algorithm("bp"),
                 engine=clocked,
-                optimizer=make_optimizer(cfg.learning.optimizer, cfg.baseline.lr),
+                optimizer=make_optimizer(cfg.baseline.optimizer, cfg.baseline.lr),
                 data=data,
                 batch_size=cfg.learning.batch_size,
                 rng=np.random.default_rng(run.bp_order_seed),
@@ -355,6 +355,11 @@ def execute(
         "train_seconds": train_seconds,
         "gamma": cfg.gamma,
         "weight_lr": cfg.weight_lr,
+        # the flow's time constant; None where weights learn by a step per update (lr, Adam)
+        "tau_w": None if cfg.per_step_lr else cfg.tau_w,
+        "learning_rule": learning_rule.describe(
+            trainer.optimizer, net.has_bias, cfg.learning.batch_size, on_chip=True
+        ),
         "simulated_time_tau": circ.t,
         "tau_x_s": chip.tau_x_s,
         # training: one presentation of one sample (the chip holds each sample for T)

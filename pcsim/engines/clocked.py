@@ -111,7 +111,7 @@ class ClockedEngine:
         pre = [field.presynaptic(net, xs, i).copy() for i in range(net.n_layers)]  # before update
         eps = field.errors(net, xs, Ws, circ.units)
         read_noise = self._draw_read_noise(circ, free, ws)
-        sig = circ.read_sigma
+        sig = circ.read_sigma_step(self.dt)
         if read_noise:  # mu_l += a_l sig_l ||phi(x_{l-1})|| z (Crossbar.read_mean)
             for i in range(net.n_layers):
                 nrm = np.sqrt(np.sum(pre[i] * pre[i], axis=1, keepdims=True))
@@ -157,7 +157,7 @@ class ClockedEngine:
             seq(circ.units.error_offset),
             ws.kernel("phis"),
             ws.kernel("eps"),
-            circ.read_sigma,
+            circ.read_sigma_step(self.dt),
             ws.kernel("read_fwd"),
             read_noise,
         )
@@ -186,7 +186,7 @@ class ClockedEngine:
             noisy,
             ws.kernel("eps"),
             ws.kernel("back"),
-            circ.read_sigma,
+            circ.read_sigma_step(self.dt),
             ws.kernel("read_bwd"),
             read_noise,
             ws.kernel("phis"),
@@ -416,11 +416,9 @@ class ClockedEngine:
         n = max(1, int(round(duration / self.dt)))
         costed = circ.chip is not None
         before = [x.copy() if f else None for x, f in zip(xs, free, strict=True)] if costed else []
-        writes = self._fused_run(circ, xs, free, n, check_every, lr, False)
-        if circ.crossbars is not None:
-            circ.ledger.charge(
-                "synapse_write", writes * circ.chip.costs.write_energy_per_pulse_j, writes
-            )
+        moved = self._fused_run(circ, xs, free, n, check_every, lr, False)
+        if circ.crossbars is not None:  # every write on each of the batch's replicas
+            circ.charge_writes(circ.exact_write_pulses(moved) * xs[0].shape[0])
         if costed:
             circ.charge_time(n * self.dt, xs[0].shape[0])
             swing = sum(
@@ -430,9 +428,12 @@ class ClockedEngine:
         ws = circ.workspace(xs[0].shape[0])
         return StepRecord(ws.eps, (xs[0],) + ws.phis[1:])
 
-    def _fused_run(self, circ, xs, free, n, check_every, lr: float | None, ready: bool) -> int:
+    def _fused_run(
+        self, circ, xs, free, n, check_every, lr: float | None, ready: bool
+    ) -> np.ndarray:
         """Run ``n`` steps in :func:`pcsim.kernels.euler_run`; advance ``circ.t`` step by step
-        as :meth:`step` does; raise DivergenceError as :meth:`run` does. Returns the writes.
+        as :meth:`step` does; raise DivergenceError as :meth:`run` does. Returns the total
+        absolute weight change written per layer.
         ``ready``: the kernel's ``ff_ready`` (frozen runs with a clamped input only)."""
         net = circ.net
         B = xs[0].shape[0]
@@ -460,7 +461,7 @@ class ClockedEngine:
             circ.t += self.dt
         if diverged:
             check_finite(xs, free, circ.t)
-        return int(writes)
+        return writes
 
 
 def check_finite(xs: Sequence[np.ndarray], free: Sequence[bool], t: float) -> None:

@@ -74,10 +74,12 @@ MACs use the weights as read (``circ.read_weights``: quantised, drifting), refre
 its write energy) at the same interval.
 
 Read noise, in the output domain as the clocked engine applies it: a row read (an error
-unit's prediction) adds ``a_l * read_sigma * ||phi(x_{l-1})|| * N(0, 1)``, a value unit's
-read of its top-down sum adds ``read_sigma * ||e_{l+1}||`` times a fresh normal (the exact
-distribution of a MAC through devices with independent ``N(0, read_sigma^2)`` read noise;
-``Crossbar.read_sigma``); the norms are kept as running sums, updated per event.
+unit's prediction) adds ``a_l * s * ||phi(x_{l-1})|| * N(0, 1)``, a value unit's read of its
+top-down sum adds ``s * ||e_{l+1}||`` times a fresh normal (the exact distribution of a MAC
+through devices with independent ``N(0, s^2)`` read noise), where
+``s = read_sigma * sqrt(read_window_tau / h)`` is the white read noise averaged over the
+unit's own interval ``h`` since its last event (``Circuit.read_sigma_step``), so its effect
+does not depend on the event rate; the norms are kept as running sums, updated per event.
 
 Noise: value units follow the exact Ornstein-Uhlenbeck step of
 ``tau dx = -(x - c) dt + sigma sqrt(tau) dW``: ``+ sigma sqrt((1 - exp(-2h/tau)) / 2) N(0,1)``
@@ -457,8 +459,8 @@ def _run_events(
                 d -= e[eoff[l - 1] + n]  # its own error unit: a local wire, never delayed
             if l < L:
                 top = back[q]
-                if read_noise and rsig[l] > 0.0:  # output-domain read noise of W_{l+1}^T
-                    top += rsig[l] * math.sqrt(max(esq[l], 0.0)) * _normal(rng)
+                if read_noise and rsig[l] > 0.0 and h > 0.0:  # read noise of W_{l+1}^T
+                    top += rsig[l] * math.sqrt(max(esq[l], 0.0) / h) * _normal(rng)
                 top *= scales[l]
                 if l > 0:
                     top *= _dphi_cached(xv, phi_x[q], act)
@@ -511,8 +513,8 @@ def _run_events(
                 pending[q] = 0.0
             else:
                 mu = scales[i] * _row_dot(row, pre)
-            if read_noise and rsig[i] > 0.0:  # output-domain read noise of W_l
-                mu += scales[i] * rsig[i] * math.sqrt(max(psq[i], 0.0)) * _normal(rng)
+            if read_noise and rsig[i] > 0.0 and h > 0.0:  # output-domain read noise of W_l
+                mu += scales[i] * rsig[i] * math.sqrt(max(psq[i], 0.0) / h) * _normal(rng)
             reads[i] += nin
             if has_bias:
                 mu += bs[i][n]
@@ -1045,7 +1047,9 @@ class EventsEngine:
         esq = np.zeros(L)
         rsig = np.zeros(L)
         if getattr(circ, "read_sigma", None) is not None:  # per device, in weight units
-            rsig[:] = np.asarray(circ.read_sigma, np.float64)
+            # white read noise averaged over the event's own interval h (tau_x units):
+            # read_sigma * sqrt(read_window_tau / h); the kernel divides by sqrt(h)
+            rsig[:] = np.asarray(circ.read_sigma, np.float64) * math.sqrt(circ.read_window_tau)
         read_noise = bool(np.any(rsig > 0))
         since = np.zeros(1, np.int64)
         learn = tau_w is not None
