@@ -32,7 +32,6 @@ from hardware_models.costs import EnergyLedger
 from pcsim.field import UnitParams
 from pcsim.network import Network
 
-
 # Exact writes are priced as pulses of a device with this many bits over the programmed range
 # (the 8-bit weights of the NeuroSim V1.4 benchmark, docs/sources.md): see exact_write_pulses.
 EXACT_WRITE_BITS = 8
