@@ -37,21 +37,40 @@ def read_drift_noise(w, nu, log_ratio, sigma, rng, out):
         out[i] = w[i] * math.exp(-nu[i] * log_ratio) + sigma * rng.standard_normal()
 
 
+# Above this many pulses in one call the per-pulse loop is replaced by its closed form (the
+# same mean; the noise of the sum drawn once). pcsim choice: with accumulate-and-fire a call
+# fires 0 or 1 pulses per device at small dt, so the loop is the common path.
+PULSE_LOOP_MAX = 64
+
+
 @numba.njit(cache=True, nogil=True)
-def pulsed_update(w, dw, gain, has_gain, w_max, dw_abs, r_up, r_down, sigma, soft, snap, lsb, rng):
-    """Realise the requested change ``dw`` as integer pulse trains; returns the write count.
+def pulsed_update(
+    w, dw, acc, gain, has_gain, w_max, dw_abs, r_up, r_down, sigma, soft, snap, lsb, rng
+):
+    """Accumulate the requested change ``dw`` and fire whole pulses; returns the write count.
 
-    Per device: ``n = stochastic_round(|dw| / dw_abs)`` pulses in the sign of ``dw``; each pulse
-    has nominal relative size ``r`` (``r_up`` or ``r_down``, in units of ``w_max``), scaled by
-    the device gain ``g`` (device-to-device spread) and, with cycle-to-cycle noise, by
-    ``1 + sigma * z / sqrt(n)`` (the mean of ``n`` independent pulse sizes).
+    Accumulate-and-fire (one counter per device, in units of the nominal pulse ``dw_abs``):
+    ``acc += dw / dw_abs``; the device fires ``n = trunc(acc)`` pulses in the sign of ``acc``
+    and keeps the residual ``acc - n`` (in ``(-1, 1)``) for the next call. The same total request
+    split into any number of calls therefore fires the same pulses (within one per device), so
+    pulse counts and write energy do not depend on the simulator's step.
 
-    - soft bounds (aihwkit SoftBoundsDevice): each up pulse moves ``w`` by ``r (b - w)`` with
-      ``b = g w_max``, so ``n`` pulses give the closed form ``b - (b - w)(1 - r)^n``
-      (down: ``-b + (w + b)(1 - r)^n``);
-    - hard bounds (aihwkit ConstantStepDevice): ``w += n r g w_max``, clipped to ``[-b, b]``;
-      a multi-level cell (``snap = 1``) is snapped to its level grid ``g * lsb * k``, a binary
-      cell (``snap = 2``) to ``+-b``, and one write is counted per changed device, not per pulse.
+    Each pulse has nominal relative size ``r`` (``r_up`` or ``r_down``, in units of ``w_max``),
+    scaled by the device gain ``g`` (device-to-device spread) and, with cycle-to-cycle noise, by
+    ``1 + sigma * z`` with a fresh ``z ~ N(0, 1)`` per pulse and no clipping (aihwkit's
+    ``dw_min_std``): the mean step is exactly ``r`` whatever ``sigma`` and however the pulses
+    are grouped into calls.
+
+    - soft bounds (aihwkit SoftBoundsDevice): an up pulse moves ``w`` by ``r (b - w)`` with
+      ``b = g w_max`` (down: ``-r (w + b)``), clipped to ``[-b, b]``;
+    - hard bounds (aihwkit ConstantStepDevice): ``w += r b`` per pulse, clipped to ``[-b, b]``;
+      a multi-level cell (``snap = 1``) is then snapped to its level grid ``g * lsb * k``, a
+      binary cell (``snap = 2``) to ``+-b``, and one write is counted per changed device.
+
+    More than ``PULSE_LOOP_MAX`` pulses in one call use the closed form with the same mean:
+    soft ``b - (b - w) P`` with ``ln P ~ N(n ln(1 - r) - s^2/2, s^2)``,
+    ``s^2 = n (r sigma / (1 - r))^2`` (so ``E[P] = (1 - r)^n``); hard ``w + n r b + r b sigma
+    sqrt(n) z``.
     """
     total = 0
     inv = 1.0 / dw_abs
@@ -59,54 +78,68 @@ def pulsed_update(w, dw, gain, has_gain, w_max, dw_abs, r_up, r_down, sigma, sof
         d = dw[i]
         if d == 0.0:
             continue
-        x = abs(d) * inv
-        n = int(x)
-        if rng.random() < x - n:
-            n += 1
+        a = acc[i] + d * inv
+        n = int(a)  # towards zero
+        acc[i] = a - n
         if n == 0:
             continue
+        up = n > 0
+        if not up:
+            n = -n
         g = gain[i] if has_gain else 1.0
         b = g * w_max
         if b <= 0.0:  # a dead device (gain 0) holds 0 whatever it is sent
             w[i] = 0.0
             continue
-        r = r_up if d > 0.0 else r_down
-        if sigma > 0.0:
-            r *= 1.0 + sigma * rng.standard_normal() / math.sqrt(n)
-        # a pulse moves the device towards its bound or not at all, never past it
-        r = min(max(r, 0.0), 1.0)
+        r = r_up if up else r_down
         wi = w[i]
-        if soft:
-            p = (1.0 - r) ** n
-            if d > 0.0:
-                w_new = b - (b - wi) * p
-            else:
-                w_new = -b + (wi + b) * p
-            total += n
+        x = wi
+        if n <= PULSE_LOOP_MAX:
+            for _ in range(n):
+                rk = r * (1.0 + sigma * rng.standard_normal()) if sigma > 0.0 else r
+                if soft:
+                    x = x + rk * (b - x) if up else x - rk * (x + b)
+                else:
+                    x = x + rk * b if up else x - rk * b
+                if x > b:
+                    x = b
+                elif x < -b:
+                    x = -b
+        elif soft:
+            p = 0.0  # a pulse of r >= 1 (a binary cell's 2 w_max level step) reaches the bound
+            if r < 1.0:
+                lp = n * math.log(1.0 - r)
+                if sigma > 0.0:
+                    s2 = n * (r * sigma / (1.0 - r)) ** 2
+                    lp += -0.5 * s2 + math.sqrt(s2) * rng.standard_normal()
+                p = math.exp(lp)
+            x = b - (b - x) * p if up else -b + (x + b) * p
         else:
             step = n * r * b
-            w_new = wi + step if d > 0.0 else wi - step
-            if w_new > b:
-                w_new = b
-            elif w_new < -b:
-                w_new = -b
-            if snap == 1:
-                q = g * lsb
-                kmax = math.floor(b / q + 1e-9)
-                k = round(w_new / q)
-                if k > kmax:
-                    k = kmax
-                elif k < -kmax:
-                    k = -kmax
-                w_new = k * q
-            elif snap == 2:
-                w_new = b if w_new >= 0.0 else -b
-            if snap != 0:
-                if w_new != wi:
-                    total += 1
-            else:
-                total += n
-        w[i] = w_new
+            if sigma > 0.0:
+                step += r * b * sigma * math.sqrt(n) * rng.standard_normal()
+            x = x + step if up else x - step
+        if x > b:
+            x = b
+        elif x < -b:
+            x = -b
+        if snap == 1:
+            q = g * lsb
+            kmax = math.floor(b / q + 1e-9)
+            k = round(x / q)
+            if k > kmax:
+                k = kmax
+            elif k < -kmax:
+                k = -kmax
+            x = k * q
+        elif snap == 2:
+            x = b if x >= 0.0 else -b
+        if snap != 0:
+            if x != wi:
+                total += 1
+        else:
+            total += n
+        w[i] = x
     return total
 
 

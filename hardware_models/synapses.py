@@ -50,8 +50,10 @@ class SynapseConfig(ConfigBase):
     """A crossbar device model (aihwkit-style knobs). Defaults are the ideal device.
 
     Relative quantities (``prog_noise_std``, ``read_noise_std``, ``dw_min``) are fractions of
-    ``w_max``. ``up_down_asymmetry = a`` gives up/down pulse sizes ``dw_min (1 + a)`` and
-    ``dw_min (1 - a)`` (aihwkit's ``up_down``), so ``up / down = (1 + a) / (1 - a)``.
+    ``w_max``. ``up_down_asymmetry = a`` follows aihwkit's device code (``PulsedRPUDevice::
+    populate`` in ``src/rpucuda/rpu_pulsed_device.cpp``), not its docstring: the larger pulse is
+    ``dw_min`` and the other is shrunk, ``a > 0``: up ``dw_min``, down ``dw_min (1 - a)``;
+    ``a < 0``: up ``dw_min (1 + a)``, down ``dw_min`` (see :func:`pulse_sizes`).
     """
 
     _section: ClassVar[str] = "chip.synapses"
@@ -92,8 +94,12 @@ class SynapseConfig(ConfigBase):
     update_bound: str = param(
         "soft", "", ("soft", "hard"), "soft: SoftBoundsDevice; hard: ConstantStepDevice"
     )
-    up_down_asymmetry: float = param(0.0, "", "asym", "(up - down) / (up + down) pulse size")
-    dw_min_std: float = param(0.0, "", "std", "cycle-to-cycle pulse-size std (relative)")
+    up_down_asymmetry: float = param(
+        0.0, "", "asym", "aihwkit up_down (device code): a>0 down = dw_min (1-a); a<0 up shrinks"
+    )
+    dw_min_std: float = param(
+        0.0, "", "std", "cycle-to-cycle pulse-size std (relative, per pulse, unclipped)"
+    )
 
     def _cross_checks(self) -> None:
         if not self.g_min_s < self.g_max_s:
@@ -134,6 +140,18 @@ class SynapseConfig(ConfigBase):
         """Pulse size as a fraction of ``w_max`` (one level for multi-level devices)."""
         return self.dw_min if self.dw_min is not None else self.relative_lsb()
 
+    def pulse_sizes(self) -> tuple[float, float] | None:
+        """Nominal ``(up, down)`` pulse sizes as fractions of ``w_max`` (None if not pulsed).
+
+        aihwkit's device-code convention for ``up_down = a`` (``PulsedRPUDevice::populate``:
+        ``up_bias = min(a, 0)``, ``down_bias = -max(a, 0)``, scale ``(1 + bias) dw_min``).
+        """
+        r = self.relative_dw_min()
+        if r is None:
+            return None
+        a = self.up_down_asymmetry
+        return r * (1.0 + min(a, 0.0)), r * (1.0 - max(a, 0.0))
+
 
 class Crossbar:
     """Device state for one weight matrix of shape ``(n_out, n_in)``.
@@ -163,6 +181,8 @@ class Crossbar:
         self._nu: np.ndarray | None = None  # float64 (n_out*n_in,) or None (uniform)
         self._stuck_idx = np.zeros(0, np.intp)
         self._stuck_val = np.zeros(0, self.dtype)
+        # accumulate-and-fire counters, in nominal pulses: float64 (n_out*n_in,) or None (zeros)
+        self._acc: np.ndarray | None = None
 
     def __repr__(self) -> str:
         return (
@@ -186,6 +206,13 @@ class Crossbar:
         if self._gain is None:
             return np.ones(self.shape)
         return self._gain.reshape(self.shape)
+
+    @property
+    def pulse_accumulator(self) -> np.ndarray:
+        """Requested change not yet written, in nominal pulses (``|.| < 1``), ``(n_out, n_in)``."""
+        if self._acc is None:
+            return np.zeros(self.shape)
+        return self._acc.reshape(self.shape)
 
     @property
     def stuck_mask(self) -> np.ndarray:
@@ -254,6 +281,7 @@ class Crossbar:
             raise ValueError(f"W_target has shape {W.shape}, crossbar is {self.shape}")
         cfg = self.config
         self.t_program_s = float(t_s)
+        self._acc = None
         if cfg.is_ideal:
             if not copy and W.dtype == self.dtype and W.flags.c_contiguous:
                 self._w = W
@@ -410,9 +438,12 @@ class Crossbar:
         """Apply a requested weight change; return the number of write pulses fired.
 
         Ideal: ``weights += dW`` exactly (returns the number of nonzero entries, one write
-        each). Pulsed (``dw_min`` or ``bits`` set): ``n = stochastic_round(|dW| / (dw_min
-        w_max))`` pulses per device through the soft- or hard-bounds response (see
-        :func:`hardware_models._kernels.pulsed_update`). Otherwise exact addition clipped to
+        each). Pulsed (``dw_min`` or ``bits`` set): accumulate-and-fire. Each device adds
+        ``dW / (dw_min w_max)`` to its counter and fires the whole pulses it holds, keeping the
+        residual for the next call (:attr:`pulse_accumulator`), through the soft- or
+        hard-bounds response with per-pulse cycle-to-cycle noise (see
+        :func:`hardware_models._kernels.pulsed_update`). A flow split into many small calls
+        (small ``dt``) fires the same pulses as one call. Otherwise exact addition clipped to
         the device range. Stuck devices keep their value.
         """
         cfg = self.config
@@ -439,19 +470,22 @@ class Crossbar:
             d = np.ascontiguousarray(dW).reshape(-1)
             has_gain = self._gain is not None
             gain = self._gain if has_gain else np.ones(1)
-            a = cfg.up_down_asymmetry
+            if self._acc is None:
+                self._acc = np.zeros(d.size)
+            r_up, r_down = cfg.pulse_sizes()  # type: ignore[misc]
             snap = 0
             if cfg.update_bound == "hard" and cfg.bits is not None:
                 snap = 2 if cfg.bits == 1 else 1
             n = k.pulsed_update(
                 self._w.reshape(-1),
                 d,
+                self._acc,
                 gain,
                 has_gain,
                 self.w_max,
                 r * self.w_max,
-                r * (1.0 + a),
-                r * (1.0 - a),
+                r_up,
+                r_down,
                 cfg.dw_min_std,
                 cfg.update_bound == "soft",
                 snap,

@@ -13,7 +13,8 @@ piece of state that training changes. Layout (format ``pcsim-checkpoint``, versi
                             checkpoint policy, the partial epoch's batch energies
     /parameters/W<l>, b<l>  weights as stored on the devices, biases
     /crossbars/<l>/...      device state per weight layer: gain, drift exponents (nu),
-                            stuck_idx, stuck_val (datasets, when present); attrs w_max,
+                            write-pulse accumulators (acc), stuck_idx, stuck_val
+                            (datasets, when present); attrs w_max,
                             t_program_s
     /optimizer/<name>/<i>   optimiser arrays (Adam m and v, SGD velocity), one per parameter
     /algorithm/carry/<l>    iPC's carried activities (init = "carry"), when present
@@ -175,6 +176,7 @@ def capture(
                     "t_program_s": float(cb.t_program_s),
                     "gain": None if cb._gain is None else cb._gain.copy(),
                     "nu": None if cb._nu is None else cb._nu.copy(),
+                    "acc": None if cb._acc is None else cb._acc.copy(),
                     "stuck_idx": cb._stuck_idx.astype(np.int64),
                     "stuck_val": cb._stuck_val.copy(),
                 }
@@ -251,8 +253,8 @@ def save(path: str | Path, ck: Checkpoint) -> None:
                 c = g.create_group(str(i))
                 c.attrs["w_max"] = cb["w_max"]
                 c.attrs["t_program_s"] = cb["t_program_s"]
-                for k in ("gain", "nu", "stuck_idx", "stuck_val"):
-                    if cb[k] is not None:
+                for k in ("gain", "nu", "acc", "stuck_idx", "stuck_val"):
+                    if cb.get(k) is not None:
                         c.create_dataset(k, data=cb[k])
         g = f.create_group("optimizer")
         for name, arrays in ck.optimizer.items():
@@ -424,7 +426,7 @@ def _read(f: h5py.File, name: str) -> Checkpoint:
                 if not isinstance(v, float | np.floating):
                     raise ResultsError(f"{name}: /crossbars/{i} attribute {attr} is missing")
                 cb[attr] = float(v)
-            for k in ("gain", "nu"):
+            for k in ("gain", "nu", "acc"):
                 cb[k] = None
                 if k in c:
                     a = _float_array(c[k][()], f"/crossbars/{i}/{k}", name, 1)
@@ -654,6 +656,7 @@ def restore(ck: Checkpoint, trainer, fingerprint: str, name: str = "checkpoint")
             cb.t_program_s = saved["t_program_s"]
             cb._gain = saved["gain"]
             cb._nu = saved["nu"]
+            cb._acc = saved.get("acc")
             cb._stuck_idx = saved["stuck_idx"]
             cb._stuck_val = saved["stuck_val"].astype(cb.dtype)
         circ.read_sigma = np.array([cb.read_sigma for cb in circ.crossbars])

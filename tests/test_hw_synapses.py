@@ -167,23 +167,25 @@ def test_drift_and_read_noise_fused():
 
 
 # -- update response ------------------------------------------------------------------------------
-def test_soft_bounds_saturate_with_configured_asymmetry():
+@pytest.mark.parametrize("a", [0.2, -0.2])
+def test_soft_bounds_saturate_with_aihwkit_device_code_asymmetry(a):
+    """aihwkit PulsedRPUDevice::populate: a > 0 shrinks the down pulse to dw (1 - a), a < 0
+    shrinks the up pulse to dw (1 + a); the other stays dw."""
     rng = np.random.default_rng(10)
-    a, dw = 0.2, 0.01
+    dw = 0.01
     kw = dict(w_max=1.0, dw_min=dw, up_down_asymmetry=a, update_bound="soft")
     xb = _xb((1, 2), **kw)
     xb.program(np.zeros((1, 2)), rng)
-    # one pulse each way from w = 0 (|dW| = exactly one dw_min: no rounding randomness)
+    # one pulse each way from w = 0 (|dW| = exactly one dw_min: the accumulator fires once)
     n = xb.update(np.array([[dw, -dw]]), rng)
     assert n == 2
     up, down = xb.weights[0, 0], -xb.weights[0, 1]
-    assert up == pytest.approx(dw * (1 + a), rel=1e-12)
-    assert down == pytest.approx(dw * (1 - a), rel=1e-12)
-    assert up / down == pytest.approx((1 + a) / (1 - a), rel=1e-12)
-    # the pulse shrinks linearly towards the bound: at w = 0.5 an up pulse is dw (1+a) (1 - 0.5)
+    assert up == pytest.approx(dw * (1 + min(a, 0)), rel=1e-12)
+    assert down == pytest.approx(dw * (1 - max(a, 0)), rel=1e-12)
+    # the pulse shrinks linearly towards the bound: at w = 0.5 an up pulse is up * (1 - 0.5)
     xb.program(np.full((1, 2), 0.5), rng)
     xb.update(np.array([[dw, 0.0]]), rng)
-    assert xb.weights[0, 0] - 0.5 == pytest.approx(dw * (1 + a) * 0.5, rel=1e-12)
+    assert xb.weights[0, 0] - 0.5 == pytest.approx(dw * (1 + min(a, 0)) * 0.5, rel=1e-12)
     # saturation: many large requests approach but never pass +-w_max
     xb.program(np.zeros((1, 2)), rng)
     for _ in range(200):
@@ -191,6 +193,22 @@ def test_soft_bounds_saturate_with_configured_asymmetry():
         assert np.all(np.abs(xb.weights) <= 1.0)
     assert xb.weights[0, 0] == pytest.approx(1.0, abs=1e-6)
     assert xb.weights[0, 1] == pytest.approx(-1.0, abs=1e-6)
+
+
+def test_soft_bounds_fixed_point_under_alternating_pulses():
+    """Alternating up/down pulses settle at the fixed point of the two-pulse map,
+    w* = ((1 - rd) ru - rd) / (1 - (1 - ru)(1 - rd)) with ru = dw, rd = dw (1 - a) (aihwkit code
+    convention; -> a / (2 - a) as dw -> 0, where the docstring convention would give a / 1)."""
+    rng = np.random.default_rng(17)
+    a, dw = 0.26, 0.01
+    xb = _xb((1, 1), w_max=1.0, dw_min=dw, up_down_asymmetry=a, update_bound="soft")
+    xb.program(np.zeros((1, 1)), rng)
+    for _ in range(3000):
+        xb.update(np.array([[dw]]), rng)
+        xb.update(np.array([[-dw]]), rng)
+    ru, rd = dw, dw * (1 - a)
+    assert xb.weights[0, 0] == pytest.approx(((1 - rd) * ru - rd) / (1 - (1 - ru) * (1 - rd)))
+    assert xb.weights[0, 0] == pytest.approx(a / (2 - a), rel=0.05)
 
 
 def test_hard_bounds_clip():
@@ -203,16 +221,92 @@ def test_hard_bounds_clip():
     assert xb.weights[0, 0] == 1.0
 
 
-def test_pulse_count_is_stochastically_rounded():
+def test_pulse_residual_carries_to_the_next_call():
     rng = np.random.default_rng(12)
     xb = _xb((300, 300), w_max=1.0, dw_min=1e-3, update_bound="hard")
     xb.program(np.zeros((300, 300)), rng)
-    before = xb.weights.copy()
     n = xb.update(np.full((300, 300), 2.3e-3), rng)
-    steps = np.round((xb.weights - before) / 1e-3)
-    assert set(np.unique(steps)) == {2.0, 3.0}
-    assert n == steps.sum()
-    assert n / steps.size == pytest.approx(2.3, rel=0.01)  # unbiased: E[n] = 2.3
+    assert n == 2 * 300 * 300  # trunc(2.3) pulses fired, 0.3 kept
+    np.testing.assert_allclose(xb.weights, 2e-3, rtol=1e-12)
+    np.testing.assert_allclose(xb.pulse_accumulator, 0.3, rtol=1e-9)
+    n = xb.update(np.full((300, 300), 0.8e-3), rng)  # 0.3 + 0.8 = 1.1: one more pulse each
+    assert n == 300 * 300
+    np.testing.assert_allclose(xb.weights, 3e-3, rtol=1e-12)
+    np.testing.assert_allclose(xb.pulse_accumulator, 0.1, rtol=1e-6)
+    xb.program(np.zeros((300, 300)), rng)  # reprogramming clears the counters
+    assert not np.any(xb.pulse_accumulator)
+
+
+@pytest.mark.parametrize("bound", ["soft", "hard"])
+def test_pulse_counts_and_mean_change_do_not_depend_on_how_the_flow_is_split(bound):
+    """The same total request in 1, 10 and 100 calls: pulse counts equal within one per device
+    (accumulate-and-fire), and the same mean weight change, even under large c2c noise."""
+    shape, dw, a, sigma = (100, 100), 0.002, 0.26, 3.75
+    total = np.random.default_rng(0).uniform(-0.04, 0.04, shape)  # up to 20 pulses
+    counts, means = {}, {}
+    for calls in (1, 10, 100):
+        rng = np.random.default_rng(calls)
+        kw = dict(w_max=1.0, dw_min=dw, dw_min_std=sigma, up_down_asymmetry=a)
+        xb = _xb(shape, update_bound=bound, **kw)
+        xb.program(np.zeros(shape), rng)
+        per_device = np.zeros(shape)
+        for _ in range(calls):
+            before = xb.pulse_accumulator.copy()
+            xb.update(total / calls, rng)
+            per_device += (before + total / (calls * dw)) - xb.pulse_accumulator
+        counts[calls] = per_device
+        means[calls] = xb.weights.mean()
+        assert xb.update(np.zeros(shape), rng) == 0
+    for calls in (10, 100):
+        assert np.max(np.abs(counts[calls] - counts[1])) <= 1.0 + 1e-9
+        assert abs(counts[calls].sum() - counts[1].sum()) <= 0.01 * np.abs(counts[1]).sum()
+    # expected mean from the pulse counts: hard w = n r, soft w = +-(1 - (1 - r)^|n|) (the
+    # unclipped per-pulse noise averages out of both); r = dw up, dw (1 - a) down
+    n = np.rint(counts[1])
+    r = np.where(n > 0, dw, dw * (1 - a))
+    if bound == "hard":
+        expected = np.mean(n * r)
+    else:
+        expected = np.mean(np.sign(n) * (1 - (1 - r) ** np.abs(n)))
+    se = sigma * dw * np.sqrt(np.mean(np.abs(n)) / n.size)  # std of the mean change
+    for calls in (1, 10, 100):
+        assert abs(means[calls] - expected) < 4 * se
+
+
+def test_pulse_count_returned_is_the_pulses_fired():
+    rng = np.random.default_rng(18)
+    xb = _xb((50, 50), w_max=1.0, dw_min=1e-3, update_bound="hard")
+    xb.program(np.zeros((50, 50)), rng)
+    fired = 0
+    for _ in range(37):
+        fired += xb.update(np.full((50, 50), 0.37e-3), rng)
+    steps = np.rint(xb.weights / 1e-3)
+    assert fired == steps.sum() == 50 * 50 * int(37 * 0.37)
+
+
+def test_mean_step_is_dw_min_under_large_cycle_to_cycle_noise():
+    """aihwkit dw_min_std = 3.75 (ReRamSBPresetDevice): per-pulse noise is not clipped, so the
+    mean step stays dw_min (clipping at zero would nearly double it)."""
+    rng = np.random.default_rng(19)
+    dw, shape = 1e-3, (300, 300)
+    xb = _xb(shape, w_max=1.0, dw_min=dw, dw_min_std=3.75, update_bound="hard")
+    xb.program(np.zeros(shape), rng)
+    n = xb.update(np.full(shape, 10 * dw), rng)
+    assert n == 10 * xb.weights.size
+    steps = xb.weights / dw / 10
+    # std of the mean: 3.75 / sqrt(10 * 9e4) = 0.004
+    assert np.mean(steps) == pytest.approx(1.0, abs=0.016)
+    assert np.std(steps) == pytest.approx(3.75 / np.sqrt(10), rel=0.03)
+
+
+def test_many_pulses_in_one_call_keep_the_soft_bounds_mean():
+    """Beyond PULSE_LOOP_MAX pulses the closed form keeps E[w] = b - (b - w0)(1 - r)^n."""
+    rng = np.random.default_rng(20)
+    dw, n, shape = 2e-3, 300, (200, 200)
+    xb = _xb(shape, w_max=1.0, dw_min=dw, dw_min_std=3.75, update_bound="soft")
+    xb.program(np.zeros(shape), rng)
+    xb.update(np.full(shape, n * dw), rng)
+    assert np.mean(xb.weights) == pytest.approx(1 - (1 - dw) ** n, rel=0.01)
 
 
 def test_d2d_spread_realised_in_pulse_size_and_gain():
