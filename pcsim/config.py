@@ -173,7 +173,7 @@ class EngineConfig:
 
 # The default learning rule is the physical one: the local weight flow
 # tau_w dW/dt = -dF/dW (plain SGD in continuous time), which the analog array runs itself.
-DEFAULT_TAU_W = 100.0  # tau_x units (tuned for the default run; README "Physical time")
+DEFAULT_TAU_W = 50.0  # tau_x units (tuned on the default run; README "Physical time")
 DEFAULT_ADAM_LR = 1e-3  # per-update step when optimizer = "adam" and no lr is given
 
 
@@ -192,7 +192,7 @@ class LearningConfig:
         f"weight time constant (engine.tau_x units): tau_w dW/dt = -dF/dW; "
         f"default {DEFAULT_TAU_W:g} unless lr is given",
     )
-    epochs: int = spec(pos_int, 30)
+    epochs: int = spec(pos_int, 20)
     batch_size: int = spec(pos_int, 1, "samples presented at once (B > 1: B circuit replicas)")
 
 

@@ -311,6 +311,7 @@ def execute(
                 raise cp.interrupted(done)
 
         train_ledger = circ.ledger.by_component()
+        train_counts = circ.ledger.counts()
         inference = None
         if cfg.network.mode == "supervised":
             check_stop()
@@ -366,6 +367,8 @@ def execute(
         "energy_per_sample_j": energy,
         "latency_per_sample_s": T * chip.tau_x_s,
         "energy_breakdown_j": breakdown,
+        # update pulses fired per training sample (pulse-equivalents for exactly written devices)
+        "write_pulses_per_sample": float(train_counts.get("synapse_write", 0.0)) / n_presented,
         "baseline_energy_per_sample_j": digital.train_energy_per_sample_j,
         "baseline_latency_per_sample_s": digital.train_latency_per_sample_s,
         "baseline_inference_energy_per_sample_j": digital.inference_energy_per_sample_j,

@@ -90,6 +90,9 @@ SHORT = """
 seed = 3
 [learning]
 epochs = 3
+optimizer = "adam"  # per-step Adam in mini-batches: the sensitivity these tests were sized for
+lr = 1e-3
+batch_size = 32
 [data]
 limit_train = 600
 [baseline]
@@ -142,9 +145,12 @@ def test_summary_reports_energy_latency_and_baseline():
 
 def test_output_domain_read_noise_has_the_variance_of_per_device_noise():
     """Independent N(0, s^2) noise on every device at every read makes a prediction
-    a W phi + a s ||phi|| z: the error's spread over many steps equals that, per sample."""
+    a W phi + a s ||phi|| z: the error's spread over many steps equals that, per sample.
+    The read time is one engine step (10 ns of the ideal preset's 100 ns tau_x), so each step
+    sees exactly one read's noise (``Circuit.read_sigma_step``)."""
     net = network.build((30, 20, 5), "tanh", rng=4)
-    chip = load_preset("ideal", {"synapses": {"read_noise_std": 0.05, "w_max": 1.0}})
+    synapses = {"read_noise_std": 0.05, "w_max": 1.0, "read_time_s": 1e-8}
+    chip = load_preset("ideal", {"synapses": synapses})
     circ = Circuit(net, chip=chip, rng=np.random.default_rng(8))
     assert circ.has_read_noise and circ.read_sigma[0] == pytest.approx(0.05)
     x0 = np.random.default_rng(9).random((3, 30))
