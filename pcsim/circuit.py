@@ -5,8 +5,8 @@ leaks, rails, error-unit gain/offset, noise amplitudes, how weights are read and
 converters at the edges, the simulated time and the energy ledger. With no chip, or the
 ``ideal`` chip, every hook is the identity, so a run is bit for bit the pure algorithm.
 
-Time is in units of ``tau_x``; ``chip.tau_x_s`` converts to seconds. Costs (DESIGN.md section
-4) are charged as the engines report what happened:
+Time is in units of ``tau_x``; ``chip.tau_x_s`` converts to seconds. Costs (docs/math.md,
+section 6) are charged as the engines report what happened:
 
 - static power of every biased unit (value and error units) x time, per sample circuit;
 - crossbar reads: each synapse conducts continuously in both directions (predictions up,

@@ -18,7 +18,7 @@ is frozen (h clamped to the one-hot target), the input is not a vode (clamped).
 
 Conventions and their mapping
 -----------------------------
-- Energy. pcsim (DESIGN.md section 1): F = (1/B) sum_batch sum_l 1/2 ||eps_l||^2, a batch
+- Energy. pcsim (docs/math.md): F = (1/B) sum_batch sum_l 1/2 ||eps_l||^2, a batch
   mean. PCX's Vode energy is sum_l 1/2 ||eps_l||^2 per sample; the training ``energy``
   function here (as in PCX's examples) ``psum``s it over the vmapped batch axis, so
   E_pcx = B * F_pcsim. Compared: E_pcx / B against F.
