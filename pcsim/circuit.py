@@ -28,6 +28,7 @@ import numpy as np
 
 from hardware_models import Chip
 from hardware_models.costs import EnergyLedger
+from pcsim import blas
 from pcsim.field import UnitParams
 from pcsim.network import Network
 
@@ -125,6 +126,7 @@ class Circuit:
     )
 
     def __post_init__(self) -> None:
+        blas.first_run_default()  # a simulation starts: one BLAS thread unless set already
         sizes, dt = self.net.sizes, self.net.dtype
         self.tau_scale = [np.ones(n, dt) for n in sizes]
         self.units = UnitParams.ideal(sizes, dt)
