@@ -98,3 +98,17 @@ def test_every_preset_constant_is_in_the_sources_page():
         keys = set(key.findall(preset.read_text(encoding="utf-8"))) - skip
         missing = sorted(k for k in keys if k not in sources)
         assert not missing, f"{preset.name}: constants not in docs/sources.md: {missing}"
+
+
+def test_the_module_map_names_every_module():
+    """docs/architecture.md's module map names every module of both packages (a new module
+    gets its line there, so the map a newcomer reads stays the code's)."""
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    modules = sorted(
+        str(p.relative_to(ROOT))
+        for d in ("pcsim", "hardware_models")
+        for p in (ROOT / d).rglob("*.py")
+        if p.name != "__init__.py" and "__pycache__" not in p.parts
+    )
+    missing = [m for m in modules if m not in text]
+    assert not missing, f"docs/architecture.md's module map lacks: {missing}"
