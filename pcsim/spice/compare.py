@@ -8,13 +8,16 @@ import copy
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pcsim.circuit import Circuit
 from pcsim.spice.netlist import SpiceNetlist
 from pcsim.spice.ngspice import SpiceResult
+
+if TYPE_CHECKING:
+    from pcsim.engines.clocked import ClockedEngine
 
 
 @dataclass
@@ -42,16 +45,18 @@ def reference_circuit(nl: SpiceNetlist) -> Circuit:
 def reference(
     nl: SpiceNetlist,
     t_s: np.ndarray | None = None,
-    engine: Any = None,
+    engine: ClockedEngine | None = None,
 ) -> Reference:
-    """Integrate the exported transient with pcsim (default: the adaptive engine, DOP853, rtol
-    1e-10) and sample it at ``t_s`` (seconds; default: 20 points per tau_x). Presentations run
-    one after the other with the free activities (and weights) carried over, as in the circuit.
-    The adaptive engine has no rails; a stepping engine (clocked, which clips at the rails) is
-    stepped over each presentation and interpolated linearly at ``t_s`` (inference only)."""
-    from pcsim.engines.adaptive import AdaptiveEngine
+    """Integrate the exported transient with pcsim and sample it at ``t_s`` (seconds; default:
+    20 points per tau_x). Presentations run one after the other with the free activities (and
+    weights) carried over, as in the circuit.
 
-    engine = engine or AdaptiveEngine()
+    By default the adaptive engine integrates each presentation (DOP853, rtol 1e-10; no
+    rails, learning included). ``engine``, a fixed-step engine (which clips at the rails), is
+    stepped over each presentation instead and interpolated linearly at ``t_s`` (inference
+    only)."""
+    if engine is not None and nl.learning:
+        raise ValueError("a stepping engine compares inference transients only")
     T = nl.presentation_tau
     P = nl.n_presentations
     if t_s is None:
@@ -71,28 +76,10 @@ def reference(
         lo, hi = p * T, (p + 1) * T
         sel = np.flatnonzero((t_tau >= lo) & ((t_tau < hi) | (p == P - 1)))
         local = np.clip(t_tau[sel] - lo, 0.0, T)
-        if hasattr(engine, "solve"):
-            traj = engine.solve(rc, xs, nl.free, T, t_eval=local, tau_w=nl.tau_w)
-            for l in range(L + 1):
-                out_x[l][sel] = traj.xs[l][: len(sel), 0]
-            if out_w is not None:
-                for k in range(L):
-                    out_w[k][sel] = traj.weights[k][: len(sel)]
+        if engine is None:
+            _adaptive_presentation(nl, rc, xs, local, sel, out_x, out_w)
         else:
-            if nl.learning:
-                raise ValueError("a stepping engine compares inference transients only")
-            n = max(1, int(round(T / engine.dt)))
-            grid = np.arange(n + 1) * (T / n)
-            states = [np.empty((n + 1, x.shape[1])) for x in xs]
-            for l in range(L + 1):
-                states[l][0] = xs[l][0]
-            for s in range(n):
-                engine.step(rc, xs, nl.free)
-                for l in range(L + 1):
-                    states[l][s + 1] = xs[l][0]
-            for l in range(L + 1):  # linear interpolation between steps
-                for u in range(states[l].shape[1]):
-                    out_x[l][sel, u] = np.interp(local, grid, states[l][:, u])
+            _stepped_presentation(nl, rc, xs, engine, local, sel, out_x)
     wall = time.perf_counter() - t0
     return Reference(
         t_s=np.asarray(t_s, dtype=np.float64),
@@ -102,6 +89,39 @@ def reference(
         final_biases=None if rc.net.biases is None else [b.copy() for b in rc.net.biases],
         wall_s=wall,
     )
+
+
+def _adaptive_presentation(nl, rc, xs, local, sel, out_x, out_w) -> None:
+    """One presentation by the adaptive engine, sampled at ``local`` (tau_x from its start)
+    into rows ``sel`` of ``out_x`` (and ``out_w``); ``xs`` and ``rc`` end where it ends."""
+    from pcsim.engines.adaptive import AdaptiveEngine
+
+    L = nl.net.n_layers
+    traj = AdaptiveEngine().solve(
+        rc, xs, nl.free, nl.presentation_tau, t_eval=local, tau_w=nl.tau_w
+    )
+    for l in range(L + 1):
+        out_x[l][sel] = traj.xs[l][: len(sel), 0]
+    if out_w is not None:
+        for k in range(L):
+            out_w[k][sel] = traj.weights[k][: len(sel)]
+
+
+def _stepped_presentation(nl, rc, xs, engine: ClockedEngine, local, sel, out_x) -> None:
+    """One presentation stepped by ``engine``, interpolated linearly at ``local``."""
+    L, T = nl.net.n_layers, nl.presentation_tau
+    n = max(1, int(round(T / engine.dt)))
+    grid = np.arange(n + 1) * (T / n)
+    states = [np.empty((n + 1, x.shape[1])) for x in xs]
+    for l in range(L + 1):
+        states[l][0] = xs[l][0]
+    for s in range(n):
+        engine.step(rc, xs, nl.free)
+        for l in range(L + 1):
+            states[l][s + 1] = xs[l][0]
+    for l in range(L + 1):  # linear interpolation between steps
+        for u in range(states[l].shape[1]):
+            out_x[l][sel, u] = np.interp(local, grid, states[l][:, u])
 
 
 @dataclass
