@@ -41,10 +41,11 @@ import numba
 import numpy as np
 import scipy
 from numba import njit
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_info
 
 from pcsim import network
 from pcsim.algorithms import IPC, PC, initial_activities
+from pcsim.blas import limit_threads
 from pcsim.circuit import Circuit
 from pcsim.engines.clocked import ClockedEngine
 from pcsim.optim import Adam
@@ -361,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     train.bare.kernel_blas()
 
     reps, wu, cap = args.reps, args.warmup, args.max_loop_s
-    with threadpool_limits(limits=args.threads, user_api="blas"):
+    with limit_threads(args.threads):
         libs = blas_libraries()
         a = alternate(
             {"step": step_nb.step, "bare": step_nb.bare.kernel_blas},

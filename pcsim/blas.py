@@ -45,10 +45,14 @@ def default_threads() -> int:
     return n
 
 
-def limit_threads(n: int | None = None) -> threadpool_limits:
+def limit_threads(n: int | None = None, user_api: str | None = "blas") -> threadpool_limits:
     """Limit every loaded BLAS library (numpy's and scipy's) to ``n`` threads (default:
     :func:`default_threads`) from now on; the returned object, used as a context manager,
-    restores the previous limits when the block ends."""
+    restores the previous limits when the block ends. ``user_api=None`` limits OpenMP pools
+    too (threadpoolctl's ``user_api``).
+
+    Use this rather than threadpoolctl directly: the first :class:`~pcsim.circuit.Circuit` of
+    a process applies the default unless this function ran before."""
     global _limited
     # numba's np.dot calls scipy's BLAS: load it now, or the limit would not reach it
     import scipy.linalg.cython_blas  # noqa: F401
@@ -57,7 +61,7 @@ def limit_threads(n: int | None = None) -> threadpool_limits:
     if count < 1:
         raise ValueError(f"BLAS threads must be a positive integer, got {n!r}")
     _limited = True
-    return threadpool_limits(limits=count, user_api="blas")
+    return threadpool_limits(limits=count, user_api=user_api)
 
 
 def first_run_default() -> None:
