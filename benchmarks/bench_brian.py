@@ -30,10 +30,10 @@ import tempfile
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from pcsim import __version__, network
 from pcsim.algorithms import IPC, initial_activities
+from pcsim.blas import limit_threads
 from pcsim.circuit import Circuit
 from pcsim.engines.brian import BrianEngine
 from pcsim.engines.clocked import ClockedEngine
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} cpus, {platform.python_version()}",
         "pcsim_version": __version__,
     }
-    with threadpool_limits(1):
+    with limit_threads(1, user_api=None):
         pc = bench_pcsim(net, x, y, args.steps, args.repeats)
         rows = [("pcsim clocked numba", pc["build_s"], pc["run_s"], 0.0)]
         results["pcsim"] = {k: v for k, v in pc.items() if k != "weights"}

@@ -14,10 +14,10 @@ import argparse
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from hardware_models import load_preset
 from pcsim import network
+from pcsim.blas import limit_threads
 from pcsim.circuit import Circuit
 from pcsim.engines.clocked import ClockedEngine
 
@@ -41,7 +41,7 @@ def main() -> None:
     free = [False, True, True, False]
     eng = ClockedEngine(dt=0.1)
     times: dict[str, list[float]] = {k: [] for k in circuits}
-    with threadpool_limits(args.threads):
+    with limit_threads(args.threads, user_api=None):
         for k, c in circuits.items():
             for _ in range(10):
                 eng.step(c, states[k], free)

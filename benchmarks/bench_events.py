@@ -25,10 +25,10 @@ import time
 
 import numba
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from pcsim import network
 from pcsim.algorithms import initial_activities
+from pcsim.blas import limit_threads
 from pcsim.circuit import Circuit
 from pcsim.engines.clocked import ClockedEngine
 from pcsim.engines.events import EventsEngine
@@ -79,7 +79,7 @@ def main() -> None:
         n = clocked.run(cl_circ, cl_xs, free, args.tau, on_step=learn)
         return time.perf_counter() - w0, time.process_time() - c0, n
 
-    with threadpool_limits(1):
+    with limit_threads(1, user_api=None):
         events.run(ev_circ, ev_xs, free, 1.0, tau_w=TAU_W)  # compile / warm up
         clocked.run(cl_circ, cl_xs, free, 1.0, on_step=learn)
         ev_wall, ev_cpu, ev_n, cl_wall, cl_cpu = [], [], [], [], []

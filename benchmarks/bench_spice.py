@@ -26,10 +26,10 @@ import os
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from hardware_models import load_preset
 from pcsim import network, spice
+from pcsim.blas import limit_threads
 from pcsim.circuit import Circuit
 from pcsim.engines.clocked import ClockedEngine
 
@@ -80,7 +80,7 @@ def main() -> None:
     euler = ClockedEngine("euler", 0.1, backend="numba")
     heun = ClockedEngine("heun", 0.02, backend="numpy")
     rows = []
-    with threadpool_limits(args.threads):
+    with limit_threads(args.threads, user_api=None):
         for s in args.sizes:
             sizes = tuple(int(n) for n in s.split("-"))
             nl = build(sizes)

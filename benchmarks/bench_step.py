@@ -41,10 +41,11 @@ import numba
 import numpy as np
 import scipy
 from numba import njit
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_info
 
 from pcsim import network
 from pcsim.algorithms import IPC, PC, initial_activities
+from pcsim.blas import limit_threads
 from pcsim.circuit import Circuit
 from pcsim.engines.clocked import ClockedEngine
 from pcsim.optim import Adam
@@ -58,7 +59,8 @@ TARGET_RATIO = 1.5
 ADAM_LR = 1e-3
 N_BATCHES = 8  # training cycles through this many random batches
 
-# REFERENCE_NUMBERS.md: measured on another 2-core machine, not here (784-128-128-10 tanh, B 64).
+# docs/sources.md (peer timings): measured on another 2-core machine, not here
+# (784-128-128-10 tanh, B 64).
 JPC_20_STEPS_MS = 3.9  # JPC (jax 0.4.38, CPU): 20 Euler inference steps
 PCX_TRAIN_STEP_MS = 3.4  # PCX 0.6.3: one full training step with T = 20
 
@@ -360,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     train.bare.kernel_blas()
 
     reps, wu, cap = args.reps, args.warmup, args.max_loop_s
-    with threadpool_limits(limits=args.threads, user_api="blas"):
+    with limit_threads(args.threads):
         libs = blas_libraries()
         a = alternate(
             {"step": step_nb.step, "bare": step_nb.bare.kernel_blas},
@@ -402,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     alone_t = _mean([ref["bare"], a["bare"]])
     s_a = "(a) 784-256-256-10 tanh, batch 64: one Euler inference step (dt 0.1)"
     s_b = "(b) 784-128-128-10 tanh, batch 64, Adam: training steps"
-    s_c = "context: REFERENCE_NUMBERS.md, measured on ANOTHER 2-core machine"
+    s_c = "context: docs/sources.md, measured on ANOTHER 2-core machine"
     bare_b = b_bare_np["bare"]  # numpy np.dot(out=), own loop: hot caches, the fastest
     rows = [
         Row(

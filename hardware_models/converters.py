@@ -7,7 +7,7 @@ exactly; values outside the range are clipped.
 
 Energy: the Walden figure of merit ``FoM = P / (2^ENOB f_s)`` gives an energy per conversion of
 ``E = FoM * 2^bits`` (Walden, IEEE JSAC 1999; state of the art ~1-5 fJ per conversion step,
-Murmann ADC survey, REFERENCE_NUMBERS.md). DACs are costed with the same formula.
+Murmann ADC survey; docs/sources.md). DACs are costed with the same formula.
 Latency: a SAR ADC resolves one bit per cycle, ``(bits + 1) * t_cycle`` (NeuroSim's
 ``(log2 levels + 1)`` ns).
 """

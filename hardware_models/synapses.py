@@ -39,7 +39,7 @@ PCM_PROG_COEFF_US: tuple[float, float, float] = (0.26348, 1.9650, -1.1731)
 def pcm_programming_noise_s(g_hat: np.ndarray | float) -> np.ndarray | float:
     """PCM programming-noise std in siemens at normalised conductance ``g_hat = g / g_max``.
 
-    Nandakumar et al. 2019 (aihwkit ``PCMLikeNoiseModel.prog_coeff``), REFERENCE_NUMBERS.md.
+    Nandakumar et al. 2019 (aihwkit ``PCMLikeNoiseModel.prog_coeff``), docs/sources.md.
     """
     c0, c1, c2 = PCM_PROG_COEFF_US
     return (c0 + c1 * g_hat + c2 * g_hat * g_hat) * 1e-6

@@ -5,8 +5,8 @@ leaks, rails, error-unit gain/offset, noise amplitudes, how weights are read and
 converters at the edges, the simulated time and the energy ledger. With no chip, or the
 ``ideal`` chip, every hook is the identity, so a run is bit for bit the pure algorithm.
 
-Time is in units of ``tau_x``; ``chip.tau_x_s`` converts to seconds. Costs (DESIGN.md section
-4) are charged as the engines report what happened:
+Time is in units of ``tau_x``; ``chip.tau_x_s`` converts to seconds. Costs (docs/math.md,
+section 6) are charged as the engines report what happened:
 
 - static power of every biased unit (value and error units) x time, per sample circuit;
 - crossbar reads: each synapse conducts continuously in both directions (predictions up,
@@ -29,6 +29,7 @@ import numpy as np
 
 from hardware_models import Chip
 from hardware_models.costs import EnergyLedger
+from pcsim import blas
 from pcsim.field import UnitParams
 from pcsim.network import Network
 
@@ -132,6 +133,7 @@ class Circuit:
     )
 
     def __post_init__(self) -> None:
+        blas.first_run_default()  # a simulation starts: one BLAS thread unless set already
         sizes, dt = self.net.sizes, self.net.dtype
         self.tau_scale = [np.ones(n, dt) for n in sizes]
         self.units = UnitParams.ideal(sizes, dt)

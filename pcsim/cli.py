@@ -345,12 +345,18 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from pcsim.blas import limit_threads
     from pcsim.config import ConfigError
     from pcsim.data import DataError
     from pcsim.engines.clocked import DivergenceError
     from pcsim.results import ResultsError
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:  # a run starts here: one BLAS thread unless PCSIM_BLAS_THREADS says otherwise
+        limit_threads()
+    except ValueError as exc:
+        print(f"pcsim: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if argv and argv[0] == "sweep":
         from pcsim.sweep import sweep_main
 

@@ -139,7 +139,7 @@ def export_brian2(
 ) -> tuple[Path, Path]:
     """Write ``out_path`` (a Brian2 script) and the ``.npz`` beside it; return both paths.
 
-    ``net`` (or a circuit, e.g. a :class:`pcsim.engines.brian.QuantisedCircuit`) starts from
+    ``net`` (or a circuit, e.g. a :class:`pcsim.quantised.QuantisedCircuit`) starts from
     the feedforward activities of the bottom-layer value ``x0`` (the input in supervised mode),
     with the top layer clamped to ``y`` (None: the top is free). Runs ``duration`` (tau_x units)
     with Euler step ``dt``; ``lr`` (None: frozen weights) is the iPC SGD step per Euler step.

@@ -1,6 +1,6 @@
 """THE vector field of predictive coding, written once (numpy reference).
 
-For layers ``l = 1..L`` (DESIGN.md section 1; shapes in ``pcsim.network``)::
+For layers ``l = 1..L`` (docs/math.md; shapes in ``pcsim.network``)::
 
     mu_l  = a_l * phi_{l-1}(x_{l-1}) @ W_l.T (+ b_l) (+ x_{l-1} if residual)
     eps_l = x_l - mu_l

@@ -1,6 +1,6 @@
 """Fully connected predictive coding networks: topology, parameterisation, initialisation.
 
-Convention (DESIGN.md section 1). Layers ``l = 0..L``; ``x_0`` is the bottom of the
+Convention (docs/math.md). Layers ``l = 0..L``; ``x_0`` is the bottom of the
 prediction chain (input in supervised mode, latent/label in generative mode), ``x_L`` the top
 (target in supervised mode, data in generative mode). For ``l = 1..L``::
 

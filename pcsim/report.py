@@ -34,7 +34,7 @@ _UNITS = {  # run-configuration fields whose unit the name does not say
     "data.limit_train": "samples",
     "data.test_fraction": "fraction",
 }
-_SUFFIX_UNITS = {  # the project names quantities with their unit (DESIGN.md section 6)
+_SUFFIX_UNITS = {  # the project names quantities with their unit (docs/architecture.md)
     "_j": "J",
     "_f": "F",
     "_v": "V",

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from pcsim import __version__, learning_rule, network
 from pcsim import checkpoint as ckpt
 from pcsim.algorithms import make_algorithm
+from pcsim.blas import limit_threads
 from pcsim.circuit import Circuit
 from pcsim.config import ConfigError, RunConfig
 from pcsim.data import Dataset, load_dataset
@@ -280,7 +280,7 @@ def execute(
     fingerprint = ckpt.data_fingerprint(data) if (checkpoint or resume) else ""
     prior = float(resume.state["elapsed_s"]) if resume is not None else 0.0
     t0 = time.perf_counter()
-    with threadpool_limits(cfg.blas_threads):
+    with limit_threads(cfg.blas_threads, user_api=None):
         run = prepare(cfg, data, progress=progress, should_stop=should_stop)
         chip, net, bp_net, circ, trainer = run.chip, run.net, run.bp_net, run.circ, run.trainer
         clocked, algorithm = run.clocked, trainer.algorithm

@@ -5,7 +5,7 @@ Each weight layer of a linear network is one linear map (column-vector conventio
     M_l = a_l W_l (+ I if layer l is residual),   shape (n_l, n_{l-1}),   l = 1..L
 
 so that ``mu_l = M_l x_{l-1}`` and ``F = (1/B) sum_i sum_l 1/2 ||x_l - M_l x_{l-1}||^2``
-(DESIGN.md section 1; row-major batches ``(B, n_l)`` in and out, as everywhere in pcsim).
+(docs/math.md; row-major batches ``(B, n_l)`` in and out, as everywhere in pcsim).
 
 With both ends clamped (``x_0 = x``, ``x_L = y``) the energy is a convex quadratic in the hidden
 activities. Its minimum is that of a linear Gaussian chain ``x_l = M_l x_{l-1} + eps_l`` with
@@ -17,7 +17,7 @@ unit-variance errors conditioned on its end: ``x_L = M x_0 + sum_l P_l eps_l`` w
     eps_l* = P_l^T S^{-1} r.
 
 Without skips ``P_{l-1} = (prod_{k=l..L} a_k) W_L ... W_l``, which is the formula of Innocenti
-et al. 2024 (REFERENCE_NUMBERS.md, "Deep linear networks"): its sum index ``l = 2..L`` labels
+et al. 2024 (docs/sources.md, "[Saddles]"): its sum index ``l = 2..L`` labels
 the first weight of the product, i.e. the term for the error ``eps_{l-1}`` of layer ``l-1``;
 the ``I`` is the term for ``eps_L``. Since ``S >= I``, ``F* <= `` the BP loss ``1/2 ||r||^2``.
 Everything here is computed in float64.

@@ -16,20 +16,20 @@ import sysconfig
 import numpy as np
 import pytest
 
+from hardware_models.quantisers import UniformQuantiser
 from pcsim import config, field, network
 from pcsim.algorithms import IPC, initial_activities
 from pcsim.circuit import Circuit
 from pcsim.engines.brian import (
     BrianEngine,
     BrianUnsupported,
-    QuantisedCircuit,
-    UniformQuantiser,
     check_config,
     clocked_reference,
 )
 from pcsim.engines.clocked import ClockedEngine
 from pcsim.export_brian import export_brian2, export_from_config, trajectory_difference
 from pcsim.optim import SGD
+from pcsim.quantised import QuantisedCircuit
 
 pytest.importorskip("brian2")
 

@@ -113,14 +113,3 @@ def test_diverging_simulation_names_layer_and_time(rng):
     xs = random_state(net, 2, rng)
     with pytest.raises(DivergenceError, match=r"layer [12] .* at t = [0-9.]+ tau_x"):
         ClockedEngine(dt=3.0).run(Circuit(net), xs, _supervised_free(net), 200.0)
-
-
-def test_blas_runs_on_one_thread_by_default():
-    """Two OpenBLAS libraries (numpy's, and scipy's that numba calls) with several threads
-    each slow every step by 10-100x; pcsim sets one thread at import."""
-    from threadpoolctl import threadpool_info
-
-    import pcsim.kernels  # noqa: F401
-
-    blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
-    assert len(blas) >= 1 and all(i["num_threads"] == 1 for i in blas), blas

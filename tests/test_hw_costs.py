@@ -57,7 +57,7 @@ def test_ledger_accumulates_and_round_trips():
 
 def test_latency_helpers():
     assert settling_latency(12.0, 100e-9) == pytest.approx(1.2e-6, rel=1e-12)
-    # REFERENCE_NUMBERS.md: settling to N bits takes ~(N+1) ln2 tau
+    # docs/sources.md (RC settling): settling to N bits takes ~(N+1) ln2 tau
     assert rc_settling_time_s(100e-9, 8) == pytest.approx(9 * math.log(2) * 100e-9, rel=1e-12)
 
 

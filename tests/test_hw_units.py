@@ -17,7 +17,8 @@ def test_tau_is_c_over_g():
 
 
 def test_kt_over_c_matches_reference_numbers():
-    # REFERENCE_NUMBERS.md: kT/C rms 2.0 mV at 1 fF, 0.64 mV at 10 fF, 64 uV at 1 pF (300 K)
+    # docs/sources.md (thermal noise at 300 K): kT/C rms 2.0 mV at 1 fF, 0.64 mV at 10 fF,
+    # 64 uV at 1 pF
     assert math.sqrt(kt_over_c_v2(1e-15, 300.0)) == pytest.approx(2.0e-3, rel=0.02)
     assert math.sqrt(kt_over_c_v2(10e-15, 300.0)) == pytest.approx(0.64e-3, rel=0.02)
     assert math.sqrt(kt_over_c_v2(1e-12, 300.0)) == pytest.approx(64e-6, rel=0.02)

@@ -6,6 +6,7 @@ the conductance mapping and the raw-file parser are checked without it. Budget: 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 
@@ -99,6 +100,41 @@ def test_conductances_are_the_chips_differential_pairs_of_the_read_weights():
         # the read-out gain: mu = a W phi in volts needs R_f = a w_max / (g_max - g_min)
         rf = float(re.search(rf"^Xmu{k + 1}_0 .* tia rf=(\S+)$", nl.text, re.MULTILINE)[1])
         assert rf == pytest.approx(circ.net.scales[k] * cb.w_max / (syn.g_max_s - syn.g_min_s))
+
+
+def test_export_is_the_rendered_model():
+    """``export`` is ``render(netlist_model(...))``; the model carries the physical numbers."""
+    circ, x, y = make(chip=rram(), P=2)
+    kw = dict(presentation_time=4.0, tau_w=10.0, source="unit test")
+    model = spice.netlist_model(circ, x, y, **kw)
+    assert spice.render(model) == spice.export(circ, x, y, **kw).text
+    vu = circ.chip.value_units
+    assert model.tau_x_s == pytest.approx(vu.capacitance_f / vu.conductance_s)
+    assert model.stop_s == pytest.approx(2 * 4.0 * model.tau_x_s)
+    assert model.weight_gw_s == pytest.approx(vu.capacitance_f / (10.0 * model.tau_x_s))
+    for k, cb in enumerate(model.crossbars):  # the pairs encode the weights the chip reads
+        W = (cb.g_plus_s - cb.g_minus_s) * cb.w_map / cb.span_s
+        assert np.allclose(W, circ.read_weights()[k], rtol=1e-9, atol=1e-12)
+
+
+@needs_ngspice
+def test_the_renderer_reads_only_the_model():
+    """Conductances changed in the model (not in the circuit) set the settled prediction: a
+    one-layer linear net with its top free relaxes as ``x(t) = mu (1 - exp(-t / tau))`` from
+    rest, ``mu = a (G+ - G-) x0 / k``, ``k = (g_max - g_min) / w_map``, ``tau = C / g``."""
+    circ, x, _ = make(act="linear", sizes=(2, 1), P=1, top=False)
+    model = spice.netlist_model(circ, x, None, presentation_time=6.0, x_init="rest")
+    cb = model.crossbars[0]
+    gp, gm = np.array([[10e-6, 0.0]]), np.array([[0.0, 5e-6]])
+    model = dataclasses.replace(
+        model, crossbars=[dataclasses.replace(cb, g_plus_s=gp, g_minus_s=gm)]
+    )
+    res = spice.run(spice.render(model))
+    mu = cb.scale * float((((gp - gm) * cb.w_map / cb.span_s) @ model.bottom[0])[0])
+    mu_circ = cb.scale * float((circ.read_weights()[0] @ model.bottom[0])[0])
+    assert abs(mu - mu_circ) > 0.1  # the circuit alone would settle elsewhere
+    expect = mu * (1.0 - np.exp(-res.time_s / model.tau_x_s))
+    assert np.max(np.abs(res["x1_0"] - expect)) < 1e-4 * abs(mu)
 
 
 def test_run_without_ngspice_says_how_to_install(monkeypatch, tmp_path):

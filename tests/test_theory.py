@@ -102,7 +102,7 @@ def test_closed_form_matches_numerical_minimum(case: tuple) -> None:
 
 @pytest.mark.parametrize("case", [c for c in CASES if not c[4]], ids=lambda c: str(c[:2]))
 def test_closed_form_matches_reference_formula(case: tuple) -> None:
-    """REFERENCE_NUMBERS.md, Innocenti et al. 2024, written out literally (no skips)."""
+    """docs/math.md (from Innocenti et al. 2024), written out literally (no skips)."""
     net, x, y = make(case, seed=3)
     L = net.n_layers
     a = {l: net.scales[l - 1] for l in range(1, L + 1)}

@@ -18,7 +18,7 @@ is frozen (h clamped to the one-hot target), the input is not a vode (clamped).
 
 Conventions and their mapping
 -----------------------------
-- Energy. pcsim (DESIGN.md section 1): F = (1/B) sum_batch sum_l 1/2 ||eps_l||^2, a batch
+- Energy. pcsim (docs/math.md): F = (1/B) sum_batch sum_l 1/2 ||eps_l||^2, a batch
   mean. PCX's Vode energy is sum_l 1/2 ||eps_l||^2 per sample; the training ``energy``
   function here (as in PCX's examples) ``psum``s it over the vmapped batch axis, so
   E_pcx = B * F_pcsim. Compared: E_pcx / B against F.
@@ -422,14 +422,15 @@ def main(argv=None) -> int:
     import jax
     import jax.numpy as jnp
     import scipy.linalg.cython_blas  # noqa: F401  numba's np.dot calls scipy's OpenBLAS: load it
-    from threadpoolctl import threadpool_limits  # before limiting, or it keeps all its threads
+
+    from pcsim.blas import limit_threads  # before limiting, or it keeps all its threads
 
     jax.config.update("jax_platforms", "cpu")
     x, y, data_desc = make_data(args.data, args.seed)
     weights, biases = make_params(args.seed)
     xj, yj = jnp.asarray(x), jnp.asarray(y)
 
-    with threadpool_limits(limits=args.threads):
+    with limit_threads(args.threads, user_api=None):
         ps = PcsimSide(weights, biases, args.optimizer)
         px_side = build_pcx(weights, biases, args.optimizer)
         agree = agreement(ps, px_side, x, y, xj, yj)

@@ -36,8 +36,9 @@ Chip units (tau mismatch, leak, error-unit gain and offset, rails, thermal noise
 parameters. Quantised weights: a chip's crossbar (``hardware_models``) quantises when it is
 programmed, so its stored weights already sit on the levels and a frozen-weight run reads them
 as they are. For a quantised *read* of full-precision stored weights, ``w_read`` is a
-subexpression of ``w`` (:class:`UniformQuantiser`), and pcsim reads through the same function
-in :class:`QuantisedCircuit`; learning then writes the stored ``w``, as pcsim does.
+subexpression of ``w`` (:class:`hardware_models.quantisers.UniformQuantiser`), and pcsim reads
+through the same function in :class:`pcsim.quantised.QuantisedCircuit`; learning then writes the
+stored ``w``, as pcsim does.
 
 What Brian2 cannot express is refused with :class:`BrianUnsupported`: one weight matrix learned
 across a batch (a summed variable targets a pre- or postsynaptic group, never another synapse,
@@ -66,9 +67,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hardware_models.quantisers import UniformQuantiser
 from pcsim.activations import LEAKY_SLOPE
 from pcsim.circuit import Circuit
 from pcsim.network import Network
+from pcsim.quantised import QuantisedCircuit
 
 TARGETS = ("numpy", "cython", "cpp_standalone")
 
@@ -113,52 +116,10 @@ def _dphi_expr(act: str, v: str = "x") -> str:
 
 
 # --- quantised weight reads -----------------------------------------------------------------
-@dataclass(frozen=True)
-class UniformQuantiser:
-    """Uniform weight levels: ``bits`` bits sign-magnitude over ``[-w_max, w_max]``.
-
-    ``k_max = 2**(bits-1) - 1`` levels each side of zero, ``delta = w_max / k_max``;
-    ``read(w) = clip(floor(w / delta + 1/2), -k_max, k_max) * delta`` (round half up, the same
-    formula in numpy and in Brian2's expression language, which has no round()).
-    """
-
-    bits: int
-    w_max: float
-
-    def __post_init__(self) -> None:
-        if int(self.bits) < 2:
-            raise ValueError(f"quantiser bits must be >= 2, got {self.bits}")
-        if not (self.w_max > 0 and math.isfinite(self.w_max)):
-            raise ValueError(f"quantiser w_max must be > 0, got {self.w_max}")
-
-    @property
-    def k_max(self) -> int:
-        return 2 ** (int(self.bits) - 1) - 1
-
-    @property
-    def delta(self) -> float:
-        return float(self.w_max) / self.k_max
-
-    def read(self, w: np.ndarray) -> np.ndarray:
-        k = float(self.k_max)
-        return np.clip(np.floor(w / self.delta + 0.5), -k, k) * self.delta
-
-    def brian_expr(self, w: str = "w") -> str:
-        return f"clip(floor({w}/qdelta + 0.5), -qkmax, qkmax)*qdelta"
-
-
-@dataclass
-class QuantisedCircuit(Circuit):
-    """A circuit whose MACs read ``quantiser.read(W)`` of the stored weights (writes stay at
-    full precision). Stand-in for the chip's quantised crossbar until the chip layer provides
-    one; the Brian2 model reads through the same function."""
-
-    quantiser: UniformQuantiser | None = None
-
-    def read_weights(self) -> tuple[np.ndarray, ...]:
-        if self.quantiser is None:
-            return tuple(self.net.weights)
-        return tuple(np.ascontiguousarray(self.quantiser.read(W)) for W in self.net.weights)
+def _quantised_read_expr(w: str = "w") -> str:
+    """:meth:`UniformQuantiser.read` in Brian2's expression language (which has no round():
+    round half up is ``floor(x + 1/2)``); ``qdelta`` and ``qkmax`` are namespace constants."""
+    return f"clip(floor({w}/qdelta + 0.5), -qkmax, qkmax)*qdelta"
 
 
 # --- the model as a plain description ----------------------------------------------------------
@@ -353,7 +314,7 @@ def model_spec(
         wread = "w"
         if quant is not None:
             ns["qdelta"], ns["qkmax"] = quant.delta, float(quant.k_max)
-            lines.append(f"w_read = {quant.brian_expr('w')} : 1")
+            lines.append(f"w_read = {_quantised_read_expr('w')} : 1")
             wread = "w_read"
         summed = {"mu_post": ORDER_MU}
         lines.append(f"mu_post = {wread}*{pre} : 1 (summed)")

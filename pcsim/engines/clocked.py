@@ -4,9 +4,9 @@ Every step integrates the vector field of :mod:`pcsim.field` for the free layers
 in units of ``tau_x`` (``gamma = dt / tau_unit`` per unit). The Euler and Euler-Maruyama
 steps run through the fused numba kernel (``backend="numba"``) or the numpy reference
 (``backend="numpy"``); Heun, a validation method, always uses the reference.
-Noise follows DESIGN.md: ``x += sigma * sqrt(dt / tau) * N(0, 1)``, the normals drawn by
-:func:`pcsim.vecmath.standard_normal` from the circuit's Generator (the same draws, in the
-same order, on both backends).
+Noise follows docs/math.md (section 5): ``x += sigma * sqrt(dt / tau) * N(0, 1)``, the
+normals drawn by :func:`pcsim.vecmath.standard_normal` from the circuit's Generator (the same
+draws, in the same order, on both backends).
 """
 
 from __future__ import annotations

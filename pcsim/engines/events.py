@@ -31,7 +31,7 @@ Why this relaxation form (and not an Euler step ``x += (h / tau) d``):
 2. *No overshoot however long a unit was silent.* Every update is a convex combination
    ``(1 - w) x + w c`` with ``w = 1 - exp(-h/tau)`` in ``(0, 1)``. An explicit Euler step on
    stale inputs has the unbounded factor ``h / tau``: a unit that fired rarely (rate mismatch,
-   Poisson gaps) jumps far past its target and the network diverges (DESIGN.md section 3;
+   Poisson gaps) jumps far past its target and the network diverges (docs/math.md, section 5;
    ``update="euler"`` reproduces it for comparison). For the error units, whose drift is
    linear in their own state, the exponential update is the exact solution over the
    interval.
