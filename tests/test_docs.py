@@ -73,7 +73,7 @@ def test_the_scan_finds_the_citations():
     assert "docs/math.md" in field
     bench = named_files(ROOT / "benchmarks" / "README.md")
     assert {"RESULTS.md", "peers/README.md", "docs/sources.md"} <= bench
-    assert "pcm.toml" in named_files(ROOT / "hardware_models" / "presets" / "rram.toml")
+    assert "pcm.toml" in named_files(ROOT / "hardware_models" / "presets" / "sram-cim.toml")
     assert "hardware_models/presets/<name>.toml" in named_files(
         ROOT / "hardware_models" / "chip.py"
     )
