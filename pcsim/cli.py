@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from pcsim import __version__
+from pcsim.compare import format_baselines
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
@@ -35,37 +36,43 @@ def _print_summary(s: dict) -> None:
     if "bp_test_accuracy" in s:
         rows.append(("BP test accuracy", f"{s['bp_test_accuracy']:.2%} (same net and init)"))
     if s.get("energy_per_sample_j"):
+        ratio, bname = s.get("energy_ratio"), s.get("baseline_name", "digital")
         rows += [
             (
                 "train energy/sample",
                 f"{s['energy_per_sample_j']:.3g} J on the chip, "
-                f"{s['baseline_energy_per_sample_j']:.3g} J digital BP "
-                f"({s['energy_ratio']:.3g}x less)",
+                f"{s['baseline_energy_per_sample_j']:.3g} J {bname} BP"
+                + (f" ({ratio:.3g}x less)" if ratio else ""),
             ),
             (
                 "train time/sample",
                 f"{s['latency_per_sample_s']:.3g} s on the chip, "
-                f"{s['baseline_latency_per_sample_s']:.3g} s digital BP",
+                f"{s['baseline_latency_per_sample_s']:.3g} s {bname} BP",
             ),
         ]
     if s.get("inference_energy_per_sample_j"):
         settled = "" if s["inference_settled"] else " (not settled)"
+        base = s.get("baseline_inference_name", "digital")
         rows += [
             (
                 "inference energy",
                 f"{s['inference_energy_per_sample_j']:.3g} J/sample on the chip, "
-                f"{s['baseline_inference_energy_per_sample_j']:.3g} J digital",
+                f"{s['baseline_inference_energy_per_sample_j']:.3g} J {base}",
             ),
             (
                 "inference latency",
                 f"{s['inference_latency_per_sample_s']:.3g} s/sample "
                 f"({s['inference_settle_tau']:.0f} tau_x){settled}, "
-                f"{s['baseline_inference_latency_per_sample_s']:.3g} s digital",
+                f"{s['baseline_inference_latency_per_sample_s']:.3g} s {base}",
             ),
         ]
     rows.append(("wall time", f"{s['train_seconds']:.1f} s"))
     width = max(len(k) for k, _ in rows)
     print("\n".join(f"  {k:<{width}}  {v}" for k, v in rows))
+    table = format_baselines(s)
+    if table:
+        print("  digital baselines:")
+        print("\n".join("    " + line for line in table))
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from pcsim import __version__, network
 from pcsim import checkpoint as ckpt
 from pcsim.algorithms import make_algorithm
 from pcsim.circuit import Circuit
+from pcsim.compare import baseline_summary
 from pcsim.config import ConfigError, RunConfig
 from pcsim.data import Dataset, load_dataset
 from pcsim.engines.brian import BrianEngine
@@ -335,7 +336,7 @@ def execute(
                 raise cp.interrupted(done) from None
         check_stop()
     n_presented = len(data.x_train) * cfg.learning.epochs
-    digital = chip.digital_baseline(list(net.sizes), cfg.learning.batch_size, n_presented)
+    digital = chip.baselines(list(net.sizes), cfg.learning.batch_size)
     breakdown = {k: v / n_presented for k, v in train_ledger.items()}
     energy = float(sum(breakdown.values()))
     summary: dict[str, Any] = {
@@ -361,11 +362,7 @@ def execute(
         "energy_per_sample_j": energy,
         "latency_per_sample_s": T * chip.tau_x_s,
         "energy_breakdown_j": breakdown,
-        "baseline_energy_per_sample_j": digital.train_energy_per_sample_j,
-        "baseline_latency_per_sample_s": digital.train_latency_per_sample_s,
-        "baseline_inference_energy_per_sample_j": digital.inference_energy_per_sample_j,
-        "baseline_inference_latency_per_sample_s": digital.inference_latency_per_sample_s,
-        "energy_ratio": digital.train_energy_per_sample_j / energy if energy > 0 else None,
+        "node_nm": chip.node_nm,
         "seed": cfg.seed,
         "pcsim_version": __version__,
     }
@@ -377,6 +374,17 @@ def execute(
             inference_settled=inference.settled,
             inference_energy_breakdown_j=inference.breakdown_j,
         )
+    # digital baselines (FP32/FP16/INT8 at the chip's node and 45 nm) and the fair defaults
+    summary.update(
+        baseline_summary(
+            digital,
+            chip.node_nm,
+            energy,
+            T * chip.tau_x_s,
+            summary.get("inference_energy_per_sample_j"),
+            summary.get("inference_latency_per_sample_s"),
+        )
+    )
     if baseline is not None:
         summary["bp_train_accuracy"] = baseline.train_accuracy[-1]
         summary["bp_test_accuracy"] = baseline.test_accuracy[-1]
