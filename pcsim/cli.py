@@ -22,6 +22,20 @@ EXIT_DIVERGED = 3
 EXIT_INTERRUPTED = 130
 
 
+NOT_SETTLED = "NOT SETTLED"  # the marker of an inference that did not settle within its cap
+
+
+def _inference_text(s: dict, prefix: str) -> str:
+    """One protocol's inference figures, or the not-settled marker (never the cap's numbers)."""
+    if not s.get(f"{prefix}_settled"):
+        return f"{NOT_SETTLED} within {s.get('inference_max_tau', float('nan')):g} tau_x"
+    return (
+        f"{s[f'{prefix}_energy_per_sample_j']:.3g} J/sample, "
+        f"{s[f'{prefix}_latency_per_sample_s']:.3g} s/sample "
+        f"({s[f'{prefix}_settle_tau']:.3g} tau_x)"
+    )
+
+
 def _print_summary(s: dict) -> None:
     rows = [
         ("algorithm", s["algorithm"]),
@@ -50,22 +64,20 @@ def _print_summary(s: dict) -> None:
                 f"{s['baseline_latency_per_sample_s']:.3g} s {bname} BP",
             ),
         ]
-    if s.get("inference_energy_per_sample_j"):
-        settled = "" if s["inference_settled"] else " (not settled)"
+    if "inference_settled" in s:
         base = s.get("baseline_inference_name", "digital")
         rows += [
             (
-                "inference energy",
-                f"{s['inference_energy_per_sample_j']:.3g} J/sample on the chip, "
-                f"{s['baseline_inference_energy_per_sample_j']:.3g} J {base}",
-            ),
-            (
-                "inference latency",
-                f"{s['inference_latency_per_sample_s']:.3g} s/sample "
-                f"({s['inference_settle_tau']:.0f} tau_x){settled}, "
+                "inference (deployed)",
+                _inference_text(s, "inference")
+                + f"; {s['baseline_inference_energy_per_sample_j']:.3g} J, "
                 f"{s['baseline_inference_latency_per_sample_s']:.3g} s {base}",
             ),
         ]
+        if "inference_free_settled" in s:
+            rows.append(("inference (free)", _inference_text(s, "inference_free")))
+        if "inference_settle_criterion" in s:
+            rows.append(("settled means", s["inference_settle_criterion"]))
     rows.append(("wall time", f"{s['train_seconds']:.1f} s"))
     width = max(len(k) for k, _ in rows)
     print("\n".join(f"  {k:<{width}}  {v}" for k, v in rows))
