@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import signal
 import sys
@@ -20,6 +21,24 @@ from pcsim.compare import format_baselines
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
 EXIT_INTERRUPTED = 130
+
+
+def _pm(s: dict, key: str) -> str:
+    """An accuracy as a percentage, with ``± std`` when the summary has several seeds."""
+    std = s.get(f"{key}_std")
+    if std is None or not math.isfinite(std):
+        return f"{s[key]:.2%}"
+    return f"{s[key]:.2%} ± {100 * std:.2f}"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return n
 
 
 NOT_SETTLED = "NOT SETTLED"  # the marker of an inference that did not settle within its cap
@@ -44,11 +63,13 @@ def _print_summary(s: dict) -> None:
         ("data", f"{s['dataset']} ({s['n_train']} train / {s['n_test']} test)"),
         ("network", "-".join(map(str, s["sizes"])) + f" {s['activation']}"),
         ("epochs", s["epochs"]),
-        ("train accuracy", f"{s['train_accuracy']:.2%}"),
-        ("test accuracy", f"{s['test_accuracy']:.2%}"),
+        ("train accuracy", _pm(s, "train_accuracy")),
+        ("test accuracy", _pm(s, "test_accuracy")),
     ]
+    if s.get("n_seeds", 1) > 1:
+        rows.append(("seeds", f"{s['n_seeds']} ({', '.join(map(str, s['seeds']))}): mean ± std"))
     if "bp_test_accuracy" in s:
-        rows.append(("BP test accuracy", f"{s['bp_test_accuracy']:.2%} (same net and init)"))
+        rows.append(("BP test accuracy", _pm(s, "bp_test_accuracy") + " (same net and init)"))
     if s.get("energy_per_sample_j"):
         ratio, bname = s.get("energy_ratio"), s.get("baseline_name", "digital")
         rows += [
@@ -56,7 +77,13 @@ def _print_summary(s: dict) -> None:
                 "train energy/sample",
                 f"{s['energy_per_sample_j']:.3g} J on the chip, "
                 f"{s['baseline_energy_per_sample_j']:.3g} J {bname} BP"
-                + (f" ({ratio:.3g}x less)" if ratio else ""),
+                + (
+                    ""
+                    if not ratio
+                    else f" ({ratio:.3g}x less)"
+                    if ratio >= 1
+                    else f" ({1 / ratio:.3g}x more)"
+                ),
             ),
             (
                 "train time/sample",
@@ -107,15 +134,29 @@ def cmd_run(args: argparse.Namespace) -> int:
             ) from None
     else:
         cfg = config.RunConfig()
+    if args.seeds is not None:
+        cfg.seeds = args.seeds
+    if cfg.seeds > 1 and (resume is not None or args.checkpoint_every or args.checkpoint):
+        raise config.ConfigError(
+            "seeds: checkpoints hold one seed; run several seeds without --checkpoint-every "
+            "and --resume"
+        )
     if args.out:
         results.check_writable(args.out)
     policy = _checkpoint_policy(args, resume)
     stop = _StopOnSignal()
     stop.install()
     try:
-        res = execute(
-            cfg, progress=not args.quiet, checkpoint=policy, resume=resume, should_stop=stop
-        )
+        if cfg.seeds > 1:
+            from pcsim.seeds import execute_seeds
+
+            res = execute_seeds(
+                cfg, lambda c: execute(c, progress=not args.quiet, should_stop=stop)
+            )
+        else:
+            res = execute(
+                cfg, progress=not args.quiet, checkpoint=policy, resume=resume, should_stop=stop
+            )
     except Interrupted as exc:
         code = 128 + (stop.signum or signal.SIGINT)
         if exc.checkpoint is None:
@@ -315,6 +356,12 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="write results to this HDF5 file (atomically)")
     r.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.add_argument(
+        "--seeds",
+        type=_positive_int,
+        metavar="N",
+        help="run N seeds (seed, seed + 1, ...) and report mean and std (overrides seeds =)",
+    )
     r.add_argument(
         "--checkpoint-every",
         metavar="N[b|m]",

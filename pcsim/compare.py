@@ -17,7 +17,7 @@ from hardware_models.baselines import (
     BaselineCost,
 )
 
-__all__ = ["baseline_summary", "format_baselines"]
+__all__ = ["baseline_summary", "format_baselines", "refresh_ratios"]
 
 
 def _ratio(base: float, chip: float | None) -> float | None:
@@ -63,6 +63,21 @@ def baseline_summary(
         "baseline_inference_latency_per_sample_s": inf.inference_latency_per_sample_s,
         "energy_ratio": _ratio(tr.train_energy_per_sample_j, train_energy_j),
     }
+
+
+def refresh_ratios(summary: dict[str, Any]) -> None:
+    """Recompute the ratios of ``summary["baselines"]`` against the summary's chip figures
+    (after they were replaced by means over seeds); in place."""
+    chip = {
+        "train_energy": summary.get("energy_per_sample_j"),
+        "train_latency": summary.get("latency_per_sample_s"),
+        "inference_energy": summary.get("inference_energy_per_sample_j"),
+        "inference_latency": summary.get("inference_latency_per_sample_s"),
+    }
+    for row in summary.get("baselines") or []:
+        for what, value in chip.items():
+            unit = "j" if what.endswith("energy") else "s"
+            row[f"{what}_ratio"] = _ratio(row[f"{what}_per_sample_{unit}"], value)
 
 
 def _cell(v: Any, fmt: str) -> str:
