@@ -67,8 +67,9 @@ def combine_summaries(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
         elif _is_figure(key, v):
             vals = [s.get(key) for s in summaries]
             x = np.array([math.nan if u is None else float(u) for u in vals])
-            mean = float(x.mean())
-            std = float(x.std(ddof=1)) if n > 1 else math.nan
+            same = bool(np.all(x == x[0]))  # equal values: exactly their value, std 0
+            mean = float(x[0]) if same else float(x.mean())
+            std = math.nan if n == 1 else 0.0 if same else float(x.std(ddof=1))
             out[key], out[f"{key}_mean"], out[f"{key}_std"] = mean, mean, std
             per_seed[key] = x.tolist()
     out["seeds"] = [int(s.get("seed", 0)) for s in summaries]
