@@ -94,3 +94,18 @@ def test_report_draws_mean_and_std_error_bars_and_prints_the_test_set(tmp_path):
     assert "mean ± std over 3 seeds" in text and "not settled" in text
     png = tmp_path / "plots" / "accuracy_vs_learning_lr.png"
     assert png in written and imread(png).std() > 0.05
+
+
+def test_xarray_has_a_replicate_dimension(tmp_path):
+    pytest.importorskip("xarray")
+    out = tmp_path / "seeds.h5"
+    s, rows = _finished(out)
+    ds = sw.load_sweep(out, as_xarray=True)
+    assert ds["test_accuracy"].dims == ("learning.lr", "chip.preset", "replicate")
+    got = ds["test_accuracy"].sel({"learning.lr": 3e-3, "chip.preset": "pcm"}).values
+    want = [
+        rows[p.index]["test_accuracy"]
+        for p in s.points
+        if p.values == {"learning.lr": 3e-3, "chip.preset": "pcm"}
+    ]
+    np.testing.assert_array_equal(got, want)
