@@ -274,6 +274,10 @@ def execute(
     ``should_stop()`` is polled between batches; True stops at that safe point, writes the
     checkpoint and raises :class:`pcsim.train.Interrupted`.
     """
+    if cfg.seeds != 1:
+        raise ConfigError(
+            f"seeds = {cfg.seeds}: execute runs one seed; use pcsim.seeds.execute_seeds"
+        )
     data = prepare_data(cfg)
     preflight(cfg, data)
     T = cfg.algorithm.presentation_time / cfg.engine.tau_x

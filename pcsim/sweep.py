@@ -116,7 +116,7 @@ _REQUIRED_RESULTS = (
     "wall_time_s",
 )
 _FIELD_PART = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_RESERVED = ("seed", "blas_threads")  # set per point by the sweep itself
+_RESERVED = ("seed", "seeds", "blas_threads")  # set per point by the sweep itself
 
 
 class SweepError(ConfigError):
@@ -374,6 +374,11 @@ def parse_sweep(text: str, base_dir: str | Path = ".", name: str = "sweep") -> S
             cfg = from_dict(d)
         except ValueError as exc:  # ConfigError, or a chip layer's own validation error
             raise SweepError(f"point {i} ({label}): {exc}") from None
+        if cfg.seeds != 1:
+            raise SweepError(
+                f"point {i} ({label}): seeds = {cfg.seeds} in the run configuration; "
+                "a sweep takes its seeds from [sweep] seeds"
+            )
         points.append(Point(i, values, d["seed"], cfg.to_dict()))
     return Sweep(text, base_text, mode, seed, samples, axes, points, name=name, seeds=seeds)
 

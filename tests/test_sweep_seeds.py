@@ -39,6 +39,8 @@ def test_seeds_axis_replicates_every_combination_with_its_own_seed():
     assert [p.seed for p in one.points] == [sw.point_seed(3, i) for i in range(4)]
     with pytest.raises(sw.SweepError, match="sweep.seeds"):
         sw.parse_sweep(SEEDS_SWEEP.replace("seeds = 3", "seeds = 0"))
+    with pytest.raises(sw.SweepError, match=r"\[sweep\] seeds"):
+        sw.parse_sweep("seeds = 2\n" + SEEDS_SWEEP)  # a run's seeds inside a sweep
 
 
 def _finished(path: Path) -> tuple[sw.Sweep, dict]:
