@@ -3,6 +3,7 @@ its figures are their means with sample standard deviations, and a NaN seed make
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from pcsim import config
+from pcsim import config, results
 from pcsim.run import execute
 from pcsim.seeds import combine_summaries, execute_seeds, seed_config
 
@@ -99,3 +100,33 @@ def test_seeds_must_be_positive_one_line_exit_2(tmp_path):
         timeout=120,
     )
     assert r.returncode == 2 and "--seeds" in r.stderr
+
+
+def test_cli_seeds_flag_prints_mean_and_std_and_keeps_per_seed_values(tmp_path):
+    p = tmp_path / "r.toml"
+    p.write_text(TOML)
+    out = tmp_path / "r.h5"
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pcsim.cli",
+            "run",
+            str(p),
+            "--seeds",
+            "2",
+            "--quiet",
+            "--json",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout.strip().splitlines()[-1])
+    assert s["seeds"] == [5, 6] and len(s["per_seed"]["test_accuracy"]) == 2
+    assert s["test_accuracy_std"] == pytest.approx(np.std(s["per_seed"]["test_accuracy"], ddof=1))
+    assert "test accuracy" in r.stdout and " ± " in r.stdout and "2 (5, 6)" in r.stdout
+    assert results.load(out).summary["per_seed"] == s["per_seed"]
