@@ -391,7 +391,9 @@ def execute(
             inference_settle_tol=inference.tol,
             inference_max_tau=inference.max_tau,
         )
-    # digital baselines (FP32/FP16/INT8 at the chip's node and 45 nm) and the fair defaults
+    # digital baselines (FP32/FP16/INT8 at the chip's node and 45 nm) and the fair defaults:
+    # FP16 at the chip's node for training (what digital trainers are built with), INT8 at
+    # the chip's node for inference (the presets' 8-bit I/O); hardware_models.baselines
     summary.update(
         baseline_summary(
             digital,
