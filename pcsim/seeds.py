@@ -34,6 +34,7 @@ NOT_FIGURES = frozenset(
         "seed",
         "gamma",
         "weight_lr",
+        "tau_w",
         "tau_x_s",
         "node_nm",
         "inference_max_tau",
