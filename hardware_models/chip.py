@@ -24,7 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from hardware_models import baselines as _baselines
 from hardware_models._config import ChipConfigError, ConfigBase, check_value, unknown_key_error
+from hardware_models.baselines import BaselineCost
 from hardware_models.converters import ConverterConfig
 from hardware_models.costs import CostConfig, DigitalCost, digital_baseline
 from hardware_models.synapses import Crossbar, SynapseConfig
@@ -47,6 +49,9 @@ class Chip:
 
     name: str = "custom"
     description: str = ""
+    # technology node (nm) the digital baselines are scaled to (hardware_models.baselines);
+    # default: Horowitz ISSCC 2014's 45 nm, where the baseline energies were measured
+    node_nm: float = _baselines.REFERENCE_NODE_NM
     synapses: SynapseConfig = field(default_factory=SynapseConfig)
     value_units: ValueUnitConfig = field(default_factory=ValueUnitConfig)
     error_units: ErrorUnitConfig = field(default_factory=ErrorUnitConfig)
@@ -57,6 +62,16 @@ class Chip:
     def __post_init__(self) -> None:
         check_value("chip.name", self.name, "str")
         check_value("chip.description", self.description, "str")
+        lo, hi = _baselines.NODE_RANGE_NM
+        if (
+            isinstance(self.node_nm, bool)
+            or not isinstance(self.node_nm, int | float)
+            or not lo <= self.node_nm <= hi
+        ):
+            raise ChipConfigError(
+                f"chip.node_nm must be a number of nm within {lo:g}-{hi:g} "
+                f"(Stillmaker and Baas 2017 scaling fits), got {self.node_nm!r}"
+            )
         for key, cls in _SECTIONS.items():
             if not isinstance(getattr(self, key), cls):
                 raise ChipConfigError(f"chip.{key} must be a {cls.__name__}")
@@ -100,18 +115,23 @@ class Chip:
         """Backprop on a digital FP32 accelerator with this chip's baseline constants."""
         return digital_baseline(layer_sizes, batch_size, n_samples, self.costs.baseline)
 
+    def baselines(self, layer_sizes: list[int], batch_size: int) -> list[BaselineCost]:
+        """FP32, FP16 and INT8 digital accelerators at this chip's node and at 45 nm, each
+        priced for backprop training and inference (:mod:`hardware_models.baselines`)."""
+        return _baselines.standard_baselines(layer_sizes, batch_size, self.node_nm)
+
     # -- dicts and overrides -----------------------------------------------------------------
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], sources: Mapping[str, str] | None = None) -> Chip:
         """Build from a nested dict (a parsed TOML file), validating every key and value."""
         if not isinstance(d, Mapping):
             raise ChipConfigError(f"chip must be a table, got {d!r}")
-        known = ["name", "description", *_SECTIONS]
+        known = ["name", "description", "node_nm", *_SECTIONS]
         kwargs: dict[str, Any] = {}
         for key, value in d.items():
             if key in _SECTIONS:
                 kwargs[key] = _SECTIONS[key].from_dict(value)
-            elif key in ("name", "description"):
+            elif key in ("name", "description", "node_nm"):
                 kwargs[key] = value
             else:
                 raise unknown_key_error("chip", str(key), known)
@@ -119,7 +139,11 @@ class Chip:
 
     def to_dict(self) -> dict[str, Any]:
         """Nested dict (TOML-able; omitted optional values are left out)."""
-        out: dict[str, Any] = {"name": self.name, "description": self.description}
+        out: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description,
+            "node_nm": self.node_nm,
+        }
         for key in _SECTIONS:
             out[key] = getattr(self, key).to_dict()
         return out
@@ -158,6 +182,7 @@ class Chip:
         rows: list[tuple[str, str, str, str]] = [
             ("name", self.name, "", ""),
             ("description", self.description, "", ""),
+            ("node_nm", _fmt(self.node_nm), "nm", self.sources.get("node_nm", "default")),
         ]
         for key in _SECTIONS:
             rows.extend(self._rows(key, getattr(self, key)))

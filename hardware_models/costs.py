@@ -3,7 +3,9 @@
 Every event the engine reports is charged here: crossbar reads per multiply-accumulate (MAC),
 update pulses, converter conversions, unit transitions (``C V^2``), and the static power of
 every biased circuit times the simulated seconds. :func:`digital_baseline` prices training the
-same MLP by backprop on a digital FP32 accelerator, for the ratio users care about.
+same MLP by backprop on one configurable digital accelerator (``[costs.baseline]``, FP32 at
+45 nm by default); runs compare against :mod:`hardware_models.baselines` instead (FP32, FP16
+and INT8 at the chip's node and at 45 nm, with SRAM/DRAM traffic and a roofline latency).
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ A100_FP32_FLOPS = 19.5e12
 
 @dataclass(frozen=True)
 class DigitalConfig(ConfigBase):
-    """Digital FP32 accelerator constants for the backprop baseline (Horowitz 2014, 45 nm)."""
+    """Digital FP32 accelerator constants for :func:`digital_baseline` (Horowitz 2014, 45 nm);
+    ``pcsim run`` reports :mod:`hardware_models.baselines` instead."""
 
     _section: ClassVar[str] = "chip.costs.baseline"
 

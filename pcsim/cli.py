@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import signal
 import sys
 from collections.abc import Sequence
 
 from pcsim import __version__
+from pcsim.compare import format_baselines
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
@@ -33,6 +35,38 @@ def _rule_line(s: dict) -> str:
     return f"{what}; {where}"
 
 
+def _pm(s: dict, key: str) -> str:
+    """An accuracy as a percentage, with ``± std`` when the summary has several seeds."""
+    std = s.get(f"{key}_std")
+    if std is None or not math.isfinite(std):
+        return f"{s[key]:.2%}"
+    return f"{s[key]:.2%} ± {100 * std:.2f}"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return n
+
+
+NOT_SETTLED = "NOT SETTLED"  # the marker of an inference that did not settle within its cap
+
+
+def _inference_text(s: dict, prefix: str) -> str:
+    """One protocol's inference figures, or the not-settled marker (never the cap's numbers)."""
+    if not s.get(f"{prefix}_settled"):
+        return f"{NOT_SETTLED} within {s.get('inference_max_tau', float('nan')):g} tau_x"
+    return (
+        f"{s[f'{prefix}_energy_per_sample_j']:.3g} J/sample, "
+        f"{s[f'{prefix}_latency_per_sample_s']:.3g} s/sample "
+        f"({s[f'{prefix}_settle_tau']:.3g} tau_x)"
+    )
+
+
 def _print_summary(s: dict) -> None:
     rows = [
         ("algorithm", s["algorithm"]),
@@ -43,43 +77,55 @@ def _print_summary(s: dict) -> None:
         ("epochs", s["epochs"]),
         ("learning rule", _rule_line(s)),
         ("batch execution", s["learning_rule"]["batch_execution"] if "learning_rule" in s else "?"),
-        ("train accuracy", f"{s['train_accuracy']:.2%}"),
-        ("test accuracy", f"{s['test_accuracy']:.2%}"),
+        ("train accuracy", _pm(s, "train_accuracy")),
+        ("test accuracy", _pm(s, "test_accuracy")),
     ]
+    if s.get("n_seeds", 1) > 1:
+        rows.append(("seeds", f"{s['n_seeds']} ({', '.join(map(str, s['seeds']))}): mean ± std"))
     if "bp_test_accuracy" in s:
-        rows.append(("BP test accuracy", f"{s['bp_test_accuracy']:.2%} (same net and init)"))
+        rows.append(("BP test accuracy", _pm(s, "bp_test_accuracy") + " (same net and init)"))
     if s.get("energy_per_sample_j"):
+        ratio, bname = s.get("energy_ratio"), s.get("baseline_name", "digital")
         rows += [
             (
                 "train energy/sample",
                 f"{s['energy_per_sample_j']:.3g} J on the chip, "
-                f"{s['baseline_energy_per_sample_j']:.3g} J digital BP "
-                f"({s['energy_ratio']:.3g}x less)",
+                f"{s['baseline_energy_per_sample_j']:.3g} J {bname} BP"
+                + (
+                    ""
+                    if not ratio
+                    else f" ({ratio:.3g}x less)"
+                    if ratio >= 1
+                    else f" ({1 / ratio:.3g}x more)"
+                ),
             ),
             (
                 "train time/sample",
                 f"{s['latency_per_sample_s']:.3g} s on the chip, "
-                f"{s['baseline_latency_per_sample_s']:.3g} s digital BP",
+                f"{s['baseline_latency_per_sample_s']:.3g} s {bname} BP",
             ),
         ]
-    if s.get("inference_energy_per_sample_j"):
-        settled = "" if s["inference_settled"] else " (not settled)"
+    if "inference_settled" in s:
+        base = s.get("baseline_inference_name", "digital")
         rows += [
             (
-                "inference energy",
-                f"{s['inference_energy_per_sample_j']:.3g} J/sample on the chip, "
-                f"{s['baseline_inference_energy_per_sample_j']:.3g} J digital",
-            ),
-            (
-                "inference latency",
-                f"{s['inference_latency_per_sample_s']:.3g} s/sample "
-                f"({s['inference_settle_tau']:.0f} tau_x){settled}, "
-                f"{s['baseline_inference_latency_per_sample_s']:.3g} s digital",
+                "inference (deployed)",
+                _inference_text(s, "inference")
+                + f"; {s['baseline_inference_energy_per_sample_j']:.3g} J, "
+                f"{s['baseline_inference_latency_per_sample_s']:.3g} s {base}",
             ),
         ]
+        if "inference_free_settled" in s:
+            rows.append(("inference (free)", _inference_text(s, "inference_free")))
+        if "inference_settle_criterion" in s:
+            rows.append(("settled means", s["inference_settle_criterion"]))
     rows.append(("wall time", f"{s['train_seconds']:.1f} s"))
     width = max(len(k) for k, _ in rows)
     print("\n".join(f"  {k:<{width}}  {v}" for k, v in rows))
+    table = format_baselines(s)
+    if table:
+        print("  digital baselines:")
+        print("\n".join("    " + line for line in table))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -102,15 +148,29 @@ def cmd_run(args: argparse.Namespace) -> int:
             ) from None
     else:
         cfg = config.RunConfig()
+    if args.seeds is not None:
+        cfg.seeds = args.seeds
+    if cfg.seeds > 1 and (resume is not None or args.checkpoint_every or args.checkpoint):
+        raise config.ConfigError(
+            "seeds: checkpoints hold one seed; run several seeds without --checkpoint-every "
+            "and --resume"
+        )
     if args.out:
         results.check_writable(args.out)
     policy = _checkpoint_policy(args, resume)
     stop = _StopOnSignal()
     stop.install()
     try:
-        res = execute(
-            cfg, progress=not args.quiet, checkpoint=policy, resume=resume, should_stop=stop
-        )
+        if cfg.seeds > 1:
+            from pcsim.seeds import execute_seeds
+
+            res = execute_seeds(
+                cfg, lambda c: execute(c, progress=not args.quiet, should_stop=stop)
+            )
+        else:
+            res = execute(
+                cfg, progress=not args.quiet, checkpoint=policy, resume=resume, should_stop=stop
+            )
     except Interrupted as exc:
         code = 128 + (stop.signum or signal.SIGINT)
         if exc.checkpoint is None:
@@ -310,6 +370,12 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="write results to this HDF5 file (atomically)")
     r.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.add_argument(
+        "--seeds",
+        type=_positive_int,
+        metavar="N",
+        help="run N seeds (seed, seed + 1, ...) and report mean and std (overrides seeds =)",
+    )
     r.add_argument(
         "--checkpoint-every",
         metavar="N[b|m]",

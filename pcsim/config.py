@@ -206,6 +206,7 @@ class BaselineConfig:
 @dataclass
 class RunConfig:
     seed: int = spec(non_neg_int, 0)
+    seeds: int = spec(pos_int, 1, "runs with seeds seed, seed + 1, ..., seed + seeds - 1")
     blas_threads: int = spec(pos_int, 1, "BLAS threads (small nets run fastest on one)")
     data: DataConfig = field(default_factory=DataConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
@@ -255,8 +256,8 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for f in fields(self):
-            if f.name == "source_text":
-                continue
+            if f.name == "source_text" or (f.name == "seeds" and self.seeds == 1):
+                continue  # seeds = 1 is left out: one-seed configurations read as before
             v = getattr(self, f.name)
             if f.name == "chip":
                 out["chip"] = copy.deepcopy(v)
@@ -307,10 +308,10 @@ def from_dict(d: Mapping[str, Any], source_text: str = "") -> RunConfig:
                 raise ConfigError(f"[chip] must be a table, got {value!r}")
             cfg.chip = copy.deepcopy(dict(value))
             build_chip(cfg.chip)  # validate now, with the chip layer's one-line errors
-        elif key in ("seed", "blas_threads"):
+        elif key in ("seed", "seeds", "blas_threads"):
             setattr(cfg, key, top[key].metadata["check"](key, value))
         else:
-            known = sorted([*SECTIONS, "chip", "seed", "blas_threads"])
+            known = sorted([*SECTIONS, "chip", "seed", "seeds", "blas_threads"])
             raise ConfigError(f"unknown key {key}; known keys: {', '.join(known)}")
     _cross_checks(cfg)
     return cfg

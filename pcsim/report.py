@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from pcsim import results as _results
+from pcsim.compare import format_baselines
 from pcsim.results import ResultsError
 from pcsim.sweep import RESULT_COLUMNS, _open_h5, load_sweep
 
@@ -165,6 +166,8 @@ def _sweep_title(df) -> str:
             except ValueError:
                 pass
             break
+    reps = int(df.attrs.get("seeds", 1))
+    what += f" × {reps} seeds" if reps > 1 else ""
     return f"{mode} sweep over {what} ({n} points{run})"
 
 
@@ -237,7 +240,25 @@ def _use_log(x: np.ndarray) -> bool:
 
 
 def plot_pareto(df, path: Path) -> Path | None:
-    """Test accuracy vs energy per sample, Pareto front marked; None if no energies."""
+    """Test accuracy vs energy per sample, Pareto front marked; None if no energies. With a
+    seeds axis: the means over seeds, with std error bars on both, front of the means."""
+    fig = pareto_figure(df)
+    return None if fig is None else _save(fig, path)
+
+
+def pareto_figure(df):
+    """The figure of :func:`plot_pareto` (None if no energies)."""
+    title, reps = _sweep_title(df), n_seeds(df)
+    if reps > 1:
+        agg = aggregate_seeds(df)
+        agg = agg.rename(
+            columns={
+                "test_accuracy_mean": "test_accuracy",
+                "energy_per_sample_j_mean": "energy_per_sample_j",
+            }
+        ).assign(status="ok")
+        agg.attrs.update(df.attrs)
+        df = agg
     ok = df[(df["status"] == "ok") & np.isfinite(df["energy_per_sample_j"])]
     ok = ok[np.isfinite(ok["test_accuracy"]) & (ok["energy_per_sample_j"] > 0)]
     if ok.empty:
@@ -248,6 +269,17 @@ def plot_pareto(df, path: Path) -> Path | None:
     front = pareto_front(a, e)
     fig = _new_figure()
     ax = fig.subplots()
+    if "test_accuracy_std" in ok:
+        ax.errorbar(
+            e,
+            a,
+            xerr=np.nan_to_num(ok["energy_per_sample_j_std"].to_numpy(float)),
+            yerr=100 * np.nan_to_num(ok["test_accuracy_std"].to_numpy(float)),
+            fmt="none",
+            ecolor="0.5",
+            capsize=2,
+            label=f"mean ± std over {reps} seeds",
+        )
     ax.scatter(e[~front], a[~front], s=28, color="0.6", label="dominated points")
     order = np.argsort(e[front])
     ax.plot(e[front][order], a[front][order], "-o", color="C3", ms=6, lw=1.5, label="Pareto front")
@@ -265,17 +297,102 @@ def plot_pareto(df, path: Path) -> Path | None:
         ax.set_xscale("log")
     ax.set_xlabel("energy per sample (J)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"Test accuracy vs energy per sample\n{_sweep_title(df)}", fontsize=9)
+    ax.set_title(f"Test accuracy vs energy per sample\n{title}", fontsize=9)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, title="labels: " + ", ".join(fields), title_fontsize=7)
-    return _save(fig, path)
+    return fig
 
 
-def plot_accuracy_vs_axis(df, field: str, path: Path, max_lines: int = 10) -> Path | None:
-    """Test accuracy vs one numeric axis, one line per combination of the other axes' values."""
+def n_seeds(df) -> int:
+    """Replicates per combination of the axes (the sweep's seeds axis; 1 for older files)."""
+    return int(df.attrs.get("seeds", 1))
+
+
+SEED_STATS = (
+    "test_accuracy",
+    "energy_per_sample_j",
+    "latency_per_sample_s",
+    "inference_latency_per_sample_s",
+    "baseline_energy_ratio",
+)
+
+
+def aggregate_seeds(df):
+    """One row per combination of the axes over its finished ("ok") seeds: ``n_seeds`` and
+    ``<column>_mean``, ``<column>_std`` (sample std, ddof = 1; NaN for one seed) of
+    :data:`SEED_STATS`. A NaN value (an inference that did not settle) makes a NaN mean."""
+    import pandas as pd
+
+    fields = list(df.attrs.get("axes", []))
+    ok = df[df["status"] == "ok"]
+    rows = []
+    for key, g in ok.groupby(fields, sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        row: dict[str, Any] = dict(zip(fields, key, strict=True))
+        row["n_seeds"] = len(g)
+        for c in SEED_STATS:
+            x = g[c].to_numpy(float)
+            row[f"{c}_mean"] = float(x.mean())
+            row[f"{c}_std"] = float(x.std(ddof=1)) if len(x) > 1 else math.nan
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out.attrs.update(df.attrs)
+    return out
+
+
+def seed_table(df) -> str:
+    """Mean ± std over the seeds of every combination of the axes, best mean accuracy first."""
+    agg = aggregate_seeds(df)
+    if agg.empty:
+        return ""
+    fields = list(df.attrs.get("axes", []))
+    agg = agg.sort_values("test_accuracy_mean", ascending=False, na_position="last")
+    header = [*fields, "seeds", "test acc (%)", "energy/sample (J)", "inference latency (s)"]
+    rows = []
+    for _, r in agg.iterrows():
+        acc = _fmt_num(100 * r["test_accuracy_mean"], ".2f")
+        acc += " ± " + _fmt_num(100 * r["test_accuracy_std"], ".2f")
+        en = _fmt_num(r["energy_per_sample_j_mean"], ".3g")
+        en += " ± " + _fmt_num(r["energy_per_sample_j_std"], ".2g")
+        lat = r["inference_latency_per_sample_s_mean"]
+        rows.append(
+            [
+                *(_fmt_val(r[f]) for f in fields),
+                str(int(r["n_seeds"])),
+                acc,
+                en,
+                _fmt_num(lat, ".3g") if math.isfinite(lat) else "not settled",
+            ]
+        )
+    return _table(header, rows, set(range(len(fields), len(header))))
+
+
+def test_set_line(df) -> str:
+    """The test-set size of a sweep's runs and what one test sample is worth in accuracy."""
+    sizes = set()
+    if "n_test" in df:
+        sizes = {int(v) for v in df["n_test"].to_numpy(float) if math.isfinite(v)}
+    if not sizes:
+        for text in df["summary_json"]:
+            try:
+                sizes.add(int(json.loads(text)["n_test"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+    if not sizes:
+        return "  test set: size not recorded"
+    n = min(sizes)
+    what = ", ".join(str(k) for k in sorted(sizes))
+    return f"  test set: {what} samples (one sample = {100 / n:.2g} accuracy points)"
+
+
+def accuracy_vs_axis_figure(df, field: str, max_lines: int = 10):
+    """The figure of :func:`plot_accuracy_vs_axis` (None if nothing finished). With a seeds
+    axis, each line is the mean over seeds with the sample std as error bars."""
     ok = df[(df["status"] == "ok") & np.isfinite(df["test_accuracy"])]
     if ok.empty:
         return None
+    if n_seeds(df) > 1:
+        return _accuracy_errorbar_figure(df, field, max_lines)
     others = [f for f in df.attrs.get("axes", []) if f != field]
     grid = df.attrs.get("mode") == "grid"
     fig = _new_figure()
@@ -301,7 +418,43 @@ def plot_accuracy_vs_axis(df, field: str, path: Path, max_lines: int = 10) -> Pa
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"Test accuracy vs {field}\n{_sweep_title(df)}", fontsize=9)
     ax.grid(True, alpha=0.3)
-    return _save(fig, path)
+    return fig
+
+
+def _accuracy_errorbar_figure(df, field: str, max_lines: int):
+    agg = aggregate_seeds(df)
+    others = [f for f in df.attrs.get("axes", []) if f != field]
+    fig = _new_figure()
+    ax = fig.subplots()
+    groups = list(agg.groupby(others, sort=True)) if others else [((), agg)]
+    for key, g in groups[:max_lines]:
+        g = g.sort_values(field)
+        key = key if isinstance(key, tuple) else (key,)
+        label = ", ".join(f"{f} = {_fmt_val(v)}" for f, v in zip(others, key, strict=True))
+        ax.errorbar(
+            g[field].to_numpy(float),
+            100 * g["test_accuracy_mean"].to_numpy(float),
+            yerr=100 * np.nan_to_num(g["test_accuracy_std"].to_numpy(float)),
+            fmt="-o",
+            capsize=3,
+            label=label or None,
+        )
+    if others:
+        ax.legend(fontsize=7)
+    if _use_log(agg[field].to_numpy(float)):
+        ax.set_xscale("log")
+    ax.set_xlabel(axis_label(field))
+    ax.set_ylabel(f"test accuracy (%), mean ± std over {n_seeds(df)} seeds")
+    ax.set_title(f"Test accuracy vs {field}\n{_sweep_title(df)}", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    return fig
+
+
+def plot_accuracy_vs_axis(df, field: str, path: Path, max_lines: int = 10) -> Path | None:
+    """Test accuracy vs one numeric axis, one line per combination of the other axes' values
+    (with a seeds axis: means with std error bars)."""
+    fig = accuracy_vs_axis_figure(df, field, max_lines)
+    return None if fig is None else _save(fig, path)
 
 
 def report_sweep(
@@ -313,9 +466,13 @@ def report_sweep(
     n_ok = int((df["status"] == "ok").sum())
     n_failed = len(df) - n_ok
     echo(f"{name}: {_sweep_title(df)}")
-    echo(f"  {n_ok} ok, {n_failed} failed, {n - len(df)} not run yet")
+    tests = f"; {test_set_line(df).strip()}" if len(df) else ""
+    echo(f"  {n_ok} ok, {n_failed} failed, {n - len(df)} not run yet{tests}")
     if len(df):
         echo(sweep_table(df, top))
+        if n_seeds(df) > 1:
+            echo(f"mean ± std over {n_seeds(df)} seeds per combination of the axes:")
+            echo(seed_table(df))
     written: list[Path] = []
     if plots is not None:
         outdir = _plot_dir(plots)
@@ -450,15 +607,27 @@ def report_run(path: str | Path, plots: str | Path | None = None, echo=print) ->
     res = _results.load(path)
     s = res.summary
     echo(f"{Path(path).name}: single run, {_run_title(s)}")
-    scalars = {k: v for k, v in s.items() if not isinstance(v, dict)}
+    if s.get("n_test"):
+        n = int(s["n_test"])
+        echo(f"  test set: {n} samples (one sample = {100 / n:.2g} accuracy points)")
+    scalars = {
+        k: v
+        for k, v in s.items()
+        if not isinstance(v, dict) and not (isinstance(v, list) and v and isinstance(v[0], dict))
+    }
     width = max((len(k) for k in scalars), default=0)
     for k, v in scalars.items():
         val = "-".join(map(str, v)) if isinstance(v, list) else _fmt_val(v)
         echo(f"  {k:<{width}}  {val}")
     for k, v in s.items():
-        if isinstance(v, dict) and v:
+        if k == "per_seed" and isinstance(v, dict):
+            for name, vals in v.items():
+                echo(f"  {name} per seed: " + ", ".join(_fmt_num(x, ".4g") for x in vals))
+        elif isinstance(v, dict) and v:
             items = sorted(_finite_items(v).items(), key=lambda kv: -kv[1])
             echo(f"  {k}: " + ", ".join(f"{n} {x:.3g}" for n, x in items))
+    for line in format_baselines(s):
+        echo(f"  {line}")
     m = res.metrics
     if "epoch" in m and len(m["epoch"]):
         cols = [

@@ -18,12 +18,13 @@ from pcsim import checkpoint as ckpt
 from pcsim.algorithms import make_algorithm
 from pcsim.blas import limit_threads
 from pcsim.circuit import Circuit
+from pcsim.compare import baseline_summary
 from pcsim.config import ConfigError, RunConfig
 from pcsim.data import Dataset, load_dataset
 from pcsim.engines.brian import BrianEngine
 from pcsim.engines.clocked import ClockedEngine
 from pcsim.engines.events import EventsEngine, IPCEvents
-from pcsim.inference import INFERENCE_DT, measure_inference
+from pcsim.inference import INFERENCE_DT, measure_feedforward, measure_inference
 from pcsim.optim import make_optimizer
 from pcsim.results import ResultsError, RunResult
 from pcsim.train import Interrupted, Trainer
@@ -273,6 +274,10 @@ def execute(
     ``should_stop()`` is polled between batches; True stops at that safe point, writes the
     checkpoint and raises :class:`pcsim.train.Interrupted`.
     """
+    if cfg.seeds != 1:
+        raise ConfigError(
+            f"seeds = {cfg.seeds}: execute runs one seed; use pcsim.seeds.execute_seeds"
+        )
     data = prepare_data(cfg)
     preflight(cfg, data)
     T = cfg.algorithm.presentation_time / cfg.engine.tau_x
@@ -312,10 +317,12 @@ def execute(
 
         train_ledger = circ.ledger.by_component()
         train_counts = circ.ledger.counts()
-        inference = None
+        inference = free_inference = None
         if cfg.network.mode == "supervised":
             check_stop()
-            inference = measure_inference(circ, data.x_test[:64].astype(net.dtype), clocked)
+            x_inf = data.x_test[:64].astype(net.dtype)
+            inference = measure_feedforward(circ, x_inf, clocked)  # deployed
+            free_inference = measure_inference(circ, x_inf, clocked)
         baseline = None
         if cfg.baseline.bp and cfg.algorithm.name != "bp" and cfg.network.mode == "supervised":
             check_stop()
@@ -336,7 +343,7 @@ def execute(
                 raise cp.interrupted(done) from None
         check_stop()
     n_presented = len(data.x_train) * cfg.learning.epochs
-    digital = chip.digital_baseline(list(net.sizes), cfg.learning.batch_size, n_presented)
+    digital = chip.baselines(list(net.sizes), cfg.learning.batch_size)
     breakdown = {k: v / n_presented for k, v in train_ledger.items()}
     energy = float(sum(breakdown.values()))
     summary: dict[str, Any] = {
@@ -369,22 +376,42 @@ def execute(
         "energy_breakdown_j": breakdown,
         # update pulses fired per training sample (pulse-equivalents for exactly written devices)
         "write_pulses_per_sample": float(train_counts.get("synapse_write", 0.0)) / n_presented,
-        "baseline_energy_per_sample_j": digital.train_energy_per_sample_j,
-        "baseline_latency_per_sample_s": digital.train_latency_per_sample_s,
-        "baseline_inference_energy_per_sample_j": digital.inference_energy_per_sample_j,
-        "baseline_inference_latency_per_sample_s": digital.inference_latency_per_sample_s,
-        "energy_ratio": digital.train_energy_per_sample_j / energy if energy > 0 else None,
+        "node_nm": chip.node_nm,
         "seed": cfg.seed,
         "pcsim_version": __version__,
     }
-    if inference is not None:
+    if inference is not None and free_inference is not None:
+        # inference_*: the deployed protocol (the chip's own feedforward settle);
+        # inference_free_*: free relaxation from rest. Not settled: NaN numbers.
         summary.update(
+            inference_protocol=inference.protocol,
             inference_energy_per_sample_j=inference.energy_j,
             inference_latency_per_sample_s=inference.latency_s,
             inference_settle_tau=inference.settle_tau,
             inference_settled=inference.settled,
             inference_energy_breakdown_j=inference.breakdown_j,
+            inference_free_energy_per_sample_j=free_inference.energy_j,
+            inference_free_latency_per_sample_s=free_inference.latency_s,
+            inference_free_settle_tau=free_inference.settle_tau,
+            inference_free_settled=free_inference.settled,
+            inference_free_energy_breakdown_j=free_inference.breakdown_j,
+            inference_settle_criterion=inference.criterion,
+            inference_settle_tol=inference.tol,
+            inference_max_tau=inference.max_tau,
         )
+    # digital baselines (FP32/FP16/INT8 at the chip's node and 45 nm) and the fair defaults:
+    # FP16 at the chip's node for training (what digital trainers are built with), INT8 at
+    # the chip's node for inference (the presets' 8-bit I/O); hardware_models.baselines
+    summary.update(
+        baseline_summary(
+            digital,
+            chip.node_nm,
+            energy,
+            T * chip.tau_x_s,
+            summary.get("inference_energy_per_sample_j"),
+            summary.get("inference_latency_per_sample_s"),
+        )
+    )
     if baseline is not None:
         summary["bp_train_accuracy"] = baseline.train_accuracy[-1]
         summary["bp_test_accuracy"] = baseline.test_accuracy[-1]

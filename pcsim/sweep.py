@@ -10,22 +10,26 @@ A sweep file is TOML: a base run configuration and axes over any dotted field of
     shared_seed = false            # true: every point uses the seed of point 0 (common random
                                    # numbers: the same initialisation and data order at every
                                    # point, so differences come from the axes alone)
+    seeds = 1                      # the seeds axis: every combination of the axes runs with
+                                   # this many seeds (replicates), for means and error bars
 
     [axes]
     "chip.synapses.bits" = [2, 4, 6, 8]
     "chip.preset" = ["rram", "pcm"]
     # random mode also takes ranges: "learning.lr" = { low = 1e-4, high = 1e-2, log = true }
 
-Grid points are numbered in file order of the axes, the first axis varying slowest. Every point
-is validated before anything runs, and gets its own seed,
-``SeedSequence(sweep_seed, spawn_key=(index,)).generate_state(1)[0]``, so its result does not
-depend on how many workers ran the sweep or in which order (with ``shared_seed``, every point
-gets point 0's seed). :func:`sweep_from` builds the same from Python values.
+Grid points are numbered in file order of the axes, the first axis varying slowest and the
+seeds axis (replicate ``r = index % seeds``) fastest. Every point is validated before anything
+runs, and gets its own seed, ``SeedSequence(sweep_seed, spawn_key=(index,)).generate_state(1)[0]``,
+so its result does not depend on how many workers ran the sweep or in which order (with
+``shared_seed``, every point gets the seed of replicate ``r`` of point 0, i.e. index ``r``).
+:func:`sweep_from` builds the same from Python values.
 
 Results file (HDF5, format ``pcsim-sweep``, version 1); h5py alone can read it::
 
     /                    attrs: format, format_version, pcsim_version, created, updated, mode
                          ("grid" | "random"), seed (sweep seed), samples (random), n_points,
+                         seeds (replicates per combination of the axes; 1 when absent),
                          axes (JSON list of the swept fields, in order), plan_sha256
     /sweep_toml          the sweep file's text (string)
     /base_toml           the base run file's text ("" when the base is inline)
@@ -38,13 +42,16 @@ Results file (HDF5, format ``pcsim-sweep``, version 1); h5py alone can read it::
                          train_accuracy, bp_test_accuracy, energy_per_sample_j,
                          latency_per_sample_s, baseline_energy_per_sample_j,
                          baseline_energy_ratio, inference_energy_per_sample_j,
-                         inference_latency_per_sample_s, wall_time_s, summary_json (the run's
-                         full summary, JSON)
+                         inference_latency_per_sample_s (deployed feedforward settle; NaN
+                         when not settled), inference_free_latency_per_sample_s (free
+                         relaxation), n_test (test-set size), wall_time_s, summary_json (the
+                         run's full summary, JSON)
 
 Strings are variable-length UTF-8 (read with ``ds.asstr()[()]``); axis columns of kind ``json``
 (lists, tables, mixed types) hold JSON text; missing numbers are NaN. ``baseline_energy_ratio`` is
 ``baseline_energy_per_sample_j / energy_per_sample_j``: how many times less energy per sample the
-chip spends than the digital BP baseline (> 1: the chip wins). Energies and latencies per sample
+chip spends than the fair digital baseline (FP16 backprop at the chip's node,
+:mod:`hardware_models.baselines`; > 1: the chip wins). Energies and latencies per sample
 are those of training (one presentation of one sample); the inference_* columns are those of
 settling one test sample.
 
@@ -96,6 +103,8 @@ RESULT_COLUMNS = (
     "baseline_energy_ratio",
     "inference_energy_per_sample_j",
     "inference_latency_per_sample_s",
+    "inference_free_latency_per_sample_s",
+    "n_test",
     "wall_time_s",
 )
 #: result columns every version-1 file has (the others read as NaN when absent)
@@ -107,7 +116,7 @@ _REQUIRED_RESULTS = (
     "wall_time_s",
 )
 _FIELD_PART = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_RESERVED = ("seed", "blas_threads")  # set per point by the sweep itself
+_RESERVED = ("seed", "seeds", "blas_threads")  # set per point by the sweep itself
 
 
 class SweepError(ConfigError):
@@ -156,6 +165,7 @@ class Sweep:
     axes: list[Axis]
     points: list[Point]
     name: str = "sweep"
+    seeds: int = 1  # replicates of every combination of the axes (the seeds axis)
 
     @property
     def fields(self) -> list[str]:
@@ -172,11 +182,13 @@ class Sweep:
 
     def describe(self) -> str:
         shape = " x ".join(str(len(a.values)) for a in self.axes if a.values is not None)
+        reps = f" x {self.seeds} seeds" if self.seeds > 1 else ""
         if self.mode == "grid":
             return (
-                f"grid sweep over {' x '.join(self.fields)} ({shape} = {len(self.points)} points)"
+                f"grid sweep over {' x '.join(self.fields)} "
+                f"({shape}{reps} = {len(self.points)} points)"
             )
-        return f"random sweep over {', '.join(self.fields)} ({len(self.points)} samples)"
+        return f"random sweep over {', '.join(self.fields)} ({len(self.points)} samples{reps})"
 
 
 def point_seed(sweep_seed: int, index: int) -> int:
@@ -310,11 +322,15 @@ def parse_sweep(text: str, base_dir: str | Path = ".", name: str = "sweep") -> S
     base = _deep_merge(dict(base), doc)  # top-level run tables override the base
     if not isinstance(sweep, Mapping):
         raise SweepError("[sweep] must be a table")
-    unknown = set(sweep) - {"mode", "seed", "samples", "shared_seed"}
+    unknown = set(sweep) - {"mode", "seed", "samples", "shared_seed", "seeds"}
     if unknown:
         raise SweepError(
-            f"unknown key sweep.{sorted(unknown)[0]}; known keys: mode, samples, seed, shared_seed"
+            f"unknown key sweep.{sorted(unknown)[0]}; "
+            "known keys: mode, samples, seed, seeds, shared_seed"
         )
+    seeds = sweep.get("seeds", 1)
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise SweepError(f"sweep.seeds must be a positive integer, got {seeds!r}")
     shared = sweep.get("shared_seed", False)
     if not isinstance(shared, bool):
         raise SweepError(f"sweep.shared_seed must be true or false, got {shared!r}")
@@ -347,19 +363,24 @@ def parse_sweep(text: str, base_dir: str | Path = ".", name: str = "sweep") -> S
             rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(i, 1)))
             combos.append({a.field: _sample(a, rng) for a in axes})
     points = []
-    for i, values in enumerate(combos):
+    for i, values in enumerate(v for v in combos for _ in range(seeds)):
         d = copy.deepcopy(base)
         label = ", ".join(f"{k} = {_fmt(v)}" for k, v in values.items())
         try:
             for k, v in values.items():
                 set_dotted(d, k, v)
-            d["seed"] = point_seed(seed, 0 if shared else i)
+            d["seed"] = point_seed(seed, i % seeds if shared else i)
             d["blas_threads"] = 1
             cfg = from_dict(d)
         except ValueError as exc:  # ConfigError, or a chip layer's own validation error
             raise SweepError(f"point {i} ({label}): {exc}") from None
+        if cfg.seeds != 1:
+            raise SweepError(
+                f"point {i} ({label}): seeds = {cfg.seeds} in the run configuration; "
+                "a sweep takes its seeds from [sweep] seeds"
+            )
         points.append(Point(i, values, d["seed"], cfg.to_dict()))
-    return Sweep(text, base_text, mode, seed, samples, axes, points, name=name)
+    return Sweep(text, base_text, mode, seed, samples, axes, points, name=name, seeds=seeds)
 
 
 def sweep_from(
@@ -371,6 +392,7 @@ def sweep_from(
     samples: int | None = None,
     shared_seed: bool = False,
     name: str = "sweep",
+    seeds: int = 1,
 ) -> Sweep:
     """The sweep a file with this inline ``[base]`` table and these axes describes (for
     notebooks and scripts); validated like a file. Axis values are scalars or lists."""
@@ -381,6 +403,8 @@ def sweep_from(
         lines.append(f"samples = {toml_value(samples)}")
     if shared_seed:
         lines.append("shared_seed = true")
+    if seeds != 1:
+        lines.append(f"seeds = {toml_value(seeds)}")
     lines.append("[axes]")
     lines += [f"{json.dumps(k)} = {toml_value(list(v))}" for k, v in axes.items()]
     text = (_dump_toml({"base": dict(base)}) if base else "") + "\n".join(lines) + "\n"
@@ -449,6 +473,10 @@ def run_point(config: dict[str, Any]) -> dict[str, Any]:
             "inference_latency_per_sample_s": _finite_or_nan(
                 s.get("inference_latency_per_sample_s")
             ),
+            "inference_free_latency_per_sample_s": _finite_or_nan(
+                s.get("inference_free_latency_per_sample_s")
+            ),
+            "n_test": _finite_or_nan(s.get("n_test")),
             "summary_json": json.dumps(s, default=_json_default),
         }
     except Exception as exc:  # recorded as a failed point; the sweep goes on
@@ -520,6 +548,7 @@ def write_results(
         f.attrs["seed"] = sweep.seed
         f.attrs["samples"] = sweep.samples if sweep.samples is not None else -1
         f.attrs["n_points"] = len(sweep.points)
+        f.attrs["seeds"] = sweep.seeds
         f.attrs["axes"] = json.dumps(sweep.fields)
         f.attrs["plan_sha256"] = sweep.fingerprint()
         f.create_dataset("sweep_toml", data=sweep.text, dtype=_STR)
@@ -677,6 +706,7 @@ def load_sweep(path: str | Path, as_xarray: bool = False):
         axes=list(data.fields),
         n_points=int(data.attrs.get("n_points", 0)),
         seed=int(data.attrs.get("seed", 0)),
+        seeds=int(data.attrs.get("seeds", 1)),
         sweep_toml=data.sweep_toml,
     )
     return df
@@ -692,6 +722,9 @@ def _to_xarray(data: _SweepData, name: str):
     if data.attrs.get("mode") != "grid":
         raise ValueError(f"{name}: as_xarray=True needs a grid sweep (this one is random)")
     coords = {c: data.axes[c]["values"] for c in data.fields}
+    seeds = int(data.attrs.get("seeds", 1))
+    if seeds > 1:  # the seeds axis, fastest-varying
+        coords["replicate"] = list(range(seeds))
     shape = tuple(len(v) for v in coords.values())
     n = int(np.prod(shape))
     if n != int(data.attrs["n_points"]):
@@ -703,7 +736,7 @@ def _to_xarray(data: _SweepData, name: str):
         status[i], error[i] = row["status"], row["error"]
         for c in RESULT_COLUMNS:
             numbers[c][i] = row[c]
-    dims = list(data.fields)
+    dims = list(coords)
     variables = {c: (dims, v.reshape(shape)) for c, v in numbers.items()}
     variables["status"] = (dims, status.reshape(shape))
     variables["error"] = (dims, error.reshape(shape))
