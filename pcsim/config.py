@@ -201,6 +201,9 @@ class BaselineConfig:
     bp: bool = spec(boolean, True, "also train BP on the same network and initialisation")
     optimizer: str = spec(one_of(*OPTIMIZERS), "adam", "BP's optimiser (digital: Adam is cheap)")
     lr: float = spec(positive, 3e-3, "BP step size")
+    batch_size: int = spec(
+        pos_int, 32, "BP's mini-batch (a digital accelerator trains in batches; priced so)"
+    )
 
 
 @dataclass

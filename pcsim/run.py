@@ -332,7 +332,7 @@ def execute(
                 engine=clocked,
                 optimizer=make_optimizer(cfg.baseline.optimizer, cfg.baseline.lr),
                 data=data,
-                batch_size=cfg.learning.batch_size,
+                batch_size=cfg.baseline.batch_size,
                 rng=np.random.default_rng(run.bp_order_seed),
                 progress=False,
                 should_stop=should_stop,
@@ -343,7 +343,8 @@ def execute(
                 raise cp.interrupted(done) from None
         check_stop()
     n_presented = len(data.x_train) * cfg.learning.epochs
-    digital = chip.baselines(list(net.sizes), cfg.learning.batch_size)
+    # digital backprop priced at the batch it trains with (its own choice, baseline.batch_size)
+    digital = chip.baselines(list(net.sizes), cfg.baseline.batch_size)
     breakdown = {k: v / n_presented for k, v in train_ledger.items()}
     energy = float(sum(breakdown.values()))
     summary: dict[str, Any] = {
