@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from hardware_models._config import ChipConfigError, ConfigBase, check_value, unknown_key_error
+from hardware_models.architecture import ArchitectureConfig, LayerMap, chip_area, map_network
 from hardware_models.converters import ConverterConfig
 from hardware_models.costs import CostConfig, DigitalCost, digital_baseline
 from hardware_models.synapses import Crossbar, SynapseConfig
@@ -38,6 +39,7 @@ _SECTIONS: dict[str, type[ConfigBase]] = {
     "error_units": ErrorUnitConfig,
     "converters": ConverterConfig,
     "costs": CostConfig,
+    "architecture": ArchitectureConfig,
 }
 
 
@@ -52,6 +54,7 @@ class Chip:
     error_units: ErrorUnitConfig = field(default_factory=ErrorUnitConfig)
     converters: ConverterConfig = field(default_factory=ConverterConfig)
     costs: CostConfig = field(default_factory=CostConfig)
+    architecture: ArchitectureConfig = field(default_factory=ArchitectureConfig)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -99,6 +102,28 @@ class Chip:
     ) -> DigitalCost:
         """Backprop on a digital FP32 accelerator with this chip's baseline constants."""
         return digital_baseline(layer_sizes, batch_size, n_samples, self.costs.baseline)
+
+    def layer_maps(self, sizes: list[int]) -> list[LayerMap]:
+        """Each weight matrix of a network ``sizes`` on this chip's tiles (per-read costs)."""
+        cv = self.converters
+        return map_network(sizes, self.architecture, cv.adc_bits, cv.sar_cycle_s)
+
+    def area_mm2(
+        self, sizes: list[int], digital_state_bits_per_weight: int = 0, replicas: int = 1
+    ) -> dict[str, float]:
+        """Area in mm^2 by component (:func:`hardware_models.architecture.chip_area`)."""
+        cv = self.converters
+        return chip_area(
+            sizes,
+            self.architecture,
+            adc_bits=cv.adc_bits,
+            dac_bits=cv.dac_bits,
+            value_capacitance_f=self.value_units.capacitance_f,
+            pulsed=self.synapses.pulsed,
+            digital_state_bits_per_weight=digital_state_bits_per_weight,
+            replicas=replicas,
+            sar_cycle_s=cv.sar_cycle_s,
+        )
 
     # -- dicts and overrides -----------------------------------------------------------------
     @classmethod

@@ -55,7 +55,13 @@ def conversion_energy_j(bits: int | None, fom_j: float) -> float:
 
 @dataclass(frozen=True)
 class ConverterConfig(ConfigBase):
-    """Input DAC, output ADC and optional between-layer conversion. Omitted bits = ideal."""
+    """Input DAC and output ADC at the network's edges. Omitted bits = ideal.
+
+    Conversions inside the network (per-tile ADCs with digital partial sums, their sharing
+    between columns) are the chip's architecture:
+    :class:`hardware_models.architecture.ArchitectureConfig`. (The former ``interlayer_bits``
+    was never applied to the dynamics and is removed.)
+    """
 
     _section: ClassVar[str] = "chip.converters"
 
@@ -65,16 +71,11 @@ class ConverterConfig(ConfigBase):
     adc_bits: int | None = param(None, "bit", "bits", "output ADC resolution; omitted: ideal")
     adc_low: float = param(-1.0, "activity", "real", "output ADC range, low end")
     adc_high: float = param(1.0, "activity", "real", "output ADC range, high end")
-    interlayer_bits: int | None = param(
-        None, "bit", "bits", "ADC+DAC between layers; omitted: analog hand-over"
-    )
-    interlayer_low: float = param(-1.0, "activity", "real", "between-layer range, low end")
-    interlayer_high: float = param(1.0, "activity", "real", "between-layer range, high end")
     walden_fom_j: float = param(5e-15, "J/step", "nonneg", "energy per conversion step")
     sar_cycle_s: float = param(1e-9, "s", "nonneg", "SAR ADC time per bit cycle")
 
     def _cross_checks(self) -> None:
-        for name in ("dac", "adc", "interlayer"):
+        for name in ("dac", "adc"):
             lo, hi = getattr(self, f"{name}_low"), getattr(self, f"{name}_high")
             if not lo < hi:
                 self._fail(f"{name}_low", f"must be < {name}_high ({hi!r}), got {lo!r}")
@@ -84,7 +85,7 @@ class ConverterConfig(ConfigBase):
 
     @property
     def is_ideal(self) -> bool:
-        return self.dac_bits is None and self.adc_bits is None and self.interlayer_bits is None
+        return self.dac_bits is None and self.adc_bits is None
 
     def dac(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Input conversion (identity when ``dac_bits`` is omitted)."""
@@ -94,10 +95,6 @@ class ConverterConfig(ConfigBase):
         """Output conversion (identity when ``adc_bits`` is omitted)."""
         return quantise(x, self.adc_bits, self.adc_low, self.adc_high, out)
 
-    def interlayer(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Between-layer conversion (identity when ``interlayer_bits`` is omitted)."""
-        return quantise(x, self.interlayer_bits, self.interlayer_low, self.interlayer_high, out)
-
     @property
     def dac_energy_j(self) -> float:
         return conversion_energy_j(self.dac_bits, self.walden_fom_j)
@@ -105,11 +102,6 @@ class ConverterConfig(ConfigBase):
     @property
     def adc_energy_j(self) -> float:
         return conversion_energy_j(self.adc_bits, self.walden_fom_j)
-
-    @property
-    def interlayer_energy_j(self) -> float:
-        """One ADC plus one DAC conversion per value handed between layers."""
-        return 2.0 * conversion_energy_j(self.interlayer_bits, self.walden_fom_j)
 
     @property
     def adc_latency_s(self) -> float:
