@@ -15,7 +15,9 @@ Time is in units of ``tau_x``; ``chip.tau_x_s`` converts to seconds. Costs (DESI
 - dynamic ``C V^2`` per unit transition, counted as the total swing ``sum |dx|`` in activity
   units (one activity unit = ``signal_scale_v`` volts);
 - write pulses fired by the update model, priced at ``write_energy_per_pulse_j``;
-- one DAC conversion per clamped input or target value, one ADC conversion per output read.
+- one DAC conversion per clamped input or target value, one ADC conversion per output read;
+- with digital partial sums (``chip.architecture``), one ADC conversion per tile output per
+  read, at the crossbar-read clock (one read per ``tau_x`` and direction): ``tile_adc``.
 """
 
 from __future__ import annotations
@@ -265,6 +267,26 @@ class Circuit:
         macs = 2.0 * self.n_synapses * duration_tau * batch
         self.ledger.charge("crossbar_read", c.read_energy_j(macs), macs)
         self.ledger.add_time(seconds)
+        self.charge_periphery(duration_tau, batch)
+
+    @property
+    def tile_conversions_per_read(self) -> int:
+        """ADC conversions of one read of every layer in both directions (0 with analog
+        partial sums; :mod:`hardware_models.architecture`)."""
+        if self.chip is None:
+            return 0
+        maps = self.chip.layer_maps(list(self.net.sizes))
+        return sum(m.conversions_forward + m.conversions_backward for m in maps)
+
+    def charge_periphery(self, duration_tau: float, batch: int) -> None:
+        """Per-tile ADC conversions with digital partial sums: every tile output is converted
+        once per read, and the crossbars are read once per ``tau_x`` in each direction (the
+        same clock as ``crossbar_read``)."""
+        if self.chip is None or self.chip.converters.adc_bits is None:
+            return
+        n = self.tile_conversions_per_read * duration_tau * batch
+        if n:
+            self.ledger.charge("tile_adc", n * self.chip.converters.adc_energy_j, n)
 
     def charge_transitions(self, total_swing: float) -> None:
         """Dynamic energy of a total unit swing ``sum |dx|`` (activity units)."""

@@ -338,6 +338,10 @@ def execute(
     digital = chip.digital_baseline(list(net.sizes), cfg.learning.batch_size, n_presented)
     breakdown = {k: v / n_presented for k, v in train_ledger.items()}
     energy = float(sum(breakdown.values()))
+    # Adam keeps two FP32 moments per weight on a digital co-processor; SGD keeps nothing
+    state_bits = 64 if cfg.learning.optimizer == "adam" else 0
+    area = chip.area_mm2(list(net.sizes), digital_state_bits_per_weight=state_bits)
+    maps = chip.layer_maps(list(net.sizes))
     summary: dict[str, Any] = {
         "algorithm": cfg.algorithm.name,
         "engine": (
@@ -366,6 +370,17 @@ def execute(
         "baseline_inference_energy_per_sample_j": digital.inference_energy_per_sample_j,
         "baseline_inference_latency_per_sample_s": digital.inference_latency_per_sample_s,
         "energy_ratio": digital.train_energy_per_sample_j / energy if energy > 0 else None,
+        "area_mm2": float(sum(area.values())),
+        "area_mm2_by_component": area,
+        "tiles": sum(m.tiles for m in maps),
+        "partial_sums": chip.architecture.partial_sums,
+        "adc_conversions_per_read": sum(
+            m.conversions_forward + m.conversions_backward for m in maps
+        ),
+        # layers are read in parallel: the slowest layer and direction sets the read time
+        "conversion_latency_per_read_s": max(
+            max(m.latency_forward_s, m.latency_backward_s) for m in maps
+        ),
         "seed": cfg.seed,
         "pcsim_version": __version__,
     }

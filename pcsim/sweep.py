@@ -38,8 +38,8 @@ Results file (HDF5, format ``pcsim-sweep``, version 1); h5py alone can read it::
                          train_accuracy, bp_test_accuracy, energy_per_sample_j,
                          latency_per_sample_s, baseline_energy_per_sample_j,
                          baseline_energy_ratio, inference_energy_per_sample_j,
-                         inference_latency_per_sample_s, wall_time_s, summary_json (the run's
-                         full summary, JSON)
+                         inference_latency_per_sample_s, area_mm2, wall_time_s, summary_json
+                         (the run's full summary, JSON)
 
 Strings are variable-length UTF-8 (read with ``ds.asstr()[()]``); axis columns of kind ``json``
 (lists, tables, mixed types) hold JSON text; missing numbers are NaN. ``baseline_energy_ratio`` is
@@ -96,6 +96,7 @@ RESULT_COLUMNS = (
     "baseline_energy_ratio",
     "inference_energy_per_sample_j",
     "inference_latency_per_sample_s",
+    "area_mm2",
     "wall_time_s",
 )
 #: result columns every version-1 file has (the others read as NaN when absent)
@@ -449,6 +450,7 @@ def run_point(config: dict[str, Any]) -> dict[str, Any]:
             "inference_latency_per_sample_s": _finite_or_nan(
                 s.get("inference_latency_per_sample_s")
             ),
+            "area_mm2": _finite_or_nan(s.get("area_mm2")),
             "summary_json": json.dumps(s, default=_json_default),
         }
     except Exception as exc:  # recorded as a failed point; the sweep goes on
