@@ -108,6 +108,9 @@ class ArchitectureConfig(ConfigBase):
     error_unit_capacitance_f: float = param(
         100e-15, "F", "pos", "error-node capacitor (the 100 fF of the presets' kT/C noise)"
     )
+    wire_segment_ohm: float = param(
+        0.0, "ohm", "nonneg", "row/column wire between adjacent cells (IR drop; 0: ideal wires)"
+    )
     fma_area_um2: float = param(
         HOROWITZ_FP32_FMA_UM2, "um^2", "nonneg", "co-processor FP32 mult+add (Horowitz, 45 nm)"
     )
