@@ -205,8 +205,9 @@ class Circuit:
             for W, d in zip(self.net.weights, deltas_w, strict=True):
                 W += d
         else:
+            t_s = self.seconds()  # written devices restart their drift clocks
             pulses = sum(
-                cb.update(d, self.rng) for cb, d in zip(self.crossbars, deltas_w, strict=True)
+                cb.update(d, self.rng, t_s) for cb, d in zip(self.crossbars, deltas_w, strict=True)
             )
             self.ledger.charge(
                 "synapse_write", pulses * self.chip.costs.write_energy_per_pulse_j, pulses
