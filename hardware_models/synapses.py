@@ -29,11 +29,22 @@ import numpy as np
 
 from hardware_models._config import ConfigBase, param
 
-__all__ = ["SynapseConfig", "Crossbar", "pcm_programming_noise_s"]
+__all__ = ["SynapseConfig", "Crossbar", "pcm_programming_noise_s", "pcm_drift_exponent"]
 
 # Nandakumar et al. 2019 PCM programming noise, as in aihwkit's PCMLikeNoiseModel:
 # sigma_prog(g) = c0 + c1 (g/g_max) + c2 (g/g_max)^2, in microsiemens, fitted at g_max = 25 uS.
 PCM_PROG_COEFF_US: tuple[float, float, float] = (0.26348, 1.9650, -1.1731)
+
+
+def pcm_drift_exponent(g_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """PCM drift exponent mean and device-to-device std at ``g_hat = g / g_max``.
+
+    Nandakumar et al. 2019 as in aihwkit's ``PCMLikeNoiseModel`` (REFERENCE_NUMBERS.md):
+    ``nu = clip(-0.0155 ln g_hat + 0.0244, 0.049, 0.1)``,
+    ``std = clip(-0.0125 ln g_hat - 0.0059, 0.008, 0.045)``.
+    """
+    lg = np.log(np.clip(g_hat, 1e-12, None))
+    return np.clip(-0.0155 * lg + 0.0244, 0.049, 0.1), np.clip(-0.0125 * lg - 0.0059, 0.008, 0.045)
 
 
 def pcm_programming_noise_s(g_hat: np.ndarray | float) -> np.ndarray | float:
@@ -77,6 +88,12 @@ class SynapseConfig(ConfigBase):
     read_noise_std: float = param(0.0, "w_max", "std", "fresh Gaussian noise on every read")
     drift_nu: float = param(0.0, "", "nonneg", "mean drift exponent: g(t) = g0 (t/t0)^-nu")
     drift_nu_std: float = param(0.0, "", "std", "device-to-device std of the drift exponent")
+    drift_nu_model: str = param(
+        "constant",
+        "",
+        ("constant", "pcm"),
+        "constant: N(drift_nu, drift_nu_std); pcm: conductance-dependent (Nandakumar 2019)",
+    )
     t0_s: float = param(20.0, "s", "pos", "drift reference time after programming")
     drift_compensation: str = param(
         "none",
@@ -115,8 +132,7 @@ class SynapseConfig(ConfigBase):
             and self.prog_noise_std == 0
             and self.prog_noise_scale == 0
             and self.read_noise_std == 0
-            and self.drift_nu == 0
-            and self.drift_nu_std == 0
+            and not self.has_drift
             and self.d2d_std == 0
             and self.stuck_fraction == 0
             and self.dw_min is None
@@ -124,7 +140,7 @@ class SynapseConfig(ConfigBase):
 
     @property
     def has_drift(self) -> bool:
-        return self.drift_nu > 0 or self.drift_nu_std > 0
+        return self.drift_nu > 0 or self.drift_nu_std > 0 or self.drift_nu_model == "pcm"
 
     @property
     def pulsed(self) -> bool:
@@ -277,8 +293,10 @@ class Crossbar:
         ``1 + d2d_std N(0,1)`` (compensated when ``program_verify``); add programming noise
         ``prog_noise_std * w_max`` and/or ``prog_noise_scale * sigma_PCM(g)`` (Nandakumar 2019);
         fix stuck devices at 0 (both at ``g_min``) or ``+-w_max`` (one at ``g_max``); draw drift
-        exponents ``nu ~ N(drift_nu, drift_nu_std)``, clipped at 0. Ideal: a plain copy (or,
-        with ``copy=False`` and a matching C-contiguous array, adopt ``W_target`` itself).
+        exponents ``nu ~ N(drift_nu, drift_nu_std)`` (``drift_nu_model = "pcm"``: mean and std
+        from each device's conductance, :func:`pcm_drift_exponent`), clipped at 0. Ideal: a
+        plain copy (or, with ``copy=False`` and a matching C-contiguous array, adopt
+        ``W_target`` itself).
         """
         W = np.asarray(W_target)
         if W.shape != self.shape:
@@ -332,7 +350,12 @@ class Crossbar:
         else:
             self._stuck_idx = np.zeros(0, np.intp)
             self._stuck_val = np.zeros(0, self.dtype)
-        if cfg.drift_nu_std > 0:
+        if cfg.drift_nu_model == "pcm":
+            # the device carrying |w| sits at g = g_min + |w| / w_max (g_max - g_min)
+            g = cfg.g_min_s + np.abs(q.reshape(-1)) / w_max * (cfg.g_max_s - cfg.g_min_s)
+            mean, std = pcm_drift_exponent(g / cfg.g_max_s)
+            self._nu = np.maximum(mean + std * rng.standard_normal(size), 0.0)
+        elif cfg.drift_nu_std > 0:
             nu = cfg.drift_nu + cfg.drift_nu_std * rng.standard_normal(size)
             self._nu = np.maximum(nu, 0.0)
         else:

@@ -413,3 +413,22 @@ def test_drift_compensation_restores_the_response_magnitude(mode):
     xu = _xb(W.shape, w_max=1.0, drift_nu=0.05, drift_compensation=mode)
     xu.program(W, rng)
     np.testing.assert_allclose(xu.read_mean(t), W, rtol=1e-12)
+
+
+def test_pcm_drift_exponent_follows_the_programmed_conductance():
+    """aihwkit PCMLikeNoiseModel: nu = clip(-0.0155 ln g + 0.0244, 0.049, 0.1) at g = g/g_max."""
+    rng = np.random.default_rng(23)
+    levels = np.array([0.05, 0.2, 0.5, 1.0])  # |w| / w_max, so g / g_max with g_min = 0
+    W = np.repeat(levels[None, :], 20000, axis=0)
+    xb = _xb(W.shape, w_max=1.0, g_min_s=0.0, drift_nu_model="pcm")
+    xb.program(W, rng)
+    assert xb.config.has_drift and not xb.is_ideal
+    nu = xb.drift_exponents
+    for k, g in enumerate(levels):
+        mean = np.clip(-0.0155 * np.log(g) + 0.0244, 0.049, 0.1)
+        std = np.clip(-0.0125 * np.log(g) - 0.0059, 0.008, 0.045)
+        assert nu[:, k].mean() == pytest.approx(mean, abs=3 * std / np.sqrt(20000) + 1e-3)
+        assert nu[:, k].std() == pytest.approx(std, rel=0.05)
+    # small weights drift faster: after a day the 0.05 column lost more than the 1.0 column
+    r = xb.read_mean(86400.0) / W
+    assert r[:, 0].mean() < r[:, 3].mean()
