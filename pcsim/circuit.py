@@ -220,15 +220,22 @@ class Circuit:
         """Input values as the chip's DAC delivers them (charged per conversion)."""
         if self.chip is None:
             return x
-        self.ledger.charge("dac", x.size * self.chip.converters.dac_energy_j, x.size)
-        return self.chip.converters.dac(x)
+        cv = self.chip.converters
+        self.ledger.charge("dac", x.size * cv.dac_energy_j, x.size)
+        y, ops = cv.convert_input(x)
+        if ops:  # input (noise) management: digital scaling on the co-processor
+            e = ops * self.chip.costs.baseline.mult_energy_j
+            self.ledger.charge("noise_management", e, ops)
+        return y
 
     def adc(self, x: np.ndarray) -> np.ndarray:
         """Output values as the chip's ADC reads them (charged per conversion)."""
         if self.chip is None:
             return x
-        self.ledger.charge("adc", x.size * self.chip.converters.adc_energy_j, x.size)
-        return self.chip.converters.adc(x)
+        cv = self.chip.converters
+        y, n, _ = cv.convert_output(x)  # bound management repeats clipped reads
+        self.ledger.charge("adc", n * cv.adc_energy_j, n)
+        return y
 
     def gammas(self, dt: float) -> tuple[np.ndarray, ...]:
         """Per-unit Euler rates ``dt / tau_unit`` (dt in units of tau_x); cached per dt."""
