@@ -32,7 +32,8 @@ def param(default: Any, unit: str = "", check: Any = "real", doc: str = "") -> A
     """Declare a validated dataclass field.
 
     ``check`` is one of ``real``, ``pos``, ``nonneg``, ``frac``, ``pos_or_none``, ``bits``,
-    ``bool``, ``ext`` (any float, +-inf allowed), ``pos_ext`` (> 0, inf allowed), ``asym``
+    ``bool``, ``count`` (an integer >= 1), ``count_or_none``, ``ext`` (any float, +-inf
+    allowed), ``pos_ext`` (> 0, inf allowed), ``asym``
     (-1 < v < 1), ``std`` (a spread: 0 <= v <= MAX_STD), ``str``, or a tuple of allowed
     strings.
     """
@@ -65,6 +66,13 @@ def check_value(path: str, value: Any, check: Any) -> Any:
             raise ChipConfigError(f"{path} must be an integer >= 1 or omitted, got {value!r}")
         if value > 24:
             raise ChipConfigError(f"{path} must be <= 24 (use omitted for analog), got {value!r}")
+        return int(value)
+    if check in ("count", "count_or_none"):
+        if value is None and check == "count_or_none":
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            what = "an integer >= 1" + (" or omitted" if check == "count_or_none" else "")
+            raise ChipConfigError(f"{path} must be {what}, got {value!r}")
         return int(value)
     if check == "pos_or_none" and value is None:
         return None

@@ -13,7 +13,13 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["read_affine_noise", "read_drift", "read_drift_noise", "pulsed_update"]
+__all__ = [
+    "read_affine_noise",
+    "read_drift",
+    "read_drift_noise",
+    "read_drift_clocks",
+    "pulsed_update",
+]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -37,6 +43,23 @@ def read_drift_noise(w, nu, log_ratio, sigma, rng, out):
         out[i] = w[i] * math.exp(-nu[i] * log_ratio) + sigma * rng.standard_normal()
 
 
+@numba.njit(cache=True, nogil=True)
+def drift_factor_at(nu, age, t0):
+    """``(age / t0)^-nu`` after ``t0``, 1 before (aihwkit / Nandakumar 2019 power law)."""
+    if age <= t0:
+        return 1.0
+    return math.exp(-nu * math.log(age / t0))
+
+
+@numba.njit(cache=True, nogil=True)
+def read_drift_clocks(w, nu, nu0, per_device_nu, t_write, t_now, t0, out):
+    """``out = w * ((t_now - t_write) / t0)^-nu`` with a drift clock per device (reset by
+    writes); ``nu`` per device when ``per_device_nu`` else the scalar ``nu0``."""
+    for i in range(w.size):
+        v = nu[i] if per_device_nu else nu0
+        out[i] = w[i] * drift_factor_at(v, t_now - t_write[i], t0)
+
+
 # Above this many pulses in one call the per-pulse loop is replaced by its closed form (the
 # same mean; the noise of the sum drawn once). pcsim choice: with accumulate-and-fire a call
 # fires 0 or 1 pulses per device at small dt, so the loop is the common path.
@@ -45,7 +68,27 @@ PULSE_LOOP_MAX = 64
 
 @numba.njit(cache=True, nogil=True)
 def pulsed_update(
-    w, dw, acc, gain, has_gain, w_max, dw_abs, r_up, r_down, sigma, soft, snap, lsb, rng
+    w,
+    dw,
+    acc,
+    gain,
+    has_gain,
+    w_max,
+    dw_abs,
+    r_up,
+    r_down,
+    sigma,
+    soft,
+    snap,
+    lsb,
+    rng,
+    clocks,
+    t_write,
+    t_now,
+    nu,
+    nu0,
+    per_device_nu,
+    t0,
 ):
     """Accumulate the requested change ``dw`` and fire whole pulses; returns the write count.
 
@@ -66,6 +109,10 @@ def pulsed_update(
     - hard bounds (aihwkit ConstantStepDevice): ``w += r b`` per pulse, clipped to ``[-b, b]``;
       a multi-level cell (``snap = 1``) is then snapped to its level grid ``g * lsb * k``, a
       binary cell (``snap = 2``) to ``+-b``, and one write is counted per changed device.
+
+    Drift clocks (``clocks``): a device that fires first takes its drifted value
+    ``w ((t_now - t_write) / t0)^-nu`` as the starting point and restarts its clock,
+    ``t_write = t_now``.
 
     More than ``PULSE_LOOP_MAX`` pulses in one call use the closed form with the same mean:
     soft ``b - (b - w) P`` with ``ln P ~ N(n ln(1 - r) - s^2/2, s^2)``,
@@ -93,6 +140,10 @@ def pulsed_update(
             continue
         r = r_up if up else r_down
         wi = w[i]
+        if clocks:
+            v = nu[i] if per_device_nu else nu0
+            wi = wi * drift_factor_at(v, t_now - t_write[i], t0)
+            t_write[i] = t_now
         x = wi
         if n <= PULSE_LOOP_MAX:
             for _ in range(n):

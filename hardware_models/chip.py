@@ -26,6 +26,7 @@ import numpy as np
 
 from hardware_models import baselines as _baselines
 from hardware_models._config import ChipConfigError, ConfigBase, check_value, unknown_key_error
+from hardware_models.architecture import ArchitectureConfig, LayerMap, chip_area, map_network
 from hardware_models.baselines import BaselineCost
 from hardware_models.converters import ConverterConfig
 from hardware_models.costs import CostConfig, DigitalCost, digital_baseline
@@ -40,6 +41,7 @@ _SECTIONS: dict[str, type[ConfigBase]] = {
     "error_units": ErrorUnitConfig,
     "converters": ConverterConfig,
     "costs": CostConfig,
+    "architecture": ArchitectureConfig,
 }
 
 
@@ -57,6 +59,7 @@ class Chip:
     error_units: ErrorUnitConfig = field(default_factory=ErrorUnitConfig)
     converters: ConverterConfig = field(default_factory=ConverterConfig)
     costs: CostConfig = field(default_factory=CostConfig)
+    architecture: ArchitectureConfig = field(default_factory=ArchitectureConfig)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -119,6 +122,28 @@ class Chip:
         """FP32, FP16 and INT8 digital accelerators at this chip's node and at 45 nm, each
         priced for backprop training and inference (:mod:`hardware_models.baselines`)."""
         return _baselines.standard_baselines(layer_sizes, batch_size, self.node_nm)
+
+    def layer_maps(self, sizes: list[int]) -> list[LayerMap]:
+        """Each weight matrix of a network ``sizes`` on this chip's tiles (per-read costs)."""
+        cv = self.converters
+        return map_network(sizes, self.architecture, cv.adc_bits, cv.sar_cycle_s)
+
+    def area_mm2(
+        self, sizes: list[int], digital_state_bits_per_weight: int = 0, replicas: int = 1
+    ) -> dict[str, float]:
+        """Area in mm^2 by component (:func:`hardware_models.architecture.chip_area`)."""
+        cv = self.converters
+        return chip_area(
+            sizes,
+            self.architecture,
+            adc_bits=cv.adc_bits,
+            dac_bits=cv.dac_bits,
+            value_capacitance_f=self.value_units.capacitance_f,
+            pulsed=self.synapses.pulsed,
+            digital_state_bits_per_weight=digital_state_bits_per_weight,
+            replicas=replicas,
+            sar_cycle_s=cv.sar_cycle_s,
+        )
 
     # -- dicts and overrides -----------------------------------------------------------------
     @classmethod

@@ -10,6 +10,18 @@ Energy: the Walden figure of merit ``FoM = P / (2^ENOB f_s)`` gives an energy pe
 Murmann ADC survey; docs/sources.md). DACs are costed with the same formula.
 Latency: a SAR ADC resolves one bit per cycle, ``(bits + 1) * t_cycle`` (NeuroSim's
 ``(log2 levels + 1)`` ns).
+
+Noise and bound management (aihwkit's ``NoiseManagementType.ABS_MAX`` and
+``BoundManagementType.ITERATIVE``), options of :class:`ConverterConfig`:
+
+- ``input_management = "abs_max"``: each input vector is divided by its largest magnitude
+  and multiplied by the DAC's full scale before conversion, and the result scaled back
+  digitally, so a vector using a tenth of the range keeps the DAC's full resolution. Price: two
+  digital multiplies per value (:meth:`ConverterConfig.convert_input`).
+- ``bound_management = "iterative"``: a read whose outputs leave the ADC range is repeated
+  with the input halved, ``k`` times until it fits (at most ``bound_management_max``), and the
+  converted result multiplied by ``2^k``. Price: ``k + 1`` conversions of the vector and
+  ``k + 1`` ADC latencies (:meth:`ConverterConfig.convert_output`).
 """
 
 from __future__ import annotations
@@ -55,7 +67,13 @@ def conversion_energy_j(bits: int | None, fom_j: float) -> float:
 
 @dataclass(frozen=True)
 class ConverterConfig(ConfigBase):
-    """Input DAC, output ADC and optional between-layer conversion. Omitted bits = ideal."""
+    """Input DAC and output ADC at the network's edges. Omitted bits = ideal.
+
+    Conversions inside the network (per-tile ADCs with digital partial sums, their sharing
+    between columns) are the chip's architecture:
+    :class:`hardware_models.architecture.ArchitectureConfig`. (The former ``interlayer_bits``
+    was never applied to the dynamics and is removed.)
+    """
 
     _section: ClassVar[str] = "chip.converters"
 
@@ -65,16 +83,18 @@ class ConverterConfig(ConfigBase):
     adc_bits: int | None = param(None, "bit", "bits", "output ADC resolution; omitted: ideal")
     adc_low: float = param(-1.0, "activity", "real", "output ADC range, low end")
     adc_high: float = param(1.0, "activity", "real", "output ADC range, high end")
-    interlayer_bits: int | None = param(
-        None, "bit", "bits", "ADC+DAC between layers; omitted: analog hand-over"
+    input_management: str = param(
+        "none", "", ("none", "abs_max"), "abs_max: inputs scaled to the full DAC range (aihwkit)"
     )
-    interlayer_low: float = param(-1.0, "activity", "real", "between-layer range, low end")
-    interlayer_high: float = param(1.0, "activity", "real", "between-layer range, high end")
+    bound_management: str = param(
+        "none", "", ("none", "iterative"), "iterative: clipped reads repeated at half input"
+    )
+    bound_management_max: int = param(10, "", "count", "most halvings of one read (iterative)")
     walden_fom_j: float = param(5e-15, "J/step", "nonneg", "energy per conversion step")
     sar_cycle_s: float = param(1e-9, "s", "nonneg", "SAR ADC time per bit cycle")
 
     def _cross_checks(self) -> None:
-        for name in ("dac", "adc", "interlayer"):
+        for name in ("dac", "adc"):
             lo, hi = getattr(self, f"{name}_low"), getattr(self, f"{name}_high")
             if not lo < hi:
                 self._fail(f"{name}_low", f"must be < {name}_high ({hi!r}), got {lo!r}")
@@ -84,7 +104,7 @@ class ConverterConfig(ConfigBase):
 
     @property
     def is_ideal(self) -> bool:
-        return self.dac_bits is None and self.adc_bits is None and self.interlayer_bits is None
+        return self.dac_bits is None and self.adc_bits is None
 
     def dac(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Input conversion (identity when ``dac_bits`` is omitted)."""
@@ -94,9 +114,43 @@ class ConverterConfig(ConfigBase):
         """Output conversion (identity when ``adc_bits`` is omitted)."""
         return quantise(x, self.adc_bits, self.adc_low, self.adc_high, out)
 
-    def interlayer(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Between-layer conversion (identity when ``interlayer_bits`` is omitted)."""
-        return quantise(x, self.interlayer_bits, self.interlayer_low, self.interlayer_high, out)
+    def convert_input(self, x: np.ndarray) -> tuple[np.ndarray, int]:
+        """DAC conversion with input management: ``(values, digital multiplies)``.
+
+        Vectors are the last axis of ``x``. ``abs_max``: ``y = Q(x * c / m) * m / c`` with
+        ``m = max |x|`` per vector and ``c = min(|dac_low|, |dac_high|)`` the full scale.
+        """
+        if self.input_management == "none" or self.dac_bits is None:
+            return self.dac(x), 0
+        full = min(abs(self.dac_low), abs(self.dac_high))
+        m = np.max(np.abs(x), axis=-1, keepdims=True)
+        scale = np.where(m > 0, full / np.where(m > 0, m, 1.0), 1.0).astype(x.dtype)
+        y = self.dac(x * scale) / scale
+        return y.astype(x.dtype, copy=False), 2 * x.size
+
+    def convert_output(self, x: np.ndarray) -> tuple[np.ndarray, int, int]:
+        """ADC conversion with bound management: ``(values, conversions, most repeats)``.
+
+        ``iterative``: per vector (last axis) the smallest ``k`` with ``x / 2^k`` inside
+        ``[adc_low, adc_high]`` (capped at ``bound_management_max``); ``y = 2^k Q(x / 2^k)``;
+        the vector is converted ``k + 1`` times. The third value is the largest ``k`` (the
+        extra ADC latencies of this read).
+        """
+        if self.bound_management == "none" or self.adc_bits is None:
+            return self.adc(x), x.size, 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            over = np.maximum(
+                np.where(x > 0, x / self.adc_high, 0.0) if self.adc_high > 0 else 0.0,
+                np.where(x < 0, x / self.adc_low, 0.0) if self.adc_low < 0 else 0.0,
+            )
+        ratio = np.max(over, axis=-1, keepdims=True) if x.ndim else over
+        k = np.ceil(np.log2(np.maximum(ratio, 1.0)))
+        k = np.minimum(k, self.bound_management_max)
+        f = (2.0**k).astype(x.dtype)
+        y = self.adc(x / f) * f
+        n_per_vector = x.shape[-1] if x.ndim else 1
+        conversions = int(((k + 1) * n_per_vector).sum())
+        return y.astype(x.dtype, copy=False), conversions, int(k.max())
 
     @property
     def dac_energy_j(self) -> float:
@@ -105,11 +159,6 @@ class ConverterConfig(ConfigBase):
     @property
     def adc_energy_j(self) -> float:
         return conversion_energy_j(self.adc_bits, self.walden_fom_j)
-
-    @property
-    def interlayer_energy_j(self) -> float:
-        """One ADC plus one DAC conversion per value handed between layers."""
-        return 2.0 * conversion_energy_j(self.interlayer_bits, self.walden_fom_j)
 
     @property
     def adc_latency_s(self) -> float:

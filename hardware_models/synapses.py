@@ -29,11 +29,22 @@ import numpy as np
 
 from hardware_models._config import ConfigBase, param
 
-__all__ = ["SynapseConfig", "Crossbar", "pcm_programming_noise_s"]
+__all__ = ["SynapseConfig", "Crossbar", "pcm_programming_noise_s", "pcm_drift_exponent"]
 
 # Nandakumar et al. 2019 PCM programming noise, as in aihwkit's PCMLikeNoiseModel:
 # sigma_prog(g) = c0 + c1 (g/g_max) + c2 (g/g_max)^2, in microsiemens, fitted at g_max = 25 uS.
 PCM_PROG_COEFF_US: tuple[float, float, float] = (0.26348, 1.9650, -1.1731)
+
+
+def pcm_drift_exponent(g_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """PCM drift exponent mean and device-to-device std at ``g_hat = g / g_max``.
+
+    Nandakumar et al. 2019 as in aihwkit's ``PCMLikeNoiseModel`` (docs/sources.md):
+    ``nu = clip(-0.0155 ln g_hat + 0.0244, 0.049, 0.1)``,
+    ``std = clip(-0.0125 ln g_hat - 0.0059, 0.008, 0.045)``.
+    """
+    lg = np.log(np.clip(g_hat, 1e-12, None))
+    return np.clip(-0.0155 * lg + 0.0244, 0.049, 0.1), np.clip(-0.0125 * lg - 0.0059, 0.008, 0.045)
 
 
 def pcm_programming_noise_s(g_hat: np.ndarray | float) -> np.ndarray | float:
@@ -82,7 +93,19 @@ class SynapseConfig(ConfigBase):
     )
     drift_nu: float = param(0.0, "", "nonneg", "mean drift exponent: g(t) = g0 (t/t0)^-nu")
     drift_nu_std: float = param(0.0, "", "std", "device-to-device std of the drift exponent")
+    drift_nu_model: str = param(
+        "constant",
+        "",
+        ("constant", "pcm"),
+        "constant: N(drift_nu, drift_nu_std); pcm: conductance-dependent (Nandakumar 2019)",
+    )
     t0_s: float = param(20.0, "s", "pos", "drift reference time after programming")
+    drift_compensation: str = param(
+        "none",
+        "",
+        ("none", "global", "column"),
+        "scale reads back by the drifted/undrifted response (aihwkit GlobalDriftCompensation)",
+    )
     d2d_std: float = param(0.0, "", "std", "device gain spread: gain = 1 + d2d_std * N(0,1)")
     stuck_fraction: float = param(0.0, "", "frac", "fraction of synapses stuck (never change)")
     stuck_at_gmax_fraction: float = param(
@@ -114,8 +137,7 @@ class SynapseConfig(ConfigBase):
             and self.prog_noise_std == 0
             and self.prog_noise_scale == 0
             and self.read_noise_std == 0
-            and self.drift_nu == 0
-            and self.drift_nu_std == 0
+            and not self.has_drift
             and self.d2d_std == 0
             and self.stuck_fraction == 0
             and self.dw_min is None
@@ -123,7 +145,7 @@ class SynapseConfig(ConfigBase):
 
     @property
     def has_drift(self) -> bool:
-        return self.drift_nu > 0 or self.drift_nu_std > 0
+        return self.drift_nu > 0 or self.drift_nu_std > 0 or self.drift_nu_model == "pcm"
 
     @property
     def pulsed(self) -> bool:
@@ -183,6 +205,9 @@ class Crossbar:
         self._stuck_val = np.zeros(0, self.dtype)
         # accumulate-and-fire counters, in nominal pulses: float64 (n_out*n_in,) or None (zeros)
         self._acc: np.ndarray | None = None
+        # per-device drift clocks: simulated time of the last write, float64 (n_out*n_in,);
+        # None: every device is as old as the programming (t_program_s)
+        self._t_write: np.ndarray | None = None
 
     def __repr__(self) -> str:
         return (
@@ -273,8 +298,10 @@ class Crossbar:
         ``1 + d2d_std N(0,1)`` (compensated when ``program_verify``); add programming noise
         ``prog_noise_std * w_max`` and/or ``prog_noise_scale * sigma_PCM(g)`` (Nandakumar 2019);
         fix stuck devices at 0 (both at ``g_min``) or ``+-w_max`` (one at ``g_max``); draw drift
-        exponents ``nu ~ N(drift_nu, drift_nu_std)``, clipped at 0. Ideal: a plain copy (or,
-        with ``copy=False`` and a matching C-contiguous array, adopt ``W_target`` itself).
+        exponents ``nu ~ N(drift_nu, drift_nu_std)`` (``drift_nu_model = "pcm"``: mean and std
+        from each device's conductance, :func:`pcm_drift_exponent`), clipped at 0. Ideal: a
+        plain copy (or, with ``copy=False`` and a matching C-contiguous array, adopt
+        ``W_target`` itself).
         """
         W = np.asarray(W_target)
         if W.shape != self.shape:
@@ -282,6 +309,7 @@ class Crossbar:
         cfg = self.config
         self.t_program_s = float(t_s)
         self._acc = None
+        self._t_write = None
         if cfg.is_ideal:
             if not copy and W.dtype == self.dtype and W.flags.c_contiguous:
                 self._w = W
@@ -327,7 +355,12 @@ class Crossbar:
         else:
             self._stuck_idx = np.zeros(0, np.intp)
             self._stuck_val = np.zeros(0, self.dtype)
-        if cfg.drift_nu_std > 0:
+        if cfg.drift_nu_model == "pcm":
+            # the device carrying |w| sits at g = g_min + |w| / w_max (g_max - g_min)
+            g = cfg.g_min_s + np.abs(q.reshape(-1)) / w_max * (cfg.g_max_s - cfg.g_min_s)
+            mean, std = pcm_drift_exponent(g / cfg.g_max_s)
+            self._nu = np.maximum(mean + std * rng.standard_normal(size), 0.0)
+        elif cfg.drift_nu_std > 0:
             nu = cfg.drift_nu + cfg.drift_nu_std * rng.standard_normal(size)
             self._nu = np.maximum(nu, 0.0)
         else:
@@ -355,11 +388,61 @@ class Crossbar:
 
     # -- reading -----------------------------------------------------------------------------
     def drift_factor(self, t_s: float) -> float:
-        """Uniform drift factor ``(age / t0)^-drift_nu`` (1 before ``t0``)."""
+        """Uniform drift factor ``(age / t0)^-drift_nu`` of a device written at programming
+        (1 before ``t0``)."""
         age = t_s - self.t_program_s
         if not self.config.has_drift or age <= self.config.t0_s:
             return 1.0
         return (age / self.config.t0_s) ** (-self.config.drift_nu)
+
+    @property
+    def write_times(self) -> np.ndarray:
+        """Simulated time (s) each device was last written: its drift clock, ``(n_out, n_in)``."""
+        if self._t_write is None:
+            return np.full(self.shape, self.t_program_s)
+        return self._t_write.reshape(self.shape)
+
+    def _drifting(self, t_s: float) -> bool:
+        cfg = self.config
+        if not cfg.has_drift:
+            return False
+        oldest = self.t_program_s if self._t_write is None else float(self._t_write.min())
+        return t_s - oldest > cfg.t0_s
+
+    def _drifted(self, t_s: float, out: np.ndarray) -> np.ndarray:
+        """``out = w * ((t - t_write) / t0)^-nu`` per device (the noise-free drifted weights)."""
+        from hardware_models import _kernels as k
+
+        cfg = self.config
+        w, o = self._w.reshape(-1), out.reshape(-1)
+        if self._t_write is not None:
+            nu = self._nu if self._nu is not None else np.zeros(1)
+            k.read_drift_clocks(
+                w, nu, cfg.drift_nu, self._nu is not None, self._t_write, t_s, cfg.t0_s, o
+            )
+        elif self._nu is None:
+            np.multiply(self._w, self.drift_factor(t_s), out=out)
+        else:
+            age = t_s - self.t_program_s
+            k.read_drift(w, self._nu, math.log(age / cfg.t0_s), o)
+        return out
+
+    def compensation(self, drifted: np.ndarray) -> np.ndarray | float:
+        """Drift-compensation gain for reads of ``drifted`` weights (1 when off).
+
+        ``global`` (aihwkit ``GlobalDriftCompensation``): the periphery reads the summed
+        magnitude of the array's response before drift (``sum |W0|``, re-read after each
+        programming or write) and now, and scales every output by their ratio. ``column``: the
+        same ratio per output line (shape ``(n_out, 1)``; a pcsim option).
+        """
+        mode = self.config.drift_compensation
+        if mode == "none":
+            return 1.0
+        axis = None if mode == "global" else 1
+        ref = np.abs(self._w).sum(axis=axis, dtype=np.float64)
+        now = np.abs(drifted).sum(axis=axis, dtype=np.float64)
+        gain = np.where(now > 0, ref / np.where(now > 0, now, 1.0), 1.0)
+        return float(gain) if axis is None else gain[:, None]
 
     def read(
         self,
@@ -369,15 +452,15 @@ class Crossbar:
     ) -> np.ndarray:
         """The weight matrix a matrix-vector product sees at simulated time ``t_s``.
 
-        ``w(t) = w0 * ((t - t_prog) / t0)^-nu + read_noise_std * w_max * N(0, 1)`` (drift only
-        after ``t0``; Nandakumar 2019 / aihwkit PCM drift). Without read noise and drift this
-        returns :attr:`weights` itself (no copy; do not modify it). Otherwise the result is
-        written into ``out`` (allocated if None) in one fused pass.
+        ``w(t) = alpha * (w0 * ((t - t_write) / t0)^-nu + read_noise_std * w_max * N(0, 1))``:
+        drift after ``t0`` since each device's last write (Nandakumar 2019 / aihwkit PCM drift),
+        ``alpha`` the drift compensation (:meth:`compensation`, 1 when off). Without read
+        noise and drift this returns :attr:`weights` itself (no copy; do not modify it).
+        Otherwise the result is written into ``out`` (allocated if None).
         """
         cfg = self.config
         noisy = cfg.read_noise_std > 0
-        age = t_s - self.t_program_s
-        drifting = cfg.has_drift and age > cfg.t0_s
+        drifting = self._drifting(t_s)
         if not noisy and not drifting:
             return self._w
         if noisy and rng is None:
@@ -388,42 +471,33 @@ class Crossbar:
             raise ValueError(f"out must be a C-contiguous {self.dtype} array of shape {self.shape}")
         from hardware_models import _kernels as k
 
-        w, o = self._w.reshape(-1), out.reshape(-1)
         sigma = cfg.read_noise_std * self.w_max
-        if not drifting or self._nu is None:
-            f = self.drift_factor(t_s)
-            if noisy:
-                k.read_affine_noise(w, f, sigma, rng, o)
-            else:
-                np.multiply(self._w, f, out=out)
-        else:
-            log_ratio = math.log(age / cfg.t0_s)
-            if noisy:
-                k.read_drift_noise(w, self._nu, log_ratio, sigma, rng, o)
-            else:
-                k.read_drift(w, self._nu, log_ratio, o)
+        if not drifting:
+            k.read_affine_noise(self._w.reshape(-1), 1.0, sigma, rng, out.reshape(-1))
+            return out
+        self._drifted(t_s, out)
+        alpha = self.compensation(out)
+        if noisy:
+            k.read_affine_noise(out.reshape(-1), 1.0, sigma, rng, out.reshape(-1))
+        if cfg.drift_compensation != "none":
+            out *= alpha
         return out
 
     def read_mean(self, t_s: float = 0.0, out: np.ndarray | None = None) -> np.ndarray:
-        """The noise-free part of :meth:`read` (drift included): what a read sees on average.
+        """The noise-free part of :meth:`read` (drift and its compensation included).
 
         A consumer that applies read noise in the output domain uses this with
         :attr:`read_sigma`: for ``y = W x`` with independent ``N(0, read_sigma^2)`` noise on
         every device at every read, ``y_i = (W x)_i + read_sigma * ||x|| * z_i`` exactly in
         distribution (``z`` standard normal, independent per output and per read).
         """
-        cfg = self.config
-        age = t_s - self.t_program_s
-        if not (cfg.has_drift and age > cfg.t0_s):
+        if not self._drifting(t_s):
             return self._w
         if out is None:
             out = np.empty(self.shape, self.dtype)
-        if self._nu is None:
-            np.multiply(self._w, self.drift_factor(t_s), out=out)
-        else:
-            from hardware_models import _kernels as k
-
-            k.read_drift(self._w.reshape(-1), self._nu, math.log(age / cfg.t0_s), out.reshape(-1))
+        self._drifted(t_s, out)
+        if self.config.drift_compensation != "none":
+            out *= self.compensation(out)
         return out
 
     @property
@@ -434,7 +508,9 @@ class Crossbar:
         return float(self.config.read_noise_std * self.w_max)
 
     # -- writing -----------------------------------------------------------------------------
-    def update(self, dW: np.ndarray, rng: np.random.Generator | None = None) -> int:
+    def update(
+        self, dW: np.ndarray, rng: np.random.Generator | None = None, t_s: float | None = None
+    ) -> int:
         """Apply a requested weight change; return the number of write pulses fired.
 
         Ideal: ``weights += dW`` exactly (returns the number of nonzero entries, one write
@@ -445,6 +521,10 @@ class Crossbar:
         :func:`hardware_models._kernels.pulsed_update`). A flow split into many small calls
         (small ``dt``) fires the same pulses as one call. Otherwise exact addition clipped to
         the device range. Stuck devices keep their value.
+
+        ``t_s`` (simulated seconds) runs the drift clocks of a drifting device: a written
+        device starts from its drifted value and restarts its clock at ``t_s``. Without it,
+        writes add to the stored (undrifted) value and clocks stay at programming.
         """
         cfg = self.config
         if cfg.is_ideal:
@@ -454,8 +534,16 @@ class Crossbar:
         if dW.shape != self.shape:
             raise ValueError(f"dW has shape {dW.shape}, crossbar is {self.shape}")
         r = cfg.relative_dw_min()
+        clocks = t_s is not None and cfg.has_drift
+        if clocks and self._t_write is None:
+            self._t_write = np.full(self._w.size, self.t_program_s)
         if r is None:
             n = int(np.count_nonzero(dW))
+            if clocks:
+                hit = np.flatnonzero(dW.reshape(-1))
+                drifted = self._drifted(t_s, np.empty(self.shape, self.dtype))  # type: ignore[arg-type]
+                self._w.reshape(-1)[hit] = drifted.reshape(-1)[hit]
+                self._t_write[hit] = t_s  # type: ignore[index]
             self._w += dW
             if self._gain is None:
                 np.clip(self._w, -self.w_max, self.w_max, out=self._w)
@@ -491,6 +579,13 @@ class Crossbar:
                 snap,
                 self.lsb or 0.0,
                 rng,
+                clocks,
+                self._t_write if clocks else np.zeros(1),
+                0.0 if t_s is None else float(t_s),
+                self._nu if self._nu is not None else np.zeros(1),
+                cfg.drift_nu,
+                self._nu is not None,
+                cfg.t0_s,
             )
         if self._stuck_idx.size:
             self._w.reshape(-1)[self._stuck_idx] = self._stuck_val

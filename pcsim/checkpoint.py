@@ -13,7 +13,8 @@ piece of state that training changes. Layout (format ``pcsim-checkpoint``, versi
                             checkpoint policy, the partial epoch's batch energies
     /parameters/W<l>, b<l>  weights as stored on the devices, biases
     /crossbars/<l>/...      device state per weight layer: gain, drift exponents (nu),
-                            write-pulse accumulators (acc), stuck_idx, stuck_val
+                            write-pulse accumulators (acc), drift clocks (t_write),
+                            stuck_idx, stuck_val
                             (datasets, when present); attrs w_max,
                             t_program_s
     /optimizer/<name>/<i>   optimiser arrays (Adam m and v, SGD velocity), one per parameter
@@ -177,6 +178,7 @@ def capture(
                     "gain": None if cb._gain is None else cb._gain.copy(),
                     "nu": None if cb._nu is None else cb._nu.copy(),
                     "acc": None if cb._acc is None else cb._acc.copy(),
+                    "t_write": None if cb._t_write is None else cb._t_write.copy(),
                     "stuck_idx": cb._stuck_idx.astype(np.int64),
                     "stuck_val": cb._stuck_val.copy(),
                 }
@@ -253,7 +255,7 @@ def save(path: str | Path, ck: Checkpoint) -> None:
                 c = g.create_group(str(i))
                 c.attrs["w_max"] = cb["w_max"]
                 c.attrs["t_program_s"] = cb["t_program_s"]
-                for k in ("gain", "nu", "acc", "stuck_idx", "stuck_val"):
+                for k in ("gain", "nu", "acc", "t_write", "stuck_idx", "stuck_val"):
                     if cb.get(k) is not None:
                         c.create_dataset(k, data=cb[k])
         g = f.create_group("optimizer")
@@ -426,7 +428,7 @@ def _read(f: h5py.File, name: str) -> Checkpoint:
                 if not isinstance(v, float | np.floating):
                     raise ResultsError(f"{name}: /crossbars/{i} attribute {attr} is missing")
                 cb[attr] = float(v)
-            for k in ("gain", "nu", "acc"):
+            for k in ("gain", "nu", "acc", "t_write"):
                 cb[k] = None
                 if k in c:
                     a = _float_array(c[k][()], f"/crossbars/{i}/{k}", name, 1)
@@ -657,6 +659,7 @@ def restore(ck: Checkpoint, trainer, fingerprint: str, name: str = "checkpoint")
             cb._gain = saved["gain"]
             cb._nu = saved["nu"]
             cb._acc = saved.get("acc")
+            cb._t_write = saved.get("t_write")
             cb._stuck_idx = saved["stuck_idx"]
             cb._stuck_val = saved["stuck_val"].astype(cb.dtype)
         circ.read_sigma = np.array([cb.read_sigma for cb in circ.crossbars])

@@ -15,7 +15,9 @@ section 6) are charged as the engines report what happened:
 - dynamic ``C V^2`` per unit transition, counted as the total swing ``sum |dx|`` in activity
   units (one activity unit = ``signal_scale_v`` volts);
 - write pulses fired by the update model, priced at ``write_energy_per_pulse_j``;
-- one DAC conversion per clamped input or target value, one ADC conversion per output read.
+- one DAC conversion per clamped input or target value, one ADC conversion per output read;
+- with digital partial sums (``chip.architecture``), one ADC conversion per tile output per
+  read, at the crossbar-read clock (one read per ``tau_x`` and direction): ``tile_adc``.
 """
 
 from __future__ import annotations
@@ -244,9 +246,10 @@ class Circuit:
             for W, d in zip(self.net.weights, deltas_w, strict=True):
                 W += d
         else:
+            t_s = self.seconds()  # written devices restart their drift clocks
             pulses = 0.0
             for l, (cb, d) in enumerate(zip(self.crossbars, deltas_w, strict=True)):
-                fired = cb.update(d, self.rng)
+                fired = cb.update(d, self.rng, t_s)
                 q = self._exact_quantum[l]
                 pulses += fired if q is None else float(np.abs(d).sum()) / q
             self.charge_writes(replicas * pulses)
@@ -258,15 +261,22 @@ class Circuit:
         """Input values as the chip's DAC delivers them (charged per conversion)."""
         if self.chip is None:
             return x
-        self.ledger.charge("dac", x.size * self.chip.converters.dac_energy_j, x.size)
-        return self.chip.converters.dac(x)
+        cv = self.chip.converters
+        self.ledger.charge("dac", x.size * cv.dac_energy_j, x.size)
+        y, ops = cv.convert_input(x)
+        if ops:  # input (noise) management: digital scaling on the co-processor
+            e = ops * self.chip.costs.baseline.mult_energy_j
+            self.ledger.charge("noise_management", e, ops)
+        return y
 
     def adc(self, x: np.ndarray) -> np.ndarray:
         """Output values as the chip's ADC reads them (charged per conversion)."""
         if self.chip is None:
             return x
-        self.ledger.charge("adc", x.size * self.chip.converters.adc_energy_j, x.size)
-        return self.chip.converters.adc(x)
+        cv = self.chip.converters
+        y, n, _ = cv.convert_output(x)  # bound management repeats clipped reads
+        self.ledger.charge("adc", n * cv.adc_energy_j, n)
+        return y
 
     def gammas(self, dt: float) -> tuple[np.ndarray, ...]:
         """Per-unit Euler rates ``dt / tau_unit`` (dt in units of tau_x); cached per dt."""
@@ -306,6 +316,26 @@ class Circuit:
         macs = 2.0 * self.n_synapses * duration_tau * batch
         self.ledger.charge("crossbar_read", c.read_energy_j(macs), macs)
         self.ledger.add_time(seconds)
+        self.charge_periphery(duration_tau, batch)
+
+    @property
+    def tile_conversions_per_read(self) -> int:
+        """ADC conversions of one read of every layer in both directions (0 with analog
+        partial sums; :mod:`hardware_models.architecture`)."""
+        if self.chip is None:
+            return 0
+        maps = self.chip.layer_maps(list(self.net.sizes))
+        return sum(m.conversions_forward + m.conversions_backward for m in maps)
+
+    def charge_periphery(self, duration_tau: float, batch: int) -> None:
+        """Per-tile ADC conversions with digital partial sums: every tile output is converted
+        once per read, and the crossbars are read once per ``tau_x`` in each direction (the
+        same clock as ``crossbar_read``)."""
+        if self.chip is None or self.chip.converters.adc_bits is None:
+            return
+        n = self.tile_conversions_per_read * duration_tau * batch
+        if n:
+            self.ledger.charge("tile_adc", n * self.chip.converters.adc_energy_j, n)
 
     def exact_write_pulses(self, moved: Sequence[float]) -> float:
         """Pulse-equivalents of exact writes that moved layer ``l``'s weights by a total of

@@ -195,6 +195,7 @@ def sweep_table(df, top: int | None = None) -> str:
         "test acc (%)",
         "energy/sample (J)",
         "latency/sample (s)",
+        "area (mm^2)",
         "baseline/chip energy",
         "wall (s)",
     ]
@@ -209,6 +210,7 @@ def sweep_table(df, top: int | None = None) -> str:
                 _fmt_num(100 * r["test_accuracy"], ".2f"),
                 _fmt_num(r["energy_per_sample_j"], ".3g"),
                 _fmt_num(r["latency_per_sample_s"], ".3g"),
+                _fmt_num(r.get("area_mm2", float("nan")), ".3g"),
                 _fmt_num(r["baseline_energy_ratio"], ".3g"),
                 _fmt_num(r["wall_time_s"], ".1f"),
             ]

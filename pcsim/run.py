@@ -347,6 +347,16 @@ def execute(
     digital = chip.baselines(list(net.sizes), cfg.baseline.batch_size)
     breakdown = {k: v / n_presented for k, v in train_ledger.items()}
     energy = float(sum(breakdown.values()))
+    # the optimiser's per-weight state on the digital co-processor (FP32 words): Adam m and v,
+    # momentum's velocity; the plain flow keeps none. A batch of B runs on B circuit replicas.
+    state = learning_rule.optimizer_state(trainer.optimizer)
+    state_bits = {"adam": 64, "momentum": 32}.get(state, 0)
+    area = chip.area_mm2(
+        list(net.sizes),
+        digital_state_bits_per_weight=state_bits,
+        replicas=cfg.learning.batch_size,
+    )
+    maps = chip.layer_maps(list(net.sizes))
     summary: dict[str, Any] = {
         "algorithm": cfg.algorithm.name,
         "engine": (
@@ -378,6 +388,17 @@ def execute(
         # update pulses fired per training sample (pulse-equivalents for exactly written devices)
         "write_pulses_per_sample": float(train_counts.get("synapse_write", 0.0)) / n_presented,
         "node_nm": chip.node_nm,
+        "area_mm2": float(sum(area.values())),
+        "area_mm2_by_component": area,
+        "tiles": sum(m.tiles for m in maps),
+        "partial_sums": chip.architecture.partial_sums,
+        "adc_conversions_per_read": sum(
+            m.conversions_forward + m.conversions_backward for m in maps
+        ),
+        # layers are read in parallel: the slowest layer and direction sets the read time
+        "conversion_latency_per_read_s": max(
+            max(m.latency_forward_s, m.latency_backward_s) for m in maps
+        ),
         "seed": cfg.seed,
         "pcsim_version": __version__,
     }

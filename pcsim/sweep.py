@@ -44,8 +44,8 @@ Results file (HDF5, format ``pcsim-sweep``, version 1); h5py alone can read it::
                          baseline_energy_ratio, inference_energy_per_sample_j,
                          inference_latency_per_sample_s (deployed feedforward settle; NaN
                          when not settled), inference_free_latency_per_sample_s (free
-                         relaxation), n_test (test-set size), wall_time_s, summary_json (the
-                         run's full summary, JSON)
+                         relaxation), n_test (test-set size), area_mm2, wall_time_s,
+                         summary_json (the run's full summary, JSON)
 
 Strings are variable-length UTF-8 (read with ``ds.asstr()[()]``); axis columns of kind ``json``
 (lists, tables, mixed types) hold JSON text; missing numbers are NaN. ``baseline_energy_ratio`` is
@@ -105,6 +105,7 @@ RESULT_COLUMNS = (
     "inference_latency_per_sample_s",
     "inference_free_latency_per_sample_s",
     "n_test",
+    "area_mm2",
     "wall_time_s",
 )
 #: result columns every version-1 file has (the others read as NaN when absent)
@@ -477,6 +478,7 @@ def run_point(config: dict[str, Any]) -> dict[str, Any]:
                 s.get("inference_free_latency_per_sample_s")
             ),
             "n_test": _finite_or_nan(s.get("n_test")),
+            "area_mm2": _finite_or_nan(s.get("area_mm2")),
             "summary_json": json.dumps(s, default=_json_default),
         }
     except Exception as exc:  # recorded as a failed point; the sweep goes on

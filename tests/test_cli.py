@@ -50,6 +50,17 @@ def test_run_writes_results_and_json(tmp_path):
     assert summary["chip"] == "rram"  # the default run is on a modelled analog chip
     for key in ("energy_per_sample_j", "latency_per_sample_s", "baseline_energy_per_sample_j"):
         assert summary[key] > 0
+    # area by component, on rram's 128 x 128 NeuroSim tiles
+    from hardware_models import load_preset
+
+    area = summary["area_mm2_by_component"]
+    assert summary["area_mm2"] == pytest.approx(sum(area.values())) and summary["area_mm2"] > 0
+    cells = load_preset("rram").area_mm2(summary["sizes"])["synapse_cells"]
+    assert area["synapse_cells"] == pytest.approx(cells)
+    n = summary["sizes"]
+    tiles = sum(-(-a // 128) * -(-b // 128) for a, b in zip(n[:-1], n[1:], strict=True))
+    assert summary["tiles"] == tiles and summary["partial_sums"] == "digital"
+    assert summary["energy_breakdown_j"]["tile_adc"] > 0  # per-tile conversions are charged
     r = results.load(out)
     assert r.summary["test_accuracy"] == pytest.approx(summary["test_accuracy"])
     assert r.metrics["test_accuracy"].shape == (2,)

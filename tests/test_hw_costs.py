@@ -112,12 +112,11 @@ def test_quantise_levels_and_passthrough():
 
 
 def test_converter_energy_is_walden_fom_times_levels():
-    cc = ConverterConfig(adc_bits=8, dac_bits=6, interlayer_bits=4, walden_fom_j=5e-15)
+    cc = ConverterConfig(adc_bits=8, dac_bits=6, walden_fom_j=5e-15)
     assert cc.adc_energy_j == pytest.approx(5e-15 * 256, rel=1e-12)
     assert cc.dac_energy_j == pytest.approx(5e-15 * 64, rel=1e-12)
-    assert cc.interlayer_energy_j == pytest.approx(2 * 5e-15 * 16, rel=1e-12)
     assert cc.adc_latency_s == pytest.approx(9e-9, rel=1e-12)
     ideal = ConverterConfig()
     assert ideal.is_ideal and ideal.adc_energy_j == 0.0
     x = np.ones(3)
-    assert ideal.adc(x) is x and ideal.dac(x) is x and ideal.interlayer(x) is x
+    assert ideal.adc(x) is x and ideal.dac(x) is x

@@ -371,3 +371,64 @@ def test_non_ideal_needs_rng():
     xb = _xb((2, 2), read_noise_std=0.1)
     with pytest.raises(ValueError, match="Generator"):
         xb.program(np.zeros((2, 2)))
+
+
+# -- drift clocks and compensation ----------------------------------------------------------------
+def test_a_write_restarts_the_drift_clock_of_the_written_device_only():
+    rng = np.random.default_rng(21)
+    nu, t0, dw = 0.1, 20.0, 0.01
+    xb = _xb((2, 2), w_max=1.0, dw_min=dw, update_bound="hard", drift_nu=nu, t0_s=t0)
+    W = np.array([[0.5, -0.3], [0.2, 0.4]])
+    xb.program(W, rng, t_s=0.0)
+    n = xb.update(np.array([[dw, 0.0], [0.0, 0.0]]), rng, t_s=1000.0)  # one pulse at 1000 s
+    assert n == 1
+    written = (0.5 * (1000.0 / t0) ** -nu + dw) * ((2000.0 - 1000.0) / t0) ** -nu
+    expected = W * (2000.0 / t0) ** -nu
+    expected[0, 0] = written
+    np.testing.assert_allclose(xb.read_mean(2000.0), expected, rtol=1e-12)
+    np.testing.assert_allclose(xb.read(2000.0, rng), expected, rtol=1e-12)  # no read noise
+    assert xb.write_times[0, 0] == 1000.0 and xb.write_times[1, 1] == 0.0
+    # a device written within t0 of now does not drift yet
+    xb.update(np.full((2, 2), dw), rng, t_s=1990.0)
+    assert xb.read_mean(2000.0) is xb.weights
+
+
+@pytest.mark.parametrize("mode", ["global", "column"])
+def test_drift_compensation_restores_the_response_magnitude(mode):
+    rng = np.random.default_rng(22)
+    W = rng.uniform(-1, 1, (50, 40))
+    kw = dict(w_max=1.0, drift_nu=0.05, drift_nu_std=0.02, drift_compensation=mode)
+    xb = _xb(W.shape, **kw)
+    xb.program(W, rng)
+    raw = _xb(W.shape, **dict(kw, drift_compensation="none"))
+    raw.program(W, np.random.default_rng(22))
+    t = 86400.0  # a day
+    r = xb.read_mean(t)
+    axis = None if mode == "global" else 1
+    np.testing.assert_allclose(np.abs(r).sum(axis=axis), np.abs(W).sum(axis=axis), rtol=1e-12)
+    # uncompensated, a day of drift loses about (86400 / 20)^-0.05 - 1 = -34 % of the response
+    lost = np.abs(raw.read_mean(t)).sum() / np.abs(W).sum()
+    assert lost == pytest.approx((t / 20.0) ** -0.05, rel=0.05)
+    # uniform drift is undone exactly by either mode
+    xu = _xb(W.shape, w_max=1.0, drift_nu=0.05, drift_compensation=mode)
+    xu.program(W, rng)
+    np.testing.assert_allclose(xu.read_mean(t), W, rtol=1e-12)
+
+
+def test_pcm_drift_exponent_follows_the_programmed_conductance():
+    """aihwkit PCMLikeNoiseModel: nu = clip(-0.0155 ln g + 0.0244, 0.049, 0.1) at g = g/g_max."""
+    rng = np.random.default_rng(23)
+    levels = np.array([0.05, 0.2, 0.5, 1.0])  # |w| / w_max, so g / g_max with g_min = 0
+    W = np.repeat(levels[None, :], 20000, axis=0)
+    xb = _xb(W.shape, w_max=1.0, g_min_s=0.0, drift_nu_model="pcm")
+    xb.program(W, rng)
+    assert xb.config.has_drift and not xb.is_ideal
+    nu = xb.drift_exponents
+    for k, g in enumerate(levels):
+        mean = np.clip(-0.0155 * np.log(g) + 0.0244, 0.049, 0.1)
+        std = np.clip(-0.0125 * np.log(g) - 0.0059, 0.008, 0.045)
+        assert nu[:, k].mean() == pytest.approx(mean, abs=3 * std / np.sqrt(20000) + 1e-3)
+        assert nu[:, k].std() == pytest.approx(std, rel=0.05)
+    # small weights drift faster: after a day the 0.05 column lost more than the 1.0 column
+    r = xb.read_mean(86400.0) / W
+    assert r[:, 0].mean() < r[:, 3].mean()

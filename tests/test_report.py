@@ -50,6 +50,7 @@ def chip_sweep_file(path: Path, energies: bool = True) -> sw.Sweep:
             "test_accuracy": 0.5 + 0.05 * bits + 0.02 * rng.random(),
             "energy_per_sample_j": e if energies else np.nan,
             "latency_per_sample_s": 1e-6 * bits,
+            "area_mm2": 0.25 * bits,
             "baseline_energy_per_sample_j": 1e-5,
             "baseline_energy_ratio": 1e-5 / e,
             "wall_time_s": 1.0,
@@ -130,6 +131,9 @@ def test_report_sweep_table_and_pngs(tmp_path, capsys, monkeypatch):
     best = int(df[df.status == "ok"]["test_accuracy"].idxmax())
     first = lines[4].split()
     assert first[0] == "1" and int(first[1]) == best
+    assert "area (mm^2)" in lines[2]  # the chip's area is a column of the table
+    bits = df.loc[best, "chip.synapses.bits"]
+    assert f"{0.25 * bits:.3g}" in first
     assert "point 5: DivergenceError: activities left the rails" in out
     names = sorted(p.name for p in plots.iterdir())
     assert names == ["accuracy_vs_chip_synapses_bits.png", "pareto.png"]

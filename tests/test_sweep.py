@@ -217,6 +217,7 @@ def test_run_point_ok_and_failed_rows(sweep_file):
     assert row["wall_time_s"] > 0
     for c in ("energy_per_sample_j", "latency_per_sample_s", "baseline_energy_ratio"):
         assert c in row  # NaN until the run reports it
+    assert row["area_mm2"] == ref["area_mm2"]  # the chip's area travels with the row
     bad = dict(p.config, network=dict(p.config["network"], sizes=[32, 16, 10]))
     row = sw.run_point(bad)  # found only at run time: recorded, not raised
     assert row["status"] == "failed"

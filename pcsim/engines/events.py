@@ -1228,6 +1228,7 @@ def _charge(circ: Circuit, stats: EventStats, batch: int, duration: float, write
     led.charge("unit_dynamic", n * chip.transition_energy_j, n)
     reads = int(stats.synapse_reads.sum())
     led.charge("crossbar_read", c.read_energy_j(reads), reads)
+    circ.charge_periphery(duration, batch)  # tile ADCs convert on their clock, not per event
     if writes:
         w = int(stats.synapse_writes.sum())
         led.charge("synapse_write", c.write_energy_j(w), w)
