@@ -49,7 +49,7 @@ import h5py
 import numpy as np
 
 from hardware_models.costs import EnergyLedger
-from pcsim.results import ResultsError, _version, atomic_h5, check_format
+from pcsim.results import ResultsError, _version, atomic_h5, check_format, open_h5, short
 
 FORMAT = "pcsim-checkpoint"
 FORMAT_VERSION = 1
@@ -334,27 +334,18 @@ def load(path: str | Path) -> Checkpoint:
     """Read and validate a checkpoint; ResultsError (one line) for anything wrong with it."""
     p = Path(path)
     name = p.name
-    if not p.exists():
-        raise ResultsError(f"checkpoint file {str(p)!r} does not exist")
-    if p.is_dir():
-        raise ResultsError(f"checkpoint {str(p)!r} is a directory")
-    try:
-        f = h5py.File(p, "r")
-    except OSError:
-        raise ResultsError(
-            f"{name}: not a readable HDF5 file (corrupt, truncated or another format)"
-        ) from None
+    f = open_h5(p, "checkpoint")
     try:
         with f:
             return _read(f, name)
     except ResultsError:
         raise
-    except (KeyError, OSError, ValueError, TypeError, AttributeError, RuntimeError) as exc:
-        raise ResultsError(f"{name}: damaged checkpoint file ({exc})") from None
+    except Exception as exc:  # whatever a damaged structure makes h5py or numpy raise
+        raise ResultsError(f"{name}: damaged checkpoint file ({short(exc)})") from None
 
 
 def _read(f: h5py.File, name: str) -> Checkpoint:
-    if f.attrs.get("format") == "pcsim-results":
+    if str(f.attrs.get("format")) == "pcsim-results":
         raise ResultsError(f"{name}: this is a results file, not a checkpoint (use --checkpoint)")
     check_format(f, name, FORMAT, FORMAT_VERSION)
     for required in ("config", "state", "parameters", "optimizer", "metrics"):

@@ -79,7 +79,7 @@ import numpy as np
 
 from pcsim import results as _results
 from pcsim.config import ConfigError, from_dict
-from pcsim.results import ResultsError, atomic_h5, check_format
+from pcsim.results import ResultsError, atomic_h5, check_format, open_h5
 
 FORMAT = "pcsim-sweep"
 FORMAT_VERSION = 1
@@ -562,17 +562,7 @@ def write_results(
 
 
 def _open_h5(path: str | Path) -> h5py.File:
-    p = Path(path)
-    if not p.exists():
-        raise ResultsError(f"results file {str(p)!r} does not exist")
-    if p.is_dir():
-        raise ResultsError(f"{str(p)!r} is a directory, not a results file")
-    try:
-        return h5py.File(p, "r")
-    except OSError:
-        raise ResultsError(
-            f"{p.name}: not a readable HDF5 file (corrupt, truncated or another format)"
-        ) from None
+    return open_h5(path, "results file")
 
 
 def _strings(ds: h5py.Dataset) -> list[str]:
@@ -600,8 +590,8 @@ def _read_sweep(path: str | Path) -> _SweepData:
     """Read and validate a sweep results file (ResultsError, one line, on any problem)."""
     name = Path(path).name
     with _open_h5(path) as f:
-        check_format(f, name, FORMAT)
         try:
+            check_format(f, name, FORMAT)
             for required in ("points", "plan", "axes", "sweep_toml"):
                 if required not in f:
                     raise ResultsError(f"{name}: missing required entry /{required}")
@@ -647,7 +637,7 @@ def _read_sweep(path: str | Path) -> _SweepData:
             sweep_toml = f["sweep_toml"].asstr()[()]
         except ResultsError:
             raise
-        except (KeyError, OSError, ValueError, TypeError, AttributeError) as exc:
+        except Exception as exc:  # whatever a damaged structure makes h5py or numpy raise
             raise ResultsError(f"{name}: damaged sweep file ({_one_line(exc, 200)})") from None
     return _SweepData(attrs, fields, rows, plan, axes, sweep_toml)
 
