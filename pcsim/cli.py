@@ -330,7 +330,37 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def one_line(text: object) -> str:
+    """A message on one line: newlines (a TOML key may hold one) shown as ``\\n``."""
+    return str(text).replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line, ``pcsim: warning: ...`` (no source line)."""
+    print(f"pcsim: warning: {one_line(message)}", file=file or sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; the exit code is the README's table (0 done, 1 internal error, 2 bad
+    input or an unwritable file, 3 diverged, 128 + N stopped by signal N)."""
+    import warnings
+
+    warnings.showwarning = _show_warning
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C outside a run's own handler (imports, loading)
+        print("pcsim: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from pcsim.envvars import blas_threads_from_env
+
+    try:
+        blas_threads_from_env()
+    except ValueError as exc:
+        print(f"pcsim: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     from pcsim.config import ConfigError
     from pcsim.data import DataError
     from pcsim.engines.clocked import DivergenceError
@@ -349,17 +379,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "steps", 1) < 1 or getattr(args, "presentations", 1) < 1:
         print("pcsim: error: --steps and --presentations must be positive", file=sys.stderr)
         return EXIT_USAGE
+    for flag in ("out", "checkpoint", "resume", "config"):
+        v = getattr(args, flag, None)
+        if v is not None and not v.strip():
+            print(f"pcsim: error: {'--' * (flag != 'config')}{flag} is empty", file=sys.stderr)
+            return EXIT_USAGE
     try:
         return args.func(args)
     except (ConfigError, DataError, ResultsError) as exc:
-        print(f"pcsim: error: {exc}", file=sys.stderr)
+        print(f"pcsim: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except DivergenceError as exc:
-        print(f"pcsim: error: {exc}", file=sys.stderr)
+        print(f"pcsim: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_DIVERGED
-    except KeyboardInterrupt:
-        print("pcsim: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except MemoryError:
+        print(
+            "pcsim: error: out of memory: use a smaller network.sizes or learning.batch_size",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    except OSError as exc:  # a file named on the command line that cannot be read or written
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"pcsim: error: {where}{one_line(exc.strerror or exc)}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -13,8 +13,6 @@ float32 tanh is the vectorisable :func:`pcsim.vecmath.tanh`.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  numba's np.dot calls this BLAS; load it now so
 from numba import njit  # that threadpoolctl limits reach it too
@@ -24,13 +22,26 @@ from threadpoolctl import threadpool_limits
 from pcsim.activations import LEAKY_SLOPE
 from pcsim.vecmath import tanh as _tanh
 
+
 # One BLAS thread by default, for the whole process. In a pip install numpy and scipy (whose
 # BLAS numba calls) ship two OpenBLAS libraries; pcsim uses both in every step, and with more
 # than one thread each, the idle threads of one keep spinning while the other works: steps of
 # small networks then run 10-100x slower (benchmarks/README.md, "BLAS switch"). PC's matrices
 # are small; scale out with sweep workers instead. PCSIM_BLAS_THREADS=N sets another count
 # (a run's ``blas_threads`` still applies inside the run).
-threadpool_limits(int(os.environ.get("PCSIM_BLAS_THREADS", "1")), user_api="blas")
+def _blas_threads_or_one() -> int:
+    from pcsim.envvars import blas_threads_from_env
+
+    try:
+        return blas_threads_from_env()
+    except ValueError as exc:  # the CLI refuses it first; a library import goes on with 1
+        import warnings
+
+        warnings.warn(f"{exc}; using 1", stacklevel=2)
+        return 1
+
+
+threadpool_limits(_blas_threads_or_one(), user_api="blas")
 
 TANH, RELU, LEAKY_RELU, SIGMOID, LINEAR = 0, 1, 2, 3, 4  # as pcsim.activations.ACTIVATION_CODES
 

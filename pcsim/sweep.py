@@ -78,7 +78,7 @@ import h5py
 import numpy as np
 
 from pcsim import results as _results
-from pcsim.config import ConfigError, from_dict
+from pcsim.config import MAX_CONFIG_BYTES, MAX_SEED, ConfigError, from_dict
 from pcsim.results import ResultsError, atomic_h5, check_format, open_h5
 
 FORMAT = "pcsim-sweep"
@@ -284,24 +284,29 @@ def _axis_kind(axis: Axis, values: Sequence[Any]) -> str:
     return "json"
 
 
+MAX_POINTS = 100_000  # every point is validated before anything runs; beyond this, refuse
+
+
 def parse_sweep(text: str, base_dir: str | Path = ".", name: str = "sweep") -> Sweep:
     """Parse and validate sweep TOML text; every point's configuration is checked here."""
     try:
         doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, ValueError) as exc:  # ValueError: a 4300-digit integer
         raise SweepError(f"malformed TOML: {exc}") from None
     base_text = ""
     base = doc.pop("base", {})
     if isinstance(base, str):
         p = Path(base_dir) / base
         try:
+            if p.exists() and (not p.is_file() or p.stat().st_size > MAX_CONFIG_BYTES):
+                raise SweepError(f"base file {str(p)!r} is not a configuration (not a small file)")
             base_text = p.read_text(encoding="utf-8")
             base = tomllib.loads(base_text)
         except FileNotFoundError:
             raise SweepError(f"base file {str(p)!r} does not exist") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise SweepError(f"cannot read base file {str(p)!r}: {exc}") from None
-        except tomllib.TOMLDecodeError as exc:
+        except (tomllib.TOMLDecodeError, ValueError) as exc:
             raise SweepError(f"base file {str(p)!r}: malformed TOML: {exc}") from None
     elif not isinstance(base, Mapping):
         raise SweepError(f"base must be a file name or a table, got {base!r}")
@@ -322,13 +327,18 @@ def parse_sweep(text: str, base_dir: str | Path = ".", name: str = "sweep") -> S
     if mode not in MODES:
         raise SweepError(f"sweep.mode must be one of grid, random; got {mode!r}")
     seed = sweep.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise SweepError(f"sweep.seed must be a non-negative integer, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise SweepError(f"sweep.seed must be an integer in 0..{MAX_SEED}, got {seed!r}")
     samples = sweep.get("samples")
     if mode == "random":
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
             raise SweepError(
                 f"sweep.samples must be a positive integer in random mode, got {samples!r}"
+            )
+        if samples > MAX_POINTS:
+            raise SweepError(
+                f"sweep.samples = {samples} is more runs than a sweep plans (at most "
+                f"{MAX_POINTS}); split it into several sweeps with different seeds"
             )
     elif samples is not None:
         raise SweepError('sweep.samples only applies to mode = "random"')
@@ -337,6 +347,12 @@ def parse_sweep(text: str, base_dir: str | Path = ".", name: str = "sweep") -> S
     axes = [_parse_axis(k, v, mode) for k, v in axes_t.items()]
 
     if mode == "grid":
+        n_grid = math.prod(len(a.values) for a in axes)
+        if n_grid > MAX_POINTS:
+            raise SweepError(
+                f"the grid has {n_grid} points, more runs than a sweep plans (at most "
+                f'{MAX_POINTS}); use fewer values per axis or mode = "random"'
+            )
         combos = [
             dict(zip([a.field for a in axes], c, strict=True))
             for c in itertools.product(*[a.values for a in axes])
@@ -390,7 +406,11 @@ def sweep_from(
 def load_sweep_file(path: str | Path) -> Sweep:
     """Read and validate a sweep file; SweepError naming the file on any problem."""
     p = Path(path)
+    if p.exists() and not p.is_file():
+        raise SweepError(f"sweep file {str(p)!r} is not a regular file (a directory or device)")
     try:
+        if p.stat().st_size > MAX_CONFIG_BYTES:
+            raise SweepError(f"sweep file {str(p)!r} is larger than 1 MiB; is it a sweep file?")
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SweepError(f"sweep file {str(p)!r} does not exist") from None
