@@ -120,13 +120,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+STOP_GRACE_S = 2.0  # seconds a signal waits for a safe point before the run is abandoned
+
+
 class _StopOnSignal:
     """SIGINT / SIGTERM: the first asks training to stop at the next safe point (a checkpoint
-    is written there); a second one aborts at once."""
+    is written there); a second one aborts at once. If no safe point comes within
+    ``STOP_GRACE_S`` (a long compiled step, a deep network's batch), the process exits with
+    128 + signal number without a checkpoint, after removing the temporary file of any write
+    under way (a checkpoint being written is allowed to finish first)."""
 
-    def __init__(self) -> None:
+    def __init__(self, grace_s: float = STOP_GRACE_S) -> None:
         self.signum: int | None = None
+        self.grace_s = grace_s
         self._old: dict[int, object] = {}
+        self._timer = None
 
     def __call__(self) -> bool:
         return self.signum is not None
@@ -140,6 +148,31 @@ class _StopOnSignal:
             "(Ctrl-C again aborts without one)",
             file=sys.stderr,
         )
+        self._arm()
+
+    def _arm(self) -> None:
+        import threading
+
+        self._timer = threading.Timer(self.grace_s, self._abandon)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _abandon(self) -> None:
+        import os
+
+        from pcsim.results import remove_temporaries, writing_now
+
+        if writing_now():  # a checkpoint is being written: let it finish
+            self._arm()
+            return
+        remove_temporaries()
+        print(
+            f"pcsim: error: no safe point within {self.grace_s:g} s of the signal; stopped "
+            "without writing a checkpoint (the previous one, if any, is intact)",
+            file=sys.stderr,
+            flush=True,
+        )
+        os._exit(128 + (self.signum or signal.SIGTERM))
 
     def install(self) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -149,6 +182,8 @@ class _StopOnSignal:
                 pass
 
     def uninstall(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         for sig, old in self._old.items():
             signal.signal(sig, old)
         self._old.clear()

@@ -10,6 +10,7 @@ circuit, and reported for the slowest one. With the output free, PC inference ha
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,18 @@ class InferenceCost:
 
 
 INFERENCE_DT = 0.1  # tau_x: Euler is stable for free-output inference of trained nets here
+MAX_SETTLE_TIME = 500.0  # tau_x: how long measure_inference waits for the output to settle
+
+
+class StopRequested(Exception):
+    """``should_stop()`` said True during a measurement (Ctrl-C or SIGTERM)."""
+
+
+def settle_steps(gamma: float, max_time: float = MAX_SETTLE_TIME) -> float:
+    """Engine steps :func:`measure_inference` may take: ``max_time`` tau_x at the step
+    :func:`inference_engine` uses (``min(gamma, INFERENCE_DT)`` tau_x), twice (the settling
+    run, then the priced transient)."""
+    return 2 * max_time / min(gamma, INFERENCE_DT)
 
 
 def inference_engine(engine: ClockedEngine) -> ClockedEngine:
@@ -56,13 +69,15 @@ def measure_inference(
     x: np.ndarray,
     engine: ClockedEngine,
     tol: float | None = None,
-    max_time: float = 500.0,
+    max_time: float = MAX_SETTLE_TIME,
     chunk: float = 1.0,
+    should_stop: Callable[[], bool] | None = None,
 ) -> InferenceCost:
     """Settle the supervised network from rest (hidden and output at 0, input clamped) and
     price one inference per sample. ``tol`` defaults to half an ADC step when the chip has an
     ADC (noise below it is invisible at the output), else 1e-3. The circuit's clock and ledger
-    are restored afterwards."""
+    are restored afterwards. ``should_stop()`` is polled after every ``chunk`` of simulated
+    time (tau_x); True raises :class:`StopRequested`."""
     net = circ.net
     if net.mode != "supervised":
         raise ValueError("inference latency is measured for supervised networks")
@@ -84,6 +99,8 @@ def measure_inference(
         for _ in range(n_chunks):
             engine.run(circ, xs, free, chunk)
             outputs.append(xs[-1].copy())
+            if should_stop is not None and should_stop():
+                raise StopRequested()
         traj = np.stack(outputs)  # (n_chunks + 1, B, n_out)
         dev = np.abs(traj - traj[-1]).max(axis=(1, 2))
         outside = np.nonzero(dev > tol)[0]

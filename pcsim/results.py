@@ -62,6 +62,21 @@ def _version() -> str:
     return __version__
 
 
+_WRITING: set[str] = set()  # temporary files being written now (see writing_now)
+
+
+def writing_now() -> bool:
+    """True while :func:`atomic_h5` is writing a file (a hard stop should wait for it)."""
+    return bool(_WRITING)
+
+
+def remove_temporaries() -> None:
+    """Delete the temporary files of writes under way (before a hard exit)."""
+    for tmp in list(_WRITING):
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
 def atomic_h5(path: str | Path, write) -> None:
     """Call ``write(h5file)`` on a temporary file, then rename it to ``path``."""
     path = Path(path)
@@ -70,6 +85,7 @@ def atomic_h5(path: str | Path, write) -> None:
         prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
     )
     os.close(fd)
+    _WRITING.add(tmp)
     try:
         with contextlib.suppress(OSError):  # mkstemp makes 0600; results are ordinary files
             os.chmod(tmp, 0o666 & ~_umask())
@@ -81,6 +97,8 @@ def atomic_h5(path: str | Path, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    finally:
+        _WRITING.discard(tmp)
     _fsync(path.parent, directory=True)
     _remove_orphans(path)
 

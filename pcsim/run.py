@@ -14,16 +14,22 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from pcsim import __version__, network
+from pcsim import __version__, network, stability
 from pcsim import checkpoint as ckpt
 from pcsim.algorithms import make_algorithm
 from pcsim.circuit import Circuit
 from pcsim.config import ConfigError, RunConfig
 from pcsim.data import Dataset, load_dataset
 from pcsim.engines.brian import BrianEngine
-from pcsim.engines.clocked import ClockedEngine
+from pcsim.engines.clocked import ClockedEngine, DivergenceError
 from pcsim.engines.events import EventsEngine, IPCEvents
-from pcsim.inference import INFERENCE_DT, measure_inference
+from pcsim.inference import (
+    INFERENCE_DT,
+    MAX_SETTLE_TIME,
+    StopRequested,
+    measure_inference,
+    settle_steps,
+)
 from pcsim.optim import make_optimizer
 from pcsim.results import ResultsError, RunResult
 from pcsim.train import Interrupted, Trainer
@@ -97,6 +103,7 @@ def make_training_algorithm(cfg: RunConfig):
 
 
 MAX_STEPS_PER_BATCH = 1_000_000  # engine steps per presentation or test-time settle
+MAX_STEPS_PER_MEASUREMENT = 1_000_000  # engine steps of measure_inference (default: 1e4)
 MAX_BLAS_THREADS = 1024
 
 
@@ -117,6 +124,15 @@ def preflight(cfg: RunConfig, data: Dataset) -> None:
             f"algorithm.inference_time / engine.tau_x is {steps:.3g} settling steps of "
             f"{settle_dt:g} tau_x (at most {MAX_STEPS_PER_BATCH:.0e})"
         )
+    if cfg.network.mode == "supervised":
+        steps = settle_steps(cfg.gamma)
+        if not steps <= MAX_STEPS_PER_MEASUREMENT:
+            raise ConfigError(
+                f"engine.dt / engine.tau_x = {cfg.gamma:.3g}: measuring inference settles up to "
+                f"{MAX_SETTLE_TIME:g} tau_x in steps of {min(cfg.gamma, INFERENCE_DT):.3g} "
+                f"tau_x, {steps:.3g} engine steps (at most {MAX_STEPS_PER_MEASUREMENT:.0e}); "
+                "dt and tau_x share one unit: raise engine.dt or lower engine.tau_x"
+            )
     if cfg.blas_threads > MAX_BLAS_THREADS:
         raise ConfigError(
             f"blas_threads must be at most {MAX_BLAS_THREADS}, got {cfg.blas_threads}"
@@ -254,6 +270,18 @@ def prepare(
         settle_time=cfg.algorithm.inference_time / cfg.engine.tau_x,
         should_stop=should_stop,
     )
+    if cfg.engine.kind != "events":  # the events engine has no fixed step
+        clamped = net.clamped_layers(True)
+        free = [l not in clamped for l in range(net.n_layers + 1)]
+        stability.check_step_limit(circ.tau_scale, free, cfg.gamma)
+    rate_field = "learning.tau_w" if cfg.learning.tau_w is not None else "learning.lr"
+    trainer.health = stability.HealthCheck(
+        clocked,
+        rate_field,
+        cfg.weight_lr,
+        cfg.algorithm.presentation_time / cfg.engine.tau_x,
+        weights=net.weights,
+    )
     return PreparedRun(chip, net, bp_net, circ, trainer, clocked, s_bp_order)
 
 
@@ -314,7 +342,12 @@ def execute(
         inference = None
         if cfg.network.mode == "supervised":
             check_stop()
-            inference = measure_inference(circ, data.x_test[:64].astype(net.dtype), clocked)
+            try:
+                inference = measure_inference(
+                    circ, data.x_test[:64].astype(net.dtype), clocked, should_stop=should_stop
+                )
+            except StopRequested:
+                raise cp.interrupted(done) from None
         baseline = None
         if cfg.baseline.bp and cfg.algorithm.name != "bp" and cfg.network.mode == "supervised":
             check_stop()
@@ -328,12 +361,19 @@ def execute(
                 rng=np.random.default_rng(run.bp_order_seed),
                 progress=False,
                 should_stop=should_stop,
+                health=stability.HealthCheck(
+                    clocked, "baseline.lr", cfg.baseline.lr, 0.0, sigma_field="engine.sigma"
+                ),
             )
             try:
-                baseline = bp.fit(cfg.learning.epochs)
+                with np.errstate(all="ignore"):  # a diverging baseline is reported, not warned
+                    baseline = bp.fit(cfg.learning.epochs)
             except Interrupted:
                 raise cp.interrupted(done) from None
+            except DivergenceError as exc:
+                raise DivergenceError(f"BP baseline: {exc}") from None
         check_stop()
+    _check_finite_results(hist, baseline)
     n_presented = len(data.x_train) * cfg.learning.epochs
     digital = chip.digital_baseline(list(net.sizes), cfg.learning.batch_size, n_presented)
     breakdown = {k: v / n_presented for k, v in train_ledger.items()}
@@ -401,6 +441,20 @@ def execute(
         ledger=train_ledger,
         extra=extra,
     )
+
+
+def _check_finite_results(hist, baseline) -> None:
+    """DivergenceError if an accuracy or energy of the run or its baseline is not finite."""
+    for who, h, field in (("", hist, "learning.lr"), ("BP baseline: ", baseline, "baseline.lr")):
+        if h is None:
+            continue
+        for name in ("train_accuracy", "test_accuracy", "train_energy"):
+            v = np.asarray(getattr(h, name), float)
+            if v.size and not np.all(np.isfinite(v)):
+                raise DivergenceError(
+                    f"{who}the run produced a non-finite {name}; it diverged (lower {field} "
+                    "or engine.dt)"
+                )
 
 
 def toml_value(v: Any) -> str:
