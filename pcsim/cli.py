@@ -121,6 +121,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 STOP_GRACE_S = 2.0  # seconds a signal waits for a safe point before the run is abandoned
+WRITE_WAIT_S = 10.0  # ... or for a checkpoint being written to finish
 
 
 class _StopOnSignal:
@@ -128,13 +129,14 @@ class _StopOnSignal:
     is written there); a second one aborts at once. If no safe point comes within
     ``STOP_GRACE_S`` (a long compiled step, a deep network's batch), the process exits with
     128 + signal number without a checkpoint, after removing the temporary file of any write
-    under way (a checkpoint being written is allowed to finish first)."""
+    under way (a checkpoint being written gets up to ``WRITE_WAIT_S`` to finish first)."""
 
     def __init__(self, grace_s: float = STOP_GRACE_S) -> None:
         self.signum: int | None = None
         self.grace_s = grace_s
         self._old: dict[int, object] = {}
         self._timer = None
+        self._waited = 0.0
 
     def __call__(self) -> bool:
         return self.signum is not None
@@ -162,7 +164,8 @@ class _StopOnSignal:
 
         from pcsim.results import remove_temporaries, writing_now
 
-        if writing_now():  # a checkpoint is being written: let it finish
+        self._waited += self.grace_s
+        if writing_now() and self._waited < WRITE_WAIT_S:  # a checkpoint being written
             self._arm()
             return
         remove_temporaries()

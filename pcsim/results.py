@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import glob
 import json
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -89,8 +91,11 @@ def atomic_h5(path: str | Path, write) -> None:
     try:
         with contextlib.suppress(OSError):  # mkstemp makes 0600; results are ordinary files
             os.chmod(tmp, 0o666 & ~_umask())
-        with h5py.File(tmp, "w", userblock_size=integrity.USERBLOCK) as f:
-            write(f)
+        try:
+            with h5py.File(tmp, "w", userblock_size=integrity.USERBLOCK) as f:
+                write(f)
+        except (RuntimeError, OSError) as exc:  # HDF5's report of a failed write (full disk)
+            raise _as_os_error(exc) from None
         integrity.seal(tmp)  # a SHA-256 of every byte, checked before any reader parses it
         _fsync(tmp)  # the bytes are on disk before the rename makes them the file
         os.replace(tmp, path)
@@ -101,6 +106,18 @@ def atomic_h5(path: str | Path, write) -> None:
         _WRITING.discard(tmp)
     _fsync(path.parent, directory=True)
     _remove_orphans(path)
+
+
+def _as_os_error(exc: BaseException) -> OSError:
+    """An HDF5 write failure as an OSError with the operating system's errno when HDF5's
+    message carries one (``errno = 28``: no space left on device)."""
+    m = re.search(r"errno = (\d+)", str(exc))
+    if m:
+        code = int(m.group(1))
+        return OSError(code, os.strerror(code))
+    if isinstance(exc, OSError) and exc.errno is not None and exc.strerror:
+        return OSError(exc.errno, short(exc.strerror, 120))
+    return OSError(errno.EIO, f"HDF5 could not write the file ({short(exc, 120)})")
 
 
 def _remove_orphans(path: Path) -> None:

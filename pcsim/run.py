@@ -173,6 +173,7 @@ class _Checkpointer:
         self.trainer, self.policy = trainer, policy
         self.config_text, self.fingerprint, self.elapsed = config_text, fingerprint, elapsed
         self.last: tuple[int, int] | None = None
+        self.last_failure = ""
 
     def where(self) -> tuple[int, int]:
         t = self.trainer
@@ -200,10 +201,13 @@ class _Checkpointer:
         try:
             self.write(snap)
         except ResultsError as exc:
-            tqdm.write(
-                f"pcsim: warning: {exc}; training goes on (the previous checkpoint is intact)",
-                file=sys.stderr,
-            )
+            if str(exc) != self.last_failure:  # once per reason, not at every batch
+                self.last_failure = str(exc)
+                tqdm.write(
+                    f"pcsim: warning: {exc}; training goes on (the previous checkpoint is "
+                    "intact; this warning is not repeated for the same reason)",
+                    file=sys.stderr,
+                )
 
     def after_batch(self, tr: Trainer) -> None:
         if self.policy.due_after_batch(tr.step):
