@@ -139,17 +139,49 @@ def preflight(cfg: RunConfig, data: Dataset) -> None:
         )
     sizes = cfg.network.sizes
     if sizes is not None:
-        itemsize = np.dtype(cfg.network.dtype).itemsize
-        n_params = sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
-        batch = min(cfg.learning.batch_size, max(len(data.x_train), 1))
-        # weights, a BP copy, Adam m and v, gradients and read buffers; ~10 batch buffers
-        need = itemsize * (8 * n_params + 10 * batch * sum(sizes))
-        have = _physical_memory()
+        need = memory_estimate(cfg, data)
+        have = _available_memory()
         if have and need > have:
             raise ConfigError(
-                f"network.sizes: this network needs about {need / 2**30:.3g} GiB, more than "
-                f"this machine's {have / 2**30:.3g} GiB"
+                f"network.sizes: this run needs about {need / 2**30:.3g} GiB of memory, more "
+                f"than the {have / 2**30:.3g} GiB available now; use smaller layers or "
+                "learning.batch_size"
             )
+
+
+# Peak memory per weight and per activity, measured (ru_maxrss) on runs of [64, h, 10] with
+# h = 2000 and 50000 on the rram chip, batch 32, BP baseline on: 286 and 577 MiB, i.e. 82 bytes
+# per weight at float32 (weights and their device state in float64, read buffers, gradients,
+# Adam m and v, the BP copy with its own); the ideal chip needs 518 MiB. Per activity: the
+# workspace's batch buffers (pcsim.circuit.Workspace, about 10 of them).
+BYTES_PER_WEIGHT_ITEM = 21  # times the dtype's itemsize: 84 bytes per float32 weight
+BUFFERS_PER_ACTIVITY = 10
+
+
+def memory_estimate(cfg: RunConfig, data: Dataset) -> int:
+    """Bytes a run of ``cfg`` needs at its peak beyond the interpreter and compiled kernels
+    (see ``BYTES_PER_WEIGHT_ITEM``, measured)."""
+    sizes = cfg.network.sizes
+    if sizes is None:
+        return 0
+    itemsize = np.dtype(cfg.network.dtype).itemsize
+    n_params = sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+    batch = min(cfg.learning.batch_size, max(len(data.x_train), 1))
+    return itemsize * (
+        BYTES_PER_WEIGHT_ITEM * n_params + BUFFERS_PER_ACTIVITY * batch * sum(sizes)
+    )
+
+
+def _available_memory() -> int:
+    """Bytes the kernel says can be allocated now (MemAvailable), else physical memory."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return _physical_memory()
 
 
 def _physical_memory() -> int:
