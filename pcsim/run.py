@@ -167,9 +167,7 @@ def memory_estimate(cfg: RunConfig, data: Dataset) -> int:
     itemsize = np.dtype(cfg.network.dtype).itemsize
     n_params = sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
     batch = min(cfg.learning.batch_size, max(len(data.x_train), 1))
-    return itemsize * (
-        BYTES_PER_WEIGHT_ITEM * n_params + BUFFERS_PER_ACTIVITY * batch * sum(sizes)
-    )
+    return itemsize * (BYTES_PER_WEIGHT_ITEM * n_params + BUFFERS_PER_ACTIVITY * batch * sum(sizes))
 
 
 def _available_memory() -> int:

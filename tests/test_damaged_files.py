@@ -172,3 +172,60 @@ def test_array_valued_format_attribute_is_one_line(files, tmp_path):
     with pytest.raises(ResultsError, match=r"^arr.h5: not a pcsim-results file") as e:
         results.load(bad)
     assert "\n" not in str(e.value)
+
+
+def _edited(src: Path, dst: Path, edit) -> Path:
+    """A copy of ``src`` edited with h5py and sealed again (a crafted, well-formed file)."""
+    dst.write_bytes(src.read_bytes())
+    with h5py.File(dst, "r+") as f:
+        edit(f)
+    integrity.seal(dst)
+    return dst
+
+
+def _scale_first(f, key, value):
+    a = f[key][()]
+    a.flat[0] = value
+    f[key][...] = a
+
+
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("optimizer/v/0", -7e7, "Adam's second moments are never negative"),
+        ("parameters/W1", 1.8e28, "beyond any state a run keeps"),
+        ("parameters/W2", np.nan, "non-finite values"),
+        ("optimizer/m/1", np.inf, "non-finite values"),
+    ],
+)
+def test_checkpoint_values_are_range_checked_before_resume(files, tmp_path, key, value, expected):
+    bad = _edited(files["checkpoint"], tmp_path / "v.h5", lambda f: _scale_first(f, key, value))
+    with pytest.raises(ResultsError, match=expected) as e:
+        ckpt.load(bad)
+    assert "\n" not in str(e.value) and key.split("/")[0] in str(e.value)
+
+
+def _set(f, key, value):
+    del f[key]
+    f[key] = value
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda f: _set(f, "metrics/epoch", np.array([np.nan])), "/metrics/epoch must count"),
+        (lambda f: _set(f, "summary_json", '{"sizes": 5}'), "sizes must be a list"),
+        (
+            lambda f: _set(f, "summary_json", '{"energy_breakdown_j": {"a": "x"}}'),
+            "energy_breakdown_j must map names to numbers",
+        ),
+    ],
+)
+def test_report_validates_what_it_draws(files, tmp_path, capsys, edit, expected):
+    from pcsim.report import report_main
+
+    bad = _edited(files["results"], tmp_path / "rep.h5", edit)
+    assert report_main([str(bad), "--plots", str(tmp_path / "plots")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err, err
+    assert not (tmp_path / "plots").exists()
