@@ -315,6 +315,7 @@ def prepare(
         cfg.weight_lr,
         cfg.algorithm.presentation_time / cfg.engine.tau_x,
         weights=net.weights,
+        probe=cfg.engine.kind != "events",
     )
     return PreparedRun(chip, net, bp_net, circ, trainer, clocked, s_bp_order)
 
@@ -363,6 +364,8 @@ def execute(
             hist = trainer.fit(cfg.learning.epochs - len(trainer.history.epoch))
         except Interrupted:
             raise cp.interrupted() from None
+        except DivergenceError as exc:  # name the cause: the step or the learning rate
+            raise trainer.health.diagnose(circ, exc) if trainer.health else exc from None
         train_seconds = prior + time.perf_counter() - t0
         done = cp.snapshot() if (checkpoint is not None or should_stop is not None) else None
         if checkpoint is not None and checkpoint.every is not None:

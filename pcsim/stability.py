@@ -181,11 +181,29 @@ class HealthCheck:
         n_probe: int = 16,
         sigma_field: str = "engine.sigma",
         weights: Sequence[np.ndarray] = (),
+        probe: bool = True,
     ) -> None:
         self.engine, self.rate_field, self.rate, self.T = engine, rate_field, rate, T
         self.n_probe, self.sigma_field = n_probe, sigma_field
         self.first_energy: float | None = None
         self.coupling0 = coupling(weights)  # at initialisation
+        self.probe = probe  # False: the training engine has no fixed step (events)
+
+    def diagnose(self, circ, exc: DivergenceError) -> DivergenceError:
+        """The engines' divergence error with its cause: the learning rate when the weights
+        left the finite range or grew ``COUPLING_GROWTH`` times since initialisation, else
+        the step (the engines' own message)."""
+        now = coupling(circ.net.weights)
+        if not math.isfinite(now) or (
+            self.coupling0 > 0 and now >= COUPLING_GROWTH * self.coupling0
+        ):
+            return DivergenceError(
+                f"learning diverged: the weights grew (largest ||W||_F^2 from "
+                f"{self.coupling0:.3g} to {now:.3g}), then the "
+                f"{str(exc).split(';')[0].removeprefix('simulation diverged: ')}; "
+                f"{self.rate_field} = {self.rate:.3g} is too large, lower it"
+            )
+        return exc
 
     def __call__(self, trainer) -> None:
         circ = trainer.circ
@@ -195,7 +213,7 @@ class HealthCheck:
         check_weights(circ.net.weights, circ.crossbars, self.rate_field, self.rate)
         check_energies(energies, self.first_energy or 0.0, self.rate_field, self.rate)
         lo, hi = circ.rails
-        if not (math.isfinite(lo) and math.isfinite(hi)):
+        if not (self.probe and math.isfinite(lo) and math.isfinite(hi)):
             return  # no rails: the engines catch a blow-up themselves
         d = trainer.data
         n = min(self.n_probe, len(d.x_train))

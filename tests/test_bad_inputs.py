@@ -28,6 +28,11 @@ RUN_CASES = {
     "4400-digit integer": ("seed = " + "9" * 4400 + "\n", "malformed TOML"),
     "key with newline": ('"a\\nb" = 1\n', r"unknown key a\nb"),
     "chip file not utf-8": ('[chip]\npreset = "CHIP"\n', "is not UTF-8 text"),
+    # 500 tau_x of inference measurement at dt / tau_x = 5e-7: 2e9 steps, refused at once
+    "tau_x 1e6": ("[engine]\ntau_x = 1e6\n", "2e+09 engine steps (at most 1e+06)"),
+    "tau_x 1e300": ("[engine]\ntau_x = 1e300\n", "engine steps (at most 1e+06)"),
+    # 84 bytes per float32 weight: about 350 GB, more than any machine running the tests
+    "memory": ("[network]\nsizes = [64, 50000000, 10]\n", "GiB of memory, more than"),
 }
 
 
