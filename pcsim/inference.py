@@ -23,6 +23,7 @@ its ``max_time`` window is **not settled**: its latency, settle time and energy 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,6 +81,18 @@ def settle_index(traj: np.ndarray, final: np.ndarray, tol: float) -> int | None:
 
 
 INFERENCE_DT = 0.1  # tau_x: Euler is stable for free-output inference of trained nets here
+MAX_SETTLE_TIME = 500.0  # tau_x: how long measure_inference waits for the output to settle
+
+
+class StopRequested(Exception):
+    """``should_stop()`` said True during a measurement (Ctrl-C or SIGTERM)."""
+
+
+def settle_steps(gamma: float, max_time: float = MAX_SETTLE_TIME) -> float:
+    """Engine steps :func:`measure_inference` may take: ``max_time`` tau_x at the step
+    :func:`inference_engine` uses (``min(gamma, INFERENCE_DT)`` tau_x), twice (the settling
+    run, then the priced transient)."""
+    return 2 * max_time / min(gamma, INFERENCE_DT)
 
 
 def inference_engine(engine: ClockedEngine) -> ClockedEngine:
@@ -104,12 +117,14 @@ def measure_inference(
     x: np.ndarray,
     engine: ClockedEngine,
     tol: float | None = None,
-    max_time: float = 500.0,
+    max_time: float = MAX_SETTLE_TIME,
     chunk: float = 1.0,
+    should_stop: Callable[[], bool] | None = None,
 ) -> InferenceCost:
     """Free relaxation: settle the supervised network from rest (hidden and output at 0, input
     clamped) and price one inference per sample. ``tol``: :func:`default_tol`. The circuit's
-    clock and ledger are restored afterwards."""
+    clock and ledger are restored afterwards. ``should_stop()`` is polled after every
+    ``chunk`` of simulated time (tau_x); True raises :class:`StopRequested`."""
     net = circ.net
     if net.mode != "supervised":
         raise ValueError("inference latency is measured for supervised networks")
@@ -126,6 +141,8 @@ def measure_inference(
         for _ in range(n_chunks):
             engine.run(circ, xs, free, chunk)
             outputs.append(xs[-1].copy())
+            if should_stop is not None and should_stop():
+                raise StopRequested()
         traj = np.stack(outputs)  # (n_chunks + 1, B, n_out)
         dev = np.abs(traj - traj[-1]).max(axis=(1, 2))
         outside = np.nonzero(~(dev <= tol))[0]

@@ -605,8 +605,31 @@ def plot_energy_breakdown(res: _results.RunResult, path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def _check_drawable(res: _results.RunResult, name: str) -> None:
+    """What :func:`report_run` prints and draws, checked first (ResultsError, one line)."""
+    s = res.summary
+    sizes = s.get("sizes", [])
+    if not isinstance(sizes, list) or not all(
+        isinstance(n, int) and not isinstance(n, bool) for n in sizes
+    ):
+        raise ResultsError(f"{name}: /summary_json sizes must be a list of layer sizes")
+    for k in ("algorithm", "chip", "engine", "dataset"):
+        if k in s and not isinstance(s[k], str):
+            raise ResultsError(f"{name}: /summary_json {k} must be text")
+    for k, v in s.items():
+        if isinstance(v, dict) and not all(
+            isinstance(x, int | float) and not isinstance(x, bool) for x in v.values()
+        ):
+            raise ResultsError(f"{name}: /summary_json {k} must map names to numbers")
+    epoch = res.metrics.get("epoch")
+    if epoch is not None and len(epoch):
+        if not np.all(np.isfinite(epoch)) or np.any(np.diff(epoch) <= 0) or epoch[0] < 1:
+            raise ResultsError(f"{name}: /metrics/epoch must count epochs 1, 2, ...")
+
+
 def report_run(path: str | Path, plots: str | Path | None = None, echo=print) -> list[Path]:
     res = _results.load(path)
+    _check_drawable(res, Path(path).name)
     s = res.summary
     echo(f"{Path(path).name}: single run, {_run_title(s)}")
     if s.get("n_test"):
@@ -674,23 +697,36 @@ def file_kind(path: str | Path) -> str:
     with _open_h5(path) as f:
         try:
             fmt = f.attrs.get("format")
-        except (OSError, KeyError, TypeError) as exc:
-            raise ResultsError(f"{name}: damaged HDF5 file ({exc})") from None
-    if fmt == "pcsim-sweep":
+        except Exception as exc:  # a damaged attribute table
+            raise ResultsError(f"{name}: damaged HDF5 file ({_results.short(exc)})") from None
+    if isinstance(fmt, bytes):
+        fmt = fmt.decode("utf-8", "replace")
+    if isinstance(fmt, str) and fmt == "pcsim-sweep":
         return "sweep"
-    if fmt == _results.FORMAT:
+    if isinstance(fmt, str) and fmt == _results.FORMAT:
         return "run"
-    raise ResultsError(f"{name}: not a pcsim results or sweep file (format attribute is {fmt!r})")
+    raise ResultsError(
+        f"{name}: not a pcsim results or sweep file (format attribute is {_results.short(fmt)})"
+    )
 
 
 def report(
     path: str | Path, plots: str | Path | None = None, top: int | None = None, echo=print
 ) -> list[Path]:
     """Print the report of a results file; write its plots into ``plots``; return their paths."""
-    if file_kind(path) == "sweep":
-        written = report_sweep(path, plots, top, echo)
-    else:
-        written = report_run(path, plots, echo)
+    kind = file_kind(path)
+    try:
+        if kind == "sweep":
+            written = report_sweep(path, plots, top, echo)
+        else:
+            written = report_run(path, plots, echo)
+    except (ResultsError, OSError):
+        raise
+    except Exception as exc:  # content the loaders accept but that cannot be drawn
+        raise ResultsError(
+            f"{Path(path).name}: cannot report this file: its content is not what pcsim writes "
+            f"({type(exc).__name__}: {_results.short(exc)})"
+        ) from None
     for p in written:
         echo(f"  wrote {p}")
     return written

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import glob
 import json
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +33,8 @@ from typing import Any
 
 import h5py
 import numpy as np
+
+from pcsim import integrity
 
 FORMAT = "pcsim-results"
 FORMAT_VERSION = 1
@@ -60,6 +64,21 @@ def _version() -> str:
     return __version__
 
 
+_WRITING: set[str] = set()  # temporary files being written now (see writing_now)
+
+
+def writing_now() -> bool:
+    """True while :func:`atomic_h5` is writing a file (a hard stop should wait for it)."""
+    return bool(_WRITING)
+
+
+def remove_temporaries() -> None:
+    """Delete the temporary files of writes under way (before a hard exit)."""
+    for tmp in list(_WRITING):
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
 def atomic_h5(path: str | Path, write) -> None:
     """Call ``write(h5file)`` on a temporary file, then rename it to ``path``."""
     path = Path(path)
@@ -68,18 +87,37 @@ def atomic_h5(path: str | Path, write) -> None:
         prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
     )
     os.close(fd)
+    _WRITING.add(tmp)
     try:
         with contextlib.suppress(OSError):  # mkstemp makes 0600; results are ordinary files
             os.chmod(tmp, 0o666 & ~_umask())
-        with h5py.File(tmp, "w") as f:
-            write(f)
+        try:
+            with h5py.File(tmp, "w", userblock_size=integrity.USERBLOCK) as f:
+                write(f)
+        except (RuntimeError, OSError) as exc:  # HDF5's report of a failed write (full disk)
+            raise _as_os_error(exc) from None
+        integrity.seal(tmp)  # a SHA-256 of every byte, checked before any reader parses it
         _fsync(tmp)  # the bytes are on disk before the rename makes them the file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    finally:
+        _WRITING.discard(tmp)
     _fsync(path.parent, directory=True)
     _remove_orphans(path)
+
+
+def _as_os_error(exc: BaseException) -> OSError:
+    """An HDF5 write failure as an OSError with the operating system's errno when HDF5's
+    message carries one (``errno = 28``: no space left on device)."""
+    m = re.search(r"errno = (\d+)", str(exc))
+    if m:
+        code = int(m.group(1))
+        return OSError(code, os.strerror(code))
+    if isinstance(exc, OSError) and exc.errno is not None and exc.strerror:
+        return OSError(exc.errno, short(exc.strerror, 120))
+    return OSError(errno.EIO, f"HDF5 could not write the file ({short(exc, 120)})")
 
 
 def _remove_orphans(path: Path) -> None:
@@ -163,16 +201,42 @@ def save(path: str | Path, result: RunResult) -> None:
         ) from None
 
 
-def _open(path: str | Path) -> h5py.File:
+def open_h5(path: str | Path, kind: str = "results file") -> h5py.File:
+    """Open a pcsim HDF5 file for reading after checking its seal (:mod:`pcsim.integrity`):
+    ResultsError with one line if it is missing, not a regular file, altered or unreadable."""
     p = Path(path)
     if not p.exists():
-        raise ResultsError(f"results file {str(p)!r} does not exist")
+        raise ResultsError(f"{kind} {str(p)!r} does not exist")
+    if p.is_dir():
+        raise ResultsError(f"{str(p)!r} is a directory, not a {kind}")
+    if not p.is_file():
+        raise ResultsError(f"{str(p)!r} is not a regular file (a device or pipe), not a {kind}")
+    try:
+        integrity.verify(p, p.name, kind)
+    except integrity.SealError as exc:
+        raise ResultsError(str(exc)) from None
+    except OSError as exc:
+        raise ResultsError(f"cannot read {kind} {str(p)!r}: {exc.strerror or exc}") from None
     try:
         return h5py.File(p, "r")
-    except OSError:
+    except (OSError, ValueError, RuntimeError):
         raise ResultsError(
             f"{p.name}: not a readable HDF5 file (corrupt, truncated or another format)"
         ) from None
+
+
+def _open(path: str | Path) -> h5py.File:
+    return open_h5(path, "results file")
+
+
+def short(v: Any, limit: int = 200) -> str:
+    """``repr(v)`` (or ``str`` of an exception) on one line, at most ``limit`` characters."""
+    try:
+        text = str(v) if isinstance(v, BaseException) else repr(v)
+    except Exception:  # an object whose repr fails
+        text = f"<{type(v).__name__}>"
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def check_format(
@@ -183,55 +247,62 @@ def check_format(
         fmt = f.attrs.get("format")
         ver = f.attrs.get("format_version")
     except (OSError, KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ResultsError(f"{name}: damaged HDF5 file ({exc})") from None
+        raise ResultsError(f"{name}: damaged HDF5 file ({short(exc)})") from None
     if isinstance(fmt, bytes):
         fmt = fmt.decode("utf-8", "replace")
-    if fmt != expected:
-        raise ResultsError(f"{name}: not a {expected} file (format attribute is {fmt!r})")
+    if not isinstance(fmt, str) or fmt != expected:
+        raise ResultsError(f"{name}: not a {expected} file (format attribute is {short(fmt)})")
     if isinstance(ver, np.generic):
         ver = ver.item()
-    if ver != version:
-        raise ResultsError(f"{name}: unsupported format_version {ver!r} (expected {version})")
+    if isinstance(ver, bool) or not isinstance(ver, int) or ver != version:
+        raise ResultsError(f"{name}: unsupported format_version {short(ver)} (expected {version})")
+    if f.userblock_size == 0:  # no seal: an older pcsim's file, accepted unverified
+        integrity.warn_unsealed(name, expected.removeprefix("pcsim-") + " file")
 
 
 def load(path: str | Path) -> RunResult:
-    """Read a results file, checking format, version, required groups, shapes and dtypes."""
+    """Read a results file, checking its seal, format, version, required groups, shapes and
+    dtypes; ResultsError (one line) for anything wrong with it."""
     name = Path(path).name
     with _open(path) as f:
-        check_format(f, name)
-        for required in ("config", "summary_json", "metrics", "parameters"):
-            if required not in f:
-                raise ResultsError(f"{name}: missing required entry /{required}")
         try:
-            metrics = _metric_group(f["metrics"], "/metrics", name)
-            params = {k: f["parameters"][k][()] for k in f["parameters"]}
-            _check_parameters(params, name)
-            base = None
-            if "baseline/metrics" in f:
-                base = _metric_group(f["baseline/metrics"], "/baseline/metrics", name)
-            ledger = {k: float(f["ledger"][k][()]) for k in f.get("ledger", {})}
-            extra = {k: f["extra"][k][()] for k in f.get("extra", {})}
-            config_text, summary_text = f["config"][()], f["summary_json"][()]
-            if not isinstance(config_text, bytes) or not isinstance(summary_text, bytes):
-                raise ResultsError(f"{name}: /config and /summary_json must be text")
-            config_text = config_text.decode()
-            summary = json.loads(summary_text.decode())
-            if not isinstance(summary, dict):
-                raise ResultsError(f"{name}: /summary_json must be a JSON object")
+            return _read(f, name)
         except ResultsError:
             raise
-        except (KeyError, OSError, ValueError, TypeError, AttributeError, RuntimeError) as exc:
-            raise ResultsError(f"{name}: damaged results file ({exc})") from None
-        return RunResult(
-            config_text=config_text,
-            summary=summary,
-            metrics=metrics,
-            parameters=params,
-            baseline_metrics=base,
-            ledger=ledger,
-            extra=extra,
-            version=str(f.attrs.get("pcsim_version", "")),
-        )
+        except Exception as exc:  # whatever a damaged structure makes h5py or numpy raise
+            raise ResultsError(f"{name}: damaged results file ({short(exc)})") from None
+
+
+def _read(f: h5py.File, name: str) -> RunResult:
+    check_format(f, name)
+    for required in ("config", "summary_json", "metrics", "parameters"):
+        if required not in f:
+            raise ResultsError(f"{name}: missing required entry /{required}")
+    metrics = _metric_group(f["metrics"], "/metrics", name)
+    params = {k: f["parameters"][k][()] for k in f["parameters"]}
+    _check_parameters(params, name)
+    base = None
+    if "baseline/metrics" in f:
+        base = _metric_group(f["baseline/metrics"], "/baseline/metrics", name)
+    ledger = {k: float(f["ledger"][k][()]) for k in f.get("ledger", {})}
+    extra = {k: f["extra"][k][()] for k in f.get("extra", {})}
+    config_text, summary_text = f["config"][()], f["summary_json"][()]
+    if not isinstance(config_text, bytes) or not isinstance(summary_text, bytes):
+        raise ResultsError(f"{name}: /config and /summary_json must be text")
+    config_text = config_text.decode()
+    summary = json.loads(summary_text.decode())
+    if not isinstance(summary, dict):
+        raise ResultsError(f"{name}: /summary_json must be a JSON object")
+    return RunResult(
+        config_text=config_text,
+        summary=summary,
+        metrics=metrics,
+        parameters=params,
+        baseline_metrics=base,
+        ledger=ledger,
+        extra=extra,
+        version=str(f.attrs.get("pcsim_version", "")),
+    )
 
 
 def _metric_group(g: h5py.Group, where: str, name: str) -> dict[str, np.ndarray]:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from pcsim import __version__, learning_rule, network
+from pcsim import __version__, learning_rule, network, stability
 from pcsim import checkpoint as ckpt
 from pcsim.algorithms import make_algorithm
 from pcsim.blas import limit_threads
@@ -22,9 +22,16 @@ from pcsim.compare import baseline_summary
 from pcsim.config import ConfigError, RunConfig
 from pcsim.data import Dataset, load_dataset
 from pcsim.engines.brian import BrianEngine
-from pcsim.engines.clocked import ClockedEngine
+from pcsim.engines.clocked import ClockedEngine, DivergenceError
 from pcsim.engines.events import EventsEngine, IPCEvents
-from pcsim.inference import INFERENCE_DT, measure_feedforward, measure_inference
+from pcsim.inference import (
+    INFERENCE_DT,
+    MAX_SETTLE_TIME,
+    StopRequested,
+    measure_feedforward,
+    measure_inference,
+    settle_steps,
+)
 from pcsim.optim import make_optimizer
 from pcsim.results import ResultsError, RunResult
 from pcsim.train import Interrupted, Trainer
@@ -98,6 +105,7 @@ def make_training_algorithm(cfg: RunConfig):
 
 
 MAX_STEPS_PER_BATCH = 1_000_000  # engine steps per presentation or test-time settle
+MAX_STEPS_PER_MEASUREMENT = 1_000_000  # engine steps of measure_inference (default: 1e4)
 MAX_BLAS_THREADS = 1024
 
 
@@ -118,23 +126,62 @@ def preflight(cfg: RunConfig, data: Dataset) -> None:
             f"algorithm.inference_time / engine.tau_x is {steps:.3g} settling steps of "
             f"{settle_dt:g} tau_x (at most {MAX_STEPS_PER_BATCH:.0e})"
         )
+    if cfg.network.mode == "supervised":
+        steps = settle_steps(cfg.gamma)
+        if not steps <= MAX_STEPS_PER_MEASUREMENT:
+            raise ConfigError(
+                f"engine.dt / engine.tau_x = {cfg.gamma:.3g}: measuring inference settles up to "
+                f"{MAX_SETTLE_TIME:g} tau_x in steps of {min(cfg.gamma, INFERENCE_DT):.3g} "
+                f"tau_x, {steps:.3g} engine steps (at most {MAX_STEPS_PER_MEASUREMENT:.0e}); "
+                "dt and tau_x share one unit: raise engine.dt or lower engine.tau_x"
+            )
     if cfg.blas_threads > MAX_BLAS_THREADS:
         raise ConfigError(
             f"blas_threads must be at most {MAX_BLAS_THREADS}, got {cfg.blas_threads}"
         )
     sizes = cfg.network.sizes
     if sizes is not None:
-        itemsize = np.dtype(cfg.network.dtype).itemsize
-        n_params = sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
-        batch = min(cfg.learning.batch_size, max(len(data.x_train), 1))
-        # weights, a BP copy, Adam m and v, gradients and read buffers; ~10 batch buffers
-        need = itemsize * (8 * n_params + 10 * batch * sum(sizes))
-        have = _physical_memory()
+        need = memory_estimate(cfg, data)
+        have = _available_memory()
         if have and need > have:
             raise ConfigError(
-                f"network.sizes: this network needs about {need / 2**30:.3g} GiB, more than "
-                f"this machine's {have / 2**30:.3g} GiB"
+                f"network.sizes: this run needs about {need / 2**30:.3g} GiB of memory, more "
+                f"than the {have / 2**30:.3g} GiB available now; use smaller layers or "
+                "learning.batch_size"
             )
+
+
+# Peak memory per weight and per activity, measured (ru_maxrss) on runs of [64, h, 10] with
+# h = 2000 and 50000 on the rram chip, batch 32, BP baseline on: 286 and 577 MiB, i.e. 82 bytes
+# per weight at float32 (weights and their device state in float64, read buffers, gradients,
+# Adam m and v, the BP copy with its own); the ideal chip needs 518 MiB. Per activity: the
+# workspace's batch buffers (pcsim.circuit.Workspace, about 10 of them).
+BYTES_PER_WEIGHT_ITEM = 21  # times the dtype's itemsize: 84 bytes per float32 weight
+BUFFERS_PER_ACTIVITY = 10
+
+
+def memory_estimate(cfg: RunConfig, data: Dataset) -> int:
+    """Bytes a run of ``cfg`` needs at its peak beyond the interpreter and compiled kernels
+    (see ``BYTES_PER_WEIGHT_ITEM``, measured)."""
+    sizes = cfg.network.sizes
+    if sizes is None:
+        return 0
+    itemsize = np.dtype(cfg.network.dtype).itemsize
+    n_params = sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+    batch = min(cfg.learning.batch_size, max(len(data.x_train), 1))
+    return itemsize * (BYTES_PER_WEIGHT_ITEM * n_params + BUFFERS_PER_ACTIVITY * batch * sum(sizes))
+
+
+def _available_memory() -> int:
+    """Bytes the kernel says can be allocated now (MemAvailable), else physical memory."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return _physical_memory()
 
 
 def _physical_memory() -> int:
@@ -158,6 +205,7 @@ class _Checkpointer:
         self.trainer, self.policy = trainer, policy
         self.config_text, self.fingerprint, self.elapsed = config_text, fingerprint, elapsed
         self.last: tuple[int, int] | None = None
+        self.last_failure = ""
 
     def where(self) -> tuple[int, int]:
         t = self.trainer
@@ -185,10 +233,13 @@ class _Checkpointer:
         try:
             self.write(snap)
         except ResultsError as exc:
-            tqdm.write(
-                f"pcsim: warning: {exc}; training goes on (the previous checkpoint is intact)",
-                file=sys.stderr,
-            )
+            if str(exc) != self.last_failure:  # once per reason, not at every batch
+                self.last_failure = str(exc)
+                tqdm.write(
+                    f"pcsim: warning: {exc}; training goes on (the previous checkpoint is "
+                    "intact; this warning is not repeated for the same reason)",
+                    file=sys.stderr,
+                )
 
     def after_batch(self, tr: Trainer) -> None:
         if self.policy.due_after_batch(tr.step):
@@ -255,6 +306,19 @@ def prepare(
         settle_time=cfg.algorithm.inference_time / cfg.engine.tau_x,
         should_stop=should_stop,
     )
+    if cfg.engine.kind != "events":  # the events engine has no fixed step
+        clamped = net.clamped_layers(True)
+        free = [l not in clamped for l in range(net.n_layers + 1)]
+        stability.check_step_limit(circ.tau_scale, free, cfg.gamma)
+    rate_field = "learning.tau_w" if cfg.learning.tau_w is not None else "learning.lr"
+    trainer.health = stability.HealthCheck(
+        clocked,
+        rate_field,
+        cfg.weight_lr,
+        cfg.algorithm.presentation_time / cfg.engine.tau_x,
+        weights=net.weights,
+        probe=cfg.engine.kind != "events",
+    )
     return PreparedRun(chip, net, bp_net, circ, trainer, clocked, s_bp_order)
 
 
@@ -306,6 +370,8 @@ def execute(
             hist = trainer.fit(cfg.learning.epochs - len(trainer.history.epoch))
         except Interrupted:
             raise cp.interrupted() from None
+        except DivergenceError as exc:  # name the cause: the step or the learning rate
+            raise trainer.health.diagnose(circ, exc) if trainer.health else exc from None
         train_seconds = prior + time.perf_counter() - t0
         done = cp.snapshot() if (checkpoint is not None or should_stop is not None) else None
         if checkpoint is not None and checkpoint.every is not None:
@@ -322,7 +388,11 @@ def execute(
             check_stop()
             x_inf = data.x_test[:64].astype(net.dtype)
             inference = measure_feedforward(circ, x_inf, clocked)  # deployed
-            free_inference = measure_inference(circ, x_inf, clocked)
+            check_stop()
+            try:
+                free_inference = measure_inference(circ, x_inf, clocked, should_stop=should_stop)
+            except StopRequested:
+                raise cp.interrupted(done) from None
         baseline = None
         if cfg.baseline.bp and cfg.algorithm.name != "bp" and cfg.network.mode == "supervised":
             check_stop()
@@ -336,12 +406,19 @@ def execute(
                 rng=np.random.default_rng(run.bp_order_seed),
                 progress=False,
                 should_stop=should_stop,
+                health=stability.HealthCheck(
+                    clocked, "baseline.lr", cfg.baseline.lr, 0.0, sigma_field="engine.sigma"
+                ),
             )
             try:
-                baseline = bp.fit(cfg.learning.epochs)
+                with np.errstate(all="ignore"):  # a diverging baseline is reported, not warned
+                    baseline = bp.fit(cfg.learning.epochs)
             except Interrupted:
                 raise cp.interrupted(done) from None
+            except DivergenceError as exc:
+                raise DivergenceError(f"BP baseline: {exc}") from None
         check_stop()
+    _check_finite_results(hist, baseline)
     n_presented = len(data.x_train) * cfg.learning.epochs
     # digital backprop priced at the batch it trains with (its own choice, baseline.batch_size)
     digital = chip.baselines(list(net.sizes), cfg.baseline.batch_size)
@@ -458,6 +535,20 @@ def execute(
         ledger=train_ledger,
         extra=extra,
     )
+
+
+def _check_finite_results(hist, baseline) -> None:
+    """DivergenceError if an accuracy or energy of the run or its baseline is not finite."""
+    for who, h, field in (("", hist, "learning.lr"), ("BP baseline: ", baseline, "baseline.lr")):
+        if h is None:
+            continue
+        for name in ("train_accuracy", "test_accuracy", "train_energy"):
+            v = np.asarray(getattr(h, name), float)
+            if v.size and not np.all(np.isfinite(v)):
+                raise DivergenceError(
+                    f"{who}the run produced a non-finite {name}; it diverged (lower {field} "
+                    "or engine.dt)"
+                )
 
 
 def toml_value(v: Any) -> str:

@@ -85,8 +85,8 @@ import h5py
 import numpy as np
 
 from pcsim import results as _results
-from pcsim.config import ConfigError, from_dict
-from pcsim.results import ResultsError, atomic_h5, check_format
+from pcsim.config import MAX_CONFIG_BYTES, MAX_SEED, ConfigError, from_dict
+from pcsim.results import ResultsError, atomic_h5, check_format, open_h5
 
 FORMAT = "pcsim-sweep"
 FORMAT_VERSION = 1
@@ -297,24 +297,29 @@ def _axis_kind(axis: Axis, values: Sequence[Any]) -> str:
     return "json"
 
 
+MAX_POINTS = 100_000  # every point is validated before anything runs; beyond this, refuse
+
+
 def parse_sweep(text: str, base_dir: str | Path = ".", name: str = "sweep") -> Sweep:
     """Parse and validate sweep TOML text; every point's configuration is checked here."""
     try:
         doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, ValueError) as exc:  # ValueError: a 4300-digit integer
         raise SweepError(f"malformed TOML: {exc}") from None
     base_text = ""
     base = doc.pop("base", {})
     if isinstance(base, str):
         p = Path(base_dir) / base
         try:
+            if p.exists() and (not p.is_file() or p.stat().st_size > MAX_CONFIG_BYTES):
+                raise SweepError(f"base file {str(p)!r} is not a configuration (not a small file)")
             base_text = p.read_text(encoding="utf-8")
             base = tomllib.loads(base_text)
         except FileNotFoundError:
             raise SweepError(f"base file {str(p)!r} does not exist") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise SweepError(f"cannot read base file {str(p)!r}: {exc}") from None
-        except tomllib.TOMLDecodeError as exc:
+        except (tomllib.TOMLDecodeError, ValueError) as exc:
             raise SweepError(f"base file {str(p)!r}: malformed TOML: {exc}") from None
     elif not isinstance(base, Mapping):
         raise SweepError(f"base must be a file name or a table, got {base!r}")
@@ -339,13 +344,18 @@ def parse_sweep(text: str, base_dir: str | Path = ".", name: str = "sweep") -> S
     if mode not in MODES:
         raise SweepError(f"sweep.mode must be one of grid, random; got {mode!r}")
     seed = sweep.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise SweepError(f"sweep.seed must be a non-negative integer, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise SweepError(f"sweep.seed must be an integer in 0..{MAX_SEED}, got {seed!r}")
     samples = sweep.get("samples")
     if mode == "random":
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
             raise SweepError(
                 f"sweep.samples must be a positive integer in random mode, got {samples!r}"
+            )
+        if samples > MAX_POINTS:
+            raise SweepError(
+                f"sweep.samples = {samples} is more runs than a sweep plans (at most "
+                f"{MAX_POINTS}); split it into several sweeps with different seeds"
             )
     elif samples is not None:
         raise SweepError('sweep.samples only applies to mode = "random"')
@@ -354,6 +364,12 @@ def parse_sweep(text: str, base_dir: str | Path = ".", name: str = "sweep") -> S
     axes = [_parse_axis(k, v, mode) for k, v in axes_t.items()]
 
     if mode == "grid":
+        n_grid = math.prod(len(a.values) for a in axes)
+        if n_grid > MAX_POINTS:
+            raise SweepError(
+                f"the grid has {n_grid} points, more runs than a sweep plans (at most "
+                f'{MAX_POINTS}); use fewer values per axis or mode = "random"'
+            )
         combos = [
             dict(zip([a.field for a in axes], c, strict=True))
             for c in itertools.product(*[a.values for a in axes])
@@ -415,7 +431,11 @@ def sweep_from(
 def load_sweep_file(path: str | Path) -> Sweep:
     """Read and validate a sweep file; SweepError naming the file on any problem."""
     p = Path(path)
+    if p.exists() and not p.is_file():
+        raise SweepError(f"sweep file {str(p)!r} is not a regular file (a directory or device)")
     try:
+        if p.stat().st_size > MAX_CONFIG_BYTES:
+            raise SweepError(f"sweep file {str(p)!r} is larger than 1 MiB; is it a sweep file?")
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SweepError(f"sweep file {str(p)!r} does not exist") from None
@@ -593,17 +613,7 @@ def write_results(
 
 
 def _open_h5(path: str | Path) -> h5py.File:
-    p = Path(path)
-    if not p.exists():
-        raise ResultsError(f"results file {str(p)!r} does not exist")
-    if p.is_dir():
-        raise ResultsError(f"{str(p)!r} is a directory, not a results file")
-    try:
-        return h5py.File(p, "r")
-    except OSError:
-        raise ResultsError(
-            f"{p.name}: not a readable HDF5 file (corrupt, truncated or another format)"
-        ) from None
+    return open_h5(path, "results file")
 
 
 def _strings(ds: h5py.Dataset) -> list[str]:
@@ -631,8 +641,8 @@ def _read_sweep(path: str | Path) -> _SweepData:
     """Read and validate a sweep results file (ResultsError, one line, on any problem)."""
     name = Path(path).name
     with _open_h5(path) as f:
-        check_format(f, name, FORMAT)
         try:
+            check_format(f, name, FORMAT)
             for required in ("points", "plan", "axes", "sweep_toml"):
                 if required not in f:
                     raise ResultsError(f"{name}: missing required entry /{required}")
@@ -678,7 +688,7 @@ def _read_sweep(path: str | Path) -> _SweepData:
             sweep_toml = f["sweep_toml"].asstr()[()]
         except ResultsError:
             raise
-        except (KeyError, OSError, ValueError, TypeError, AttributeError) as exc:
+        except Exception as exc:  # whatever a damaged structure makes h5py or numpy raise
             raise ResultsError(f"{name}: damaged sweep file ({_one_line(exc, 200)})") from None
     return _SweepData(attrs, fields, rows, plan, axes, sweep_toml)
 

@@ -136,6 +136,7 @@ class Trainer:
     should_stop: Callable[[], bool] | None = None
     after_batch: Callable[[Trainer], None] | None = None
     after_epoch: Callable[[Trainer], None] | None = None
+    health: Callable[[Trainer], None] | None = None  # after each epoch's batches (stability)
 
     def _check_stop(self) -> None:
         if self.should_stop is not None and self.should_stop():
@@ -193,6 +194,8 @@ class Trainer:
         metrics after each; returns the history."""
         for _ in range(epochs):
             e = self.train_epoch()
+            if self.health is not None:
+                self.health(self)
             self._check_stop()
             tr, te = self.evaluate()
             h = self.history

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from pcsim import checkpoint as ckpt
-from pcsim import config, results
+from pcsim import config, integrity, results
 from pcsim.cli import main
 from pcsim.run import execute
 
@@ -255,6 +255,7 @@ def _damaged(src: Path, dst: Path, edit) -> Path:
     dst.write_bytes(src.read_bytes())
     with h5py.File(dst, "r+") as f:
         edit(f)
+    integrity.seal(dst)  # a deliberate edit, sealed again: the reader's own checks must see it
     return dst
 
 
@@ -269,7 +270,7 @@ BAD_FILES = {
     "text file": (lambda d, g, r: _write(d / "t.h5", b"seed = 1\n"), "not a readable HDF5"),
     "truncated": (
         lambda d, g, r: _write(d / "trunc.h5", g.read_bytes()[: len(g.read_bytes()) // 2]),
-        "not a readable HDF5",
+        "truncated or extended",
     ),
     "foreign hdf5": (lambda d, g, r: _foreign(d / "foreign.h5"), "not a pcsim-checkpoint file"),
     "results file": (lambda d, g, r: r, "results file, not a checkpoint"),

@@ -140,8 +140,9 @@ def test_diverging_run_names_layer_and_time_and_keeps_old_results(tmp_path):
     )
     p = pcsim("run", str(cfg), "--out", str(out), "--quiet")
     assert p.returncode == 3
-    assert "diverged" in p.stderr and "layer" in p.stderr and "tau_x" in p.stderr
-    assert "Traceback" not in p.stderr
+    # dt = 4 tau_x is beyond Euler's limit 2 tau_x of a unit with tau = tau_x: said before training
+    assert "diverge" in p.stderr and "stability limit 2 tau_x" in p.stderr
+    assert "engine.dt" in p.stderr and "Traceback" not in p.stderr
     assert out.read_bytes() == b"previous results"
     assert not any(f.name.endswith(".tmp") for f in tmp_path.iterdir())
 

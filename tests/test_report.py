@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
+from pcsim import integrity, results
 from pcsim import report as rp
-from pcsim import results
 from pcsim import sweep as sw
 
 CHIP_SWEEP = """
@@ -235,6 +235,7 @@ def test_bad_files_are_one_line_and_exit_2(tmp_path, capsys, kind):
         f.write_bytes(good.read_bytes())
         with h5py.File(f, "a") as h:
             del h["plan"]
+        integrity.seal(f)  # a deliberate edit: sealed again
     assert rp.report_main([str(f), "--plots", str(tmp_path / "plots")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("pcsim: error: ") and err.count("\n") == 1

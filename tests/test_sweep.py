@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 import pytest
 
+from pcsim import integrity
 from pcsim import sweep as sw
 from pcsim.results import ResultsError
 
@@ -288,8 +289,9 @@ def test_load_sweep_rejects_foreign_truncated_and_random_xarray(tmp_path, sweep_
     damaged.write_bytes(out.read_bytes())
     with h5py.File(damaged, "a") as f:
         del f["points/status"]
+    integrity.seal(damaged)  # a deliberate edit: sealed again
     for p, msg in [
-        (trunc, "not a readable HDF5"),
+        (trunc, "truncated or extended"),
         (foreign, "not a pcsim-sweep file"),
         (text, "not a readable HDF5"),
         (damaged, "missing column /points/status"),
@@ -378,6 +380,7 @@ def _drop_rows(path: Path, drop: set[int]) -> None:
             del f["points"][name]
             new = f["points"].create_dataset(name, data=data, dtype=dtype)
             new.attrs.update(attrs)
+    integrity.seal(path)  # a deliberate edit: sealed again
 
 
 def _mark_failed(path: Path, index: int) -> None:
@@ -385,6 +388,7 @@ def _mark_failed(path: Path, index: int) -> None:
         k = int(np.flatnonzero(f["points/index"][()] == index)[0])
         f["points/status"][k] = "failed"
         f["points/error"][k] = "marked failed by the test"
+    integrity.seal(path)  # a deliberate edit: sealed again
 
 
 def test_killed_worker_then_resume(sweep_file, reference, tmp_path):

@@ -1,0 +1,249 @@
+"""Is a run still in the stable regime? Checks that name the cause when it is not.
+
+A diverging simulation on an ideal substrate shows itself (activities beyond
+``DIVERGENCE_BOUND`` or NaN, caught by the engines). On a chip the rails of the value units
+clip the activities and the device range clips the weights, so an unstable run stays finite
+and goes on producing numbers that mean nothing. These checks look for the signatures instead:
+
+* **step beyond the fastest unit's limit** (before training): a free unit with time constant
+  ``s * tau_x`` (``s`` = ``Circuit.tau_scale``, the chip's mismatch) decays as
+  ``x' = -x / s`` plus the coupling to its neighbours, whose Jacobian term is negative
+  semi-definite, so the linearised dynamics have a rate of at least ``1 / s``. Forward Euler
+  (and Euler-Maruyama, Heun) on a rate ``lambda`` is stable only for ``dt * lambda < 2``
+  (the real-axis limit of their stability regions; Hairer & Wanner, *Solving Ordinary
+  Differential Equations II*, section IV.2). ``dt / s_min >= 2`` is therefore unstable
+  whatever the weights.
+* **activities flipping between the rails** (after every epoch): a probe settles a few
+  training samples with the run's own step; in the unstable regime Euler's iterates alternate
+  from one step to the next (a negative amplification factor beyond -1), and noise far above
+  the rail range does the same at random. More than ``FLIP_FRACTION`` of the free units
+  jumping by more than half the rail range in one step is instability.
+* **weights pinned at the device range or non-finite** (after every epoch): the learning rate
+  drove them there.
+* **non-finite or exploding energies** (after every epoch, and the BP baseline's weights).
+
+:class:`pcsim.engines.clocked.DivergenceError` carries the cause and the field to change.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from pcsim.engines.clocked import DivergenceError
+
+EULER_LIMIT = 2.0  # dt * rate below this: Euler's amplification factor 1 - dt*rate > -1
+FLIP_FRACTION = 0.25  # of free units jumping by half the rail range in one step
+PINNED_FRACTION = 0.5  # of weights at the device's +-w_max
+ENERGY_GROWTH = 1e6  # an epoch's mean PC energy this many times the first batch's: exploding
+
+
+COUPLING_GROWTH = 2.0  # ||W||_F^2 this many times its initial value: the weights' doing
+
+
+def coupling(weights: Sequence[np.ndarray]) -> float:
+    """``max_l ||W_l||_F^2``, an upper bound of ``sigma_max(W_l)^2``, the coupling term of PC's
+    Jacobian (rate up to ``1 + sigma_max^2`` for a unit under a linear layer). One pass over
+    each matrix."""
+    out = 0.0
+    for W in weights:
+        v = float(np.vdot(W, W)) if W.size else 0.0
+        out = max(out, v) if math.isfinite(v) else math.inf
+    return out
+
+
+def check_step_limit(tau_scale: Sequence[np.ndarray], free: Sequence[bool], gamma: float) -> None:
+    """DivergenceError if the step ``gamma`` (tau_x units) is at or beyond Euler's limit for
+    the fastest free unit (time constant ``min(tau_scale) * tau_x``)."""
+    s_min = min(
+        (float(np.min(s)) for s, f in zip(tau_scale, free, strict=True) if f and s.size),
+        default=math.inf,
+    )
+    if not s_min > 0:
+        return
+    if gamma / s_min >= EULER_LIMIT:
+        raise DivergenceError(
+            f"the run would diverge: engine.dt / engine.tau_x = {gamma:.3g} is beyond the "
+            f"stability limit {EULER_LIMIT * s_min:.3g} tau_x of the fastest unit (time constant "
+            f"{s_min:.3g} tau_x after the chip's mismatch); set engine.dt below "
+            f"{EULER_LIMIT * s_min:.3g} tau_x (about half of it for trained weights)"
+        )
+
+
+def rail_flips(
+    before: Sequence[np.ndarray],
+    after: Sequence[np.ndarray],
+    free: Sequence[bool],
+    rails: tuple[float, float],
+) -> float:
+    """Fraction of free units whose activity jumped by more than half the rail range between
+    two consecutive steps (0 when the rails are not finite)."""
+    lo, hi = rails
+    if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+        return 0.0
+    jumps = total = 0
+    for a, b, f in zip(before, after, free, strict=True):
+        if f:
+            jumps += int(np.count_nonzero(np.abs(b - a) > 0.5 * (hi - lo)))
+            total += a.size
+    return jumps / total if total else 0.0
+
+
+def pinned_weights(crossbars) -> float:
+    """Fraction of weights within 0.1 % of their crossbar's +-w_max (0 without crossbars)."""
+    if not crossbars:
+        return 0.0
+    pinned = total = 0
+    for cb in crossbars:
+        if not math.isfinite(cb.w_max):
+            continue
+        W = cb.weights
+        pinned += int(np.count_nonzero(np.abs(W) >= 0.999 * cb.w_max))
+        total += W.size
+    return pinned / total if total else 0.0
+
+
+def check_weights(
+    weights: Sequence[np.ndarray], crossbars, rate_field: str, rate: float, who: str = "weights"
+) -> None:
+    """DivergenceError if weights are non-finite or beyond ``DIVERGENCE_BOUND`` (ideal), or if
+    most devices sit at their range limit (a chip): the learning rate is the cause."""
+    from pcsim.engines.clocked import DIVERGENCE_BOUND
+
+    for l, W in enumerate(weights):
+        m = float(np.max(np.abs(W))) if W.size else 0.0
+        if not math.isfinite(m) or m > DIVERGENCE_BOUND:
+            raise DivergenceError(
+                f"learning diverged: {who} W{l + 1} reached {m:.3g}; {rate_field} = {rate:.3g} "
+                f"is too large, lower it"
+            )
+    frac = pinned_weights(crossbars)
+    if frac > PINNED_FRACTION:
+        raise DivergenceError(
+            f"learning diverged: {frac:.0%} of the {who} sit at the devices' range limit "
+            f"(+-w_max); {rate_field} = {rate:.3g} is too large, lower it"
+        )
+
+
+def check_energies(energies: Sequence[float], first: float, rate_field: str, rate: float) -> None:
+    """DivergenceError if an epoch's PC energies are non-finite or grew by ENERGY_GROWTH."""
+    e = np.asarray(energies, float)
+    if e.size and not np.all(np.isfinite(e)):
+        raise DivergenceError(
+            f"learning diverged: the PC energy became non-finite; {rate_field} = {rate:.3g} "
+            "may be too large, or engine.dt beyond the stable step"
+        )
+    if e.size and first > 0 and float(e.max()) > ENERGY_GROWTH * first:
+        raise DivergenceError(
+            f"learning diverged: the PC energy grew from {first:.3g} to {float(e.max()):.3g}; "
+            f"lower {rate_field} (now {rate:.3g})"
+        )
+
+
+def probe_flips(circ, engine, bottom: np.ndarray, top: np.ndarray, duration: float) -> float:
+    """Settle ``bottom``/``top`` (training clamps) for ``duration`` tau_x with ``engine``, take
+    one more step and return :func:`rail_flips` of it. The circuit's clock, ledger and random
+    stream are restored: the probe leaves the run exactly as it found it."""
+    from hardware_models.costs import EnergyLedger
+    from pcsim.algorithms import initial_activities
+
+    net = circ.net
+    clamped = net.clamped_layers(True)
+    free = [l not in clamped for l in range(net.n_layers + 1)]
+    saved = circ.t, circ.ledger, circ.rng.bit_generator.state
+    circ.ledger = EnergyLedger()
+    try:
+        xs = initial_activities(circ, bottom, top)
+        engine.run(circ, xs, free, duration)
+        before = [x.copy() for x in xs]
+        engine.run(circ, xs, free, engine.dt)
+        return rail_flips(before, xs, free, circ.rails)
+    finally:
+        circ.t, circ.ledger = saved[0], saved[1]
+        circ.rng.bit_generator.state = saved[2]
+
+
+class HealthCheck:
+    """Called by :class:`pcsim.train.Trainer` after every epoch: raises DivergenceError with
+    the cause when the run left the stable regime (see the module docstring).
+
+    ``engine``: a ClockedEngine with the run's method, step and noise (tau_x units);
+    ``rate_field``/``rate``: the learning-rate field to name; ``T``: presentation time."""
+
+    def __init__(
+        self,
+        engine,
+        rate_field: str,
+        rate: float,
+        T: float,
+        n_probe: int = 16,
+        sigma_field: str = "engine.sigma",
+        weights: Sequence[np.ndarray] = (),
+        probe: bool = True,
+    ) -> None:
+        self.engine, self.rate_field, self.rate, self.T = engine, rate_field, rate, T
+        self.n_probe, self.sigma_field = n_probe, sigma_field
+        self.first_energy: float | None = None
+        self.coupling0 = coupling(weights)  # at initialisation
+        self.probe = probe  # False: the training engine has no fixed step (events)
+
+    def diagnose(self, circ, exc: DivergenceError) -> DivergenceError:
+        """The engines' divergence error with its cause: the learning rate when the weights
+        left the finite range or grew ``COUPLING_GROWTH`` times since initialisation, else
+        the step (the engines' own message)."""
+        now = coupling(circ.net.weights)
+        if not math.isfinite(now) or (
+            self.coupling0 > 0 and now >= COUPLING_GROWTH * self.coupling0
+        ):
+            return DivergenceError(
+                f"learning diverged: the weights grew (largest ||W||_F^2 from "
+                f"{self.coupling0:.3g} to {now:.3g}), then the "
+                f"{str(exc).split(';')[0].removeprefix('simulation diverged: ')}; "
+                f"{self.rate_field} = {self.rate:.3g} is too large, lower it"
+            )
+        return exc
+
+    def __call__(self, trainer) -> None:
+        circ = trainer.circ
+        energies = trainer.position.energies if trainer.position is not None else []
+        if self.first_energy is None and energies:
+            self.first_energy = float(energies[0])
+        check_weights(circ.net.weights, circ.crossbars, self.rate_field, self.rate)
+        check_energies(energies, self.first_energy or 0.0, self.rate_field, self.rate)
+        lo, hi = circ.rails
+        if not (self.probe and math.isfinite(lo) and math.isfinite(hi)):
+            return  # no rails: the engines catch a blow-up themselves
+        d = trainer.data
+        n = min(self.n_probe, len(d.x_train))
+        net = circ.net
+        x = d.x_train[:n].astype(net.dtype)
+        y = d.one_hot(d.y_train[:n]).astype(net.dtype)
+        bottom, top = (x, y) if net.mode == "supervised" else (y, x)
+        if probe_flips(circ, self.engine, bottom, top, self.T) <= FLIP_FRACTION:
+            return
+        e = self.engine
+        if e.sigma > 0:
+            from pcsim.engines.clocked import ClockedEngine
+
+            quiet = ClockedEngine("euler", e.dt, 0.0, e.backend)
+            if probe_flips(circ, quiet, bottom, top, self.T) <= FLIP_FRACTION:
+                raise DivergenceError(
+                    f"run diverged: with {self.sigma_field} = {e.sigma:.3g} the activities "
+                    f"jump from rail to rail at every step (the rails [{lo:g}, {hi:g}] hide it); "
+                    f"lower {self.sigma_field}"
+                )
+        now = coupling(circ.net.weights)
+        if self.coupling0 > 0 and now >= COUPLING_GROWTH * self.coupling0:
+            raise DivergenceError(
+                f"learning diverged: the weights grew (largest ||W||_F^2 from "
+                f"{self.coupling0:.3g} to {now:.3g}) until the activities flip between the "
+                f"rails [{lo:g}, {hi:g}] at every step; {self.rate_field} = {self.rate:.3g} "
+                "is too large, lower it"
+            )
+        raise DivergenceError(
+            f"run diverged: the activities flip between the rails [{lo:g}, {hi:g}] at every "
+            f"step of {e.dt:.3g} tau_x (Euler beyond its stability limit; the rails keep the "
+            "numbers finite but meaningless); reduce engine.dt"
+        )
