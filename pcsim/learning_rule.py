@@ -82,8 +82,12 @@ def update_ops(optimizer: object, sizes: tuple[int, ...], batch: int, bias: bool
     return DigitalOps(mul, add, words, conv)
 
 
-def describe(optimizer: object, bias: bool, batch: int, on_chip: bool) -> dict[str, object]:
-    """Where each part of the learning rule runs (the run summary's ``learning_rule``)."""
+def describe(
+    optimizer: object, bias: bool, batch: int, on_chip: bool, algorithm: str = "ipc"
+) -> dict[str, object]:
+    """Where each part of the learning rule runs (the run summary's ``learning_rule``).
+    ``algorithm``: PC needs a global signal switching every circuit from settling to writing
+    (not priced: one wire); iPC and BP (digital) need none on the chip."""
     state = optimizer_state(optimizer)
     if not on_chip:
         where = "exact arithmetic (no chip)"
@@ -102,6 +106,11 @@ def describe(optimizer: object, bias: bool, batch: int, on_chip: bool) -> dict[s
         ),
         "biases": "digital co-processor" if bias else "none",
         "batch_execution": batch_execution(batch),
+        "control": (
+            "global phase signal: settle with weights frozen, then write"
+            if algorithm == "pc"
+            else "none: inference and learning run together"
+        ),
     }
     return parts
 

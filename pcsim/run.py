@@ -454,7 +454,11 @@ def execute(
         # the flow's time constant; None where weights learn by a step per update (lr, Adam)
         "tau_w": None if cfg.per_step_lr else cfg.tau_w,
         "learning_rule": learning_rule.describe(
-            trainer.optimizer, net.has_bias, cfg.learning.batch_size, on_chip=True
+            trainer.optimizer,
+            net.has_bias,
+            cfg.learning.batch_size,
+            on_chip=True,
+            algorithm=cfg.algorithm.name,
         ),
         "simulated_time_tau": circ.t,
         "tau_x_s": chip.tau_x_s,
