@@ -1,6 +1,6 @@
 """Accuracy, energy and latency of the default iPC run on each chip preset (README table).
 
-    python benchmarks/chip_table.py [--presets ideal rram pcm sram-cim] [--epochs 30] [--seeds 3]
+    python benchmarks/chip_table.py [--presets ideal rram pcm sram-cim] [--epochs N] [--seeds 3]
 
 Each preset runs the default configuration (iPC, digits, 64-128-128-10 leaky ReLU) with only
 ``[chip] preset`` changed, with ``--seeds`` seeds (mean ± sample std over them). Beside the chip:
@@ -30,8 +30,10 @@ def _pm(s: dict, key: str, fmt: str, scale: float = 1.0) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--presets", nargs="+", default=["ideal", "rram", "pcm", "sram-cim"])
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument(
+        "--presets", nargs="+", default=["ideal", "rram", "pcm", "sram-cim", "subthreshold"]
+    )
+    ap.add_argument("--epochs", type=int, default=None, help="default: the default run's")
     ap.add_argument("--seeds", type=int, default=3)
     args = ap.parse_args()
     print(
@@ -42,7 +44,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     criteria: dict[str, str] = {}
     for preset in args.presets:
-        lines = [f"seeds = {args.seeds}", "[learning]", f"epochs = {args.epochs}"]
+        lines = [f"seeds = {args.seeds}"]
+        if args.epochs is not None:
+            lines += ["[learning]", f"epochs = {args.epochs}"]
         text = "\n".join([*lines, "[chip]", f'preset = "{preset}"', ""])
         cfg = config.loads(text)
         s = execute_seeds(cfg, lambda c: execute(c, progress=False)).summary
