@@ -207,6 +207,9 @@ class IPC:
         ):
             rec = engine.run_ipc_sgd(circ, xs, free, self.T, optimizer.lr)
             if rec is not None:
+                if circ.chip is not None and net.has_bias:  # the digital biases' updates
+                    ops = learning_rule.update_ops(optimizer, tuple(net.sizes), len(x), True)
+                    circ.charge_digital(ops.times(max(1, int(round(self.T / engine.dt)))))
                 self._carry = xs
                 return field.energy_of(rec.eps, x.shape[0])
         last: list[float] = [0.0]

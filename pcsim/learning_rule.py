@@ -37,6 +37,10 @@ class DigitalOps:
     words: float = 0.0  # state words read or written
     conversions: float = 0.0  # ADC conversions of analog errors and inputs
 
+    def times(self, k: int) -> DigitalOps:
+        """The work of ``k`` such updates."""
+        return DigitalOps(self.multiplies * k, self.adds * k, self.words * k, self.conversions * k)
+
     @property
     def is_zero(self) -> bool:
         return not (self.multiplies or self.adds or self.words or self.conversions)

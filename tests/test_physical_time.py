@@ -258,3 +258,24 @@ def test_write_pulses_on_rram_converge_as_dt_shrinks():
             counts.append(circ.ledger.counts()["synapse_write"])
         means.append(np.mean(counts))
     assert means[1] == pytest.approx(means[0], rel=0.05)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_digital_biases_are_charged_on_every_path(fused):
+    """Biases are digital registers: their updates cost the co-processor on the fused kernel
+    path and on the step-by-step path alike, T / dt updates per presentation."""
+    net = network.build((5, 7, 3), "tanh", bias=True, rng=2)
+    circ = Circuit(net, chip=load_preset("ideal"), rng=np.random.default_rng(1))
+    rng = np.random.default_rng(3)
+    x = rng.random((4, 5)).astype(net.dtype)
+    y = np.eye(3, dtype=net.dtype)[rng.integers(0, 3, 4)]
+    IPC(T=1.0, fused=fused).train_batch(circ, ClockedEngine(dt=0.25), SGD(1e-2), x, y)
+    ops = learning_rule.update_ops(SGD(1e-2), (5, 7, 3), 4, bias=True).times(4)
+    d = circ.chip.costs.baseline
+    want = (
+        ops.multiplies * d.mult_energy_j
+        + ops.adds * d.add_energy_j
+        + ops.words * d.memory_energy_per_access_j * d.word_bytes / d.access_bytes
+        + ops.conversions * circ.chip.converters.adc_energy_j
+    )
+    assert circ.ledger.by_component()["digital_coprocessor"] == pytest.approx(want, rel=1e-12)
