@@ -10,6 +10,7 @@ Knows nothing of predictive coding: it models arrays of synapses (:class:`Crossb
 """
 
 from hardware_models._config import ChipConfigError
+from hardware_models.architecture import ArchitectureConfig, LayerMap
 from hardware_models.chip import Chip, list_presets, load_preset, preset_path
 from hardware_models.converters import ConverterConfig, quantise
 from hardware_models.costs import (
@@ -41,6 +42,8 @@ __all__ = [
     "thermal_noise_sigma",
     "ConverterConfig",
     "quantise",
+    "ArchitectureConfig",
+    "LayerMap",
     "CostConfig",
     "DigitalConfig",
     "DigitalCost",

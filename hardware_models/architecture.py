@@ -111,6 +111,12 @@ class ArchitectureConfig(ConfigBase):
     wire_segment_ohm: float = param(
         0.0, "ohm", "nonneg", "row/column wire between adjacent cells (IR drop; 0: ideal wires)"
     )
+    ir_drop: bool = param(
+        False,
+        "",
+        "bool",
+        "reads go through the wires (hardware_models.ir_drop); re-solved after every write",
+    )
     fma_area_um2: float = param(
         HOROWITZ_FP32_FMA_UM2, "um^2", "nonneg", "co-processor FP32 mult+add (Horowitz, 45 nm)"
     )

@@ -103,8 +103,15 @@ class Chip:
         return self.value_units.capacitance_f * self.value_units.signal_scale_v**2
 
     def crossbar(self, shape: tuple[int, int], dtype: np.dtype | type = np.float64) -> Crossbar:
-        """An unprogrammed crossbar of this chip's synapses."""
-        return Crossbar(self.synapses, shape, dtype)
+        """An unprogrammed crossbar of this chip's synapses (reading through its tiles' wires
+        when ``architecture.ir_drop`` is on and the wires have resistance)."""
+        xb = Crossbar(self.synapses, shape, dtype)
+        a = self.architecture
+        if a.ir_drop and a.wire_segment_ohm > 0 and not self.synapses.is_ideal:
+            rows = a.tile_rows if a.tile_rows is not None else int(shape[1])
+            cols = a.tile_cols if a.tile_cols is not None else int(shape[0])
+            xb.ir_drop = (rows, cols, a.wire_segment_ohm)
+        return xb
 
     def units(
         self, n: int, rng: np.random.Generator | None = None, dtype: np.dtype | type = np.float64

@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-__all__ = ["tile_system", "column_currents", "effective_conductance"]
+__all__ = ["tile_system", "column_currents", "effective_conductance", "effective_weights"]
 
 
 def tile_system(G: np.ndarray, r_row: float, r_col: float) -> sp.csc_matrix:
@@ -84,13 +84,52 @@ def column_currents(G: np.ndarray, v: np.ndarray, r_row: float, r_col: float) ->
 
 
 def effective_conductance(G: np.ndarray, r_row: float, r_col: float) -> np.ndarray:
-    """``M`` of shape ``(C, R)`` with ``I = M v`` for every input ``v`` (one factorisation)."""
+    """``M`` of shape ``(C, R)`` with ``I = M v`` for every input ``v`` (one factorisation,
+    one sparse solve per input line: SuperLU's many-right-hand-side solve is far slower)."""
     G = np.asarray(G, dtype=np.float64)
     if r_row == 0 and r_col == 0:
         return G.T.copy()
     R, C = G.shape
-    lu = spla.splu(tile_system(G, r_row, r_col))
-    B = np.zeros((2 * R * C, R))
-    B[np.arange(R) * C, np.arange(R)] = 1.0 / r_row
-    X = lu.solve(B)
-    return X[2 * R * C - C :, :] / r_col
+    lu = spla.splu(
+        tile_system(G, r_row, r_col), permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True}
+    )
+    M = np.empty((C, R))
+    b = np.zeros(2 * R * C)
+    for i in range(R):
+        b[i * C] = 1.0 / r_row
+        M[:, i] = lu.solve(b)[2 * R * C - C :] / r_col
+        b[i * C] = 0.0
+    return M
+
+
+def effective_weights(
+    W: np.ndarray,
+    g_min_s: float,
+    g_max_s: float,
+    w_max: float,
+    tile_rows: int,
+    tile_cols: int,
+    r_row: float,
+    r_col: float,
+) -> np.ndarray:
+    """The weights ``(n_out, n_in)`` a differential-pair crossbar presents through its wires.
+
+    Each ``tile_rows x tile_cols`` block (inputs x outputs; a partly filled edge tile is its
+    used part) holds ``g_plus = g_min + max(w, 0) k`` and ``g_minus = g_min + max(-w, 0) k``,
+    ``k = (g_max - g_min) / w_max``, in two arrays with their own wires; the block read is
+    ``(M(g_plus) - M(g_minus)) / k`` (:func:`effective_conductance`), so ideal wires give ``W``.
+    """
+    W = np.asarray(W, dtype=np.float64)
+    n_out, n_in = W.shape
+    k = (g_max_s - g_min_s) / w_max
+    out = np.empty_like(W)
+    for o0 in range(0, n_out, tile_cols):
+        for i0 in range(0, n_in, tile_rows):
+            blk = W[o0 : o0 + tile_cols, i0 : i0 + tile_rows]
+            gp = g_min_s + np.maximum(blk, 0.0) * k
+            gm = g_min_s + np.maximum(-blk, 0.0) * k
+            m = effective_conductance(gp.T, r_row, r_col) - effective_conductance(
+                gm.T, r_row, r_col
+            )
+            out[o0 : o0 + tile_cols, i0 : i0 + tile_rows] = m / k
+    return out

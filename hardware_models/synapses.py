@@ -208,6 +208,11 @@ class Crossbar:
         # per-device drift clocks: simulated time of the last write, float64 (n_out*n_in,);
         # None: every device is as old as the programming (t_program_s)
         self._t_write: np.ndarray | None = None
+        #: ``(tile_rows, tile_cols, wire_segment_ohm)``: reads go through the tiles' wires
+        #: (:func:`hardware_models.ir_drop.effective_weights`); None: ideal wires
+        self.ir_drop: tuple[int, int, float] | None = None
+        self._ir_key: tuple | None = None
+        self._ir_w: np.ndarray | None = None
 
     def __repr__(self) -> str:
         return (
@@ -427,6 +432,23 @@ class Crossbar:
             k.read_drift(w, self._nu, math.log(age / cfg.t0_s), o)
         return out
 
+    def _through_wires(self, w: np.ndarray, drift_t: float | None) -> np.ndarray:
+        """``w`` as the columns read it through the wires (cached until the weights change)."""
+        import hashlib
+
+        from hardware_models.ir_drop import effective_weights
+
+        assert self.ir_drop is not None
+        key = (drift_t, hashlib.blake2b(w.tobytes(), digest_size=16).digest())
+        if key != self._ir_key:
+            rows, cols, r = self.ir_drop
+            cfg = self.config
+            self._ir_w = effective_weights(
+                w, cfg.g_min_s, cfg.g_max_s, self.w_max, rows, cols, r, r
+            ).astype(self.dtype)
+            self._ir_key = key
+        return self._ir_w  # type: ignore[return-value]
+
     def compensation(self, drifted: np.ndarray) -> np.ndarray | float:
         """Drift-compensation gain for reads of ``drifted`` weights (1 when off).
 
@@ -461,6 +483,17 @@ class Crossbar:
         cfg = self.config
         noisy = cfg.read_noise_std > 0
         drifting = self._drifting(t_s)
+        if self.ir_drop is not None:
+            mean = self.read_mean(t_s, out)
+            if not noisy:
+                return mean
+            if out is None or mean is not out:
+                out = np.array(mean, dtype=self.dtype, order="C", copy=True)
+            from hardware_models import _kernels as k
+
+            sigma = cfg.read_noise_std * self.w_max
+            k.read_affine_noise(out.reshape(-1), 1.0, sigma, rng, out.reshape(-1))
+            return out
         if not noisy and not drifting:
             return self._w
         if noisy and rng is None:
@@ -484,7 +517,8 @@ class Crossbar:
         return out
 
     def read_mean(self, t_s: float = 0.0, out: np.ndarray | None = None) -> np.ndarray:
-        """The noise-free part of :meth:`read` (drift and its compensation included).
+        """The noise-free part of :meth:`read` (drift, wire IR drop and drift compensation
+        included).
 
         A consumer that applies read noise in the output domain uses this with
         :attr:`read_sigma`: for ``y = W x`` with independent ``N(0, read_sigma^2)`` noise on
@@ -492,10 +526,18 @@ class Crossbar:
         distribution (``z`` standard normal, independent per output and per read).
         """
         if not self._drifting(t_s):
-            return self._w
+            if self.ir_drop is None:
+                return self._w
+            w_ir = self._through_wires(self._w, None)
+            if out is None:
+                return w_ir
+            np.copyto(out, w_ir)
+            return out
         if out is None:
             out = np.empty(self.shape, self.dtype)
         self._drifted(t_s, out)
+        if self.ir_drop is not None:
+            np.copyto(out, self._through_wires(out, t_s))
         if self.config.drift_compensation != "none":
             out *= self.compensation(out)
         return out

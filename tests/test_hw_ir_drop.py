@@ -156,3 +156,46 @@ def test_one_device_one_wire_closed_form():
     g, v, r1, r2 = 1e-4, 0.3, 150.0, 250.0
     i = column_currents(np.array([[g]]), np.array([v]), r1, r2)
     assert i[0] == pytest.approx(v / (r1 + 1 / g + r2), rel=1e-12)
+
+
+def test_crossbar_reads_through_its_wires_when_ir_drop_is_on():
+    """rram with architecture.ir_drop: a matrix-vector product with the read weights equals
+    the differential column currents of the two device arrays, solved per input vector."""
+    chip = load_preset(
+        "rram",
+        {
+            "architecture.ir_drop": True,
+            "architecture.tile_rows": 48,
+            "architecture.tile_cols": 32,
+            "synapses.read_noise_std": 0.0,
+            "synapses.bits": None,
+            "synapses.prog_noise_std": 0.0,
+            "synapses.stuck_fraction": 0.0,
+            "synapses.d2d_std": 0.0,
+        },
+    )
+    rng = np.random.default_rng(5)
+    W = rng.uniform(-1, 1, (40, 60))  # 2 x 2 tiles, the edge tiles partly used
+    xb = chip.crossbar(W.shape)
+    assert xb.ir_drop == (48, 32, chip.architecture.wire_segment_ohm)
+    xb.program(W, rng)
+    read = xb.read_mean(0.0)
+    syn, r = chip.synapses, chip.architecture.wire_segment_ohm
+    k = (syn.g_max_s - syn.g_min_s) / xb.w_max
+    v = rng.uniform(0, 0.5, 60)
+    expected = np.zeros(40)
+    for o0 in (0, 32):
+        for i0 in (0, 48):
+            blk = xb.weights[o0 : o0 + 32, i0 : i0 + 48]
+            vb = v[i0 : i0 + 48]
+            ip = column_currents((syn.g_min_s + np.maximum(blk, 0) * k).T, vb, r, r)
+            im = column_currents((syn.g_min_s + np.maximum(-blk, 0) * k).T, vb, r, r)
+            expected[o0 : o0 + 32] += (ip - im) / k
+    np.testing.assert_allclose(read @ v, expected, rtol=1e-9, atol=1e-12)
+    assert not np.allclose(read, xb.weights, rtol=1e-3)  # the wires change what is read
+    assert xb.read_mean(0.0) is read  # cached until the weights change
+    xb.update(np.full(W.shape, 0.01), rng)
+    assert xb.read_mean(0.0) is not read
+    # off by default: the preset reads the stored weights
+    plain = load_preset("rram").crossbar(W.shape)
+    assert plain.ir_drop is None

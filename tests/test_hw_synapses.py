@@ -432,3 +432,25 @@ def test_pcm_drift_exponent_follows_the_programmed_conductance():
     # small weights drift faster: after a day the 0.05 column lost more than the 1.0 column
     r = xb.read_mean(86400.0) / W
     assert r[:, 0].mean() < r[:, 3].mean()
+
+
+def test_pulse_counts_converge_under_noisy_requests_as_calls_get_finer():
+    """A request with white noise of a fixed spectral density (Wiener increments, std ~
+    sqrt(1/K) per call): per-call rounding would fire ~ sum |dW| / dw_min pulses, which grows
+    like sqrt(K); accumulate-and-fire needs a full pulse of net change to fire again, so its
+    count converges (here within 10 % from 1000 to 4000 calls while sum |dW| doubles)."""
+    shape, dw = (100, 100), 0.002
+    fired, requested = {}, {}
+    for K in (1000, 4000):
+        rng = np.random.default_rng(K)
+        xb = _xb(shape, w_max=1.0, dw_min=dw, update_bound="hard")
+        xb.program(np.zeros(shape), rng)
+        n, s = 0, 0.0
+        for _ in range(K):
+            d = 0.02 / K + 0.01 * np.sqrt(1.0 / K) * rng.standard_normal(shape)
+            n += xb.update(d, rng)
+            s += np.abs(d).sum() / dw
+        fired[K], requested[K] = n, s
+    assert requested[4000] / requested[1000] == pytest.approx(2.0, rel=0.05)
+    assert fired[4000] == pytest.approx(fired[1000], rel=0.10)
+    assert fired[4000] < 0.2 * requested[4000]
