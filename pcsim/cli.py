@@ -1,8 +1,9 @@
 """Command line: ``pcsim run | sweep | report | export | info``.
 
 Errors a user can fix (configuration, data, files) print one line ``pcsim: error: ...`` and
-exit with code 2; a diverging simulation exits 3; Ctrl-C exits 130. No traceback, and no
-results file is written unless the run completed.
+exit with code 2; a diverging simulation exits 3; Ctrl-C exits 130 (SIGTERM 143); a bug in
+pcsim exits 1 with one line (``PCSIM_DEBUG=1`` shows its traceback). No traceback, and no
+results file is written unless the run completed (README, "Exit codes").
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 
 from pcsim import __version__
 
+EXIT_INTERNAL = 1
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
 EXIT_INTERRUPTED = 130
@@ -389,6 +391,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C outside a run's own handler (imports, loading)
         print("pcsim: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: one line; PCSIM_DEBUG=1 shows the traceback
+        import os
+
+        if os.environ.get("PCSIM_DEBUG"):
+            raise
+        print(
+            f"pcsim: internal error: {type(exc).__name__}: {one_line(exc)[:300]} (a bug in "
+            "pcsim; rerun with PCSIM_DEBUG=1 for the traceback and please report it)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
 
 
 def _main(argv: Sequence[str] | None) -> int:

@@ -147,3 +147,19 @@ def test_seed_and_fraction_accepted_iff_the_split_can_be_made(seed, fraction):
         assert "\n" not in str(exc)
     else:
         assert ok_seed and ok_frac
+
+
+def test_an_internal_error_is_one_line_exit_1(monkeypatch, capsys):
+    from pcsim import cli
+
+    def boom(args):
+        raise ZeroDivisionError("division by zero\nsecond line")
+
+    monkeypatch.setattr(cli, "cmd_info", boom)
+    monkeypatch.delenv("PCSIM_DEBUG", raising=False)
+    assert main(["info"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("pcsim: internal error: ZeroDivisionError")
+    monkeypatch.setenv("PCSIM_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        main(["info"])
