@@ -104,6 +104,7 @@ def make_training_algorithm(cfg: RunConfig):
 
 MAX_STEPS_PER_BATCH = 1_000_000  # engine steps per presentation or test-time settle
 MAX_STEPS_PER_MEASUREMENT = 1_000_000  # engine steps of measure_inference (default: 1e4)
+MAX_EVENTS_PER_BATCH = 100_000_000  # events engine: unit updates per presentation of a batch
 MAX_BLAS_THREADS = 1024
 
 
@@ -132,6 +133,17 @@ def preflight(cfg: RunConfig, data: Dataset) -> None:
                 f"{MAX_SETTLE_TIME:g} tau_x in steps of {min(cfg.gamma, INFERENCE_DT):.3g} "
                 f"tau_x, {steps:.3g} engine steps (at most {MAX_STEPS_PER_MEASUREMENT:.0e}); "
                 "dt and tau_x share one unit: raise engine.dt or lower engine.tau_x"
+            )
+    if cfg.engine.kind == "events":
+        T = cfg.algorithm.presentation_time / cfg.engine.tau_x
+        sizes_ = cfg.network.sizes or (data.x_train.shape[1], 128, 128, data.n_classes)
+        batch = min(cfg.learning.batch_size, max(len(data.x_train), 1))
+        events = batch * sum(sizes_) * cfg.engine.events_per_tau * T
+        if not events <= MAX_EVENTS_PER_BATCH:
+            raise ConfigError(
+                f"engine.events_per_tau = {cfg.engine.events_per_tau:g}: one batch would take "
+                f"about {events:.3g} unit events (at most {MAX_EVENTS_PER_BATCH:.0e}); lower "
+                "events_per_tau, algorithm.presentation_time or learning.batch_size"
             )
     if cfg.blas_threads > MAX_BLAS_THREADS:
         raise ConfigError(

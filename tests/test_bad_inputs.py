@@ -31,6 +31,10 @@ RUN_CASES = {
     # 500 tau_x of inference measurement at dt / tau_x = 5e-7: 2e9 steps, refused at once
     "tau_x 1e6": ("[engine]\ntau_x = 1e6\n", "2e+09 engine steps (at most 1e+06)"),
     "tau_x 1e300": ("[engine]\ntau_x = 1e300\n", "engine steps (at most 1e+06)"),
+    "events per tau": (
+        '[engine]\nkind = "events"\nevents_per_tau = 1e9\n[learning]\noptimizer = "sgd"\n',
+        "unit events (at most 1e+08)",
+    ),
     # 84 bytes per float32 weight: about 350 GB, more than any machine running the tests
     "memory": ("[network]\nsizes = [64, 50000000, 10]\n", "GiB of memory, more than"),
 }
