@@ -348,3 +348,16 @@ def check_writable(path: str | Path) -> None:
     parent = p.parent if str(p.parent) else Path(".")
     if parent.exists() and not os.access(parent, os.W_OK):
         raise ResultsError(f"--out: directory {str(parent)!r} is not writable")
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise ResultsError(f"--out: {str(existing)!r} is a file, not a directory")
+    try:  # a real write: catches read-only and pseudo file systems (/proc) that access() allows
+        fd, probe = tempfile.mkstemp(prefix=".pcsim-probe.", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ResultsError(
+            f"--out: cannot write in {str(existing)!r}: {exc.strerror or exc}"
+        ) from None

@@ -68,6 +68,7 @@ def test_bad_config_is_one_line_exit_2(case, tmp_path, capsys, monkeypatch):
         (["run", "CFG", "--out", ""], "--out is empty"),
         (["run", "CFG", "--checkpoint", " "], "--checkpoint is empty"),
         (["export", "spice", "CFG", "-o", "/proc/pcsim-x/x.cir"], "/proc/pcsim-x"),
+        (["run", "CFG", "--out", "/proc/pcsim-x/r.h5"], "--out: cannot write in '/proc'"),
     ],
 )
 def test_bad_paths_are_one_line_exit_2(argv, expected, tmp_path, capsys):
