@@ -161,11 +161,14 @@ def preflight(cfg: RunConfig, data: Dataset) -> None:
             )
 
 
-# Peak memory per weight and per activity, measured (ru_maxrss) on runs of [64, h, 10] with
-# h = 2000 and 50000 on the rram chip, batch 32, BP baseline on: 286 and 577 MiB, i.e. 82 bytes
-# per weight at float32 (weights and their device state in float64, read buffers, gradients,
-# Adam m and v, the BP copy with its own); the ideal chip needs 518 MiB. Per activity: the
-# workspace's batch buffers (pcsim.circuit.Workspace, about 10 of them).
+# Peak memory per weight and per activity, measured (ru_maxrss of a whole `execute`, one epoch,
+# 32 training images, batch 32, BP baseline on) on networks [64, h, 10], float32, rram chip:
+# h = 2000: 288 MiB, h = 50000: 577 MiB, h = 100000: 894 MiB (the ideal chip at h = 50000:
+# 518 MiB). The slope, 6.3 kB per hidden unit, is 85 bytes per weight with the batch buffers
+# included (weights and their float64 device state, read buffers, gradients, Adam m and v,
+# the BP copy with its own). The estimate below (84 bytes per float32 weight plus ten batch
+# buffers, pcsim.circuit.Workspace) is 7.5 kB per hidden unit: about 20 % above the measured
+# peak, never below it.
 BYTES_PER_WEIGHT_ITEM = 21  # times the dtype's itemsize: 84 bytes per float32 weight
 BUFFERS_PER_ACTIVITY = 10
 
