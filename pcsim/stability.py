@@ -37,6 +37,7 @@ from pcsim.engines.clocked import DivergenceError
 EULER_LIMIT = 2.0  # dt * rate below this: Euler's amplification factor 1 - dt*rate > -1
 FLIP_FRACTION = 0.25  # of free units jumping by half the rail range in one step
 PINNED_FRACTION = 0.5  # of weights at the device's +-w_max
+MIN_BITS_PINNED = 5  # devices with 15+ levels per sign: +-w_max is not a common value
 ENERGY_GROWTH = 1e6  # an epoch's mean PC energy this many times the first batch's: exploding
 
 
@@ -99,8 +100,9 @@ def pinned_weights(crossbars) -> float:
         return 0.0
     pinned = total = 0
     for cb in crossbars:
-        if not math.isfinite(cb.w_max):
-            continue
+        bits = getattr(cb.config, "bits", None)
+        if not math.isfinite(cb.w_max) or (bits is not None and bits < MIN_BITS_PINNED):
+            continue  # few levels: +-w_max is one of a handful of values any weight takes
         # the stored weight is the device's programmed value times its gain (synapses.py)
         g = cb.gain
         stored = np.abs(cb.weights) / np.where(g > 0, g, 1.0)
