@@ -212,6 +212,8 @@ def _checkpoint_policy(args: argparse.Namespace, resume):
         path = Path("pcsim.ckpt.h5")
     if path.is_dir():
         raise ResultsError(f"--checkpoint {str(path)!r} is a directory")
+    if path.exists() and not path.is_file():
+        raise ResultsError(f"--checkpoint {str(path)!r} is not a regular file (a device or pipe)")
     if args.out and Path(args.out).resolve() == path.resolve():
         raise ResultsError("--checkpoint and --out must be different files")
     every = args.checkpoint_every

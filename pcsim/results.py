@@ -345,6 +345,8 @@ def check_writable(path: str | Path) -> None:
     p = Path(path)
     if p.exists() and p.is_dir():
         raise ResultsError(f"--out {str(p)!r} is a directory")
+    if p.exists() and not p.is_file():
+        raise ResultsError(f"--out {str(p)!r} is not a regular file (a device or pipe)")
     parent = p.parent if str(p.parent) else Path(".")
     if parent.exists() and not os.access(parent, os.W_OK):
         raise ResultsError(f"--out: directory {str(parent)!r} is not writable")

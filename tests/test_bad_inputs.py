@@ -69,6 +69,8 @@ def test_bad_config_is_one_line_exit_2(case, tmp_path, capsys, monkeypatch):
         (["run", "CFG", "--checkpoint", " "], "--checkpoint is empty"),
         (["export", "spice", "CFG", "-o", "/proc/pcsim-x/x.cir"], "/proc/pcsim-x"),
         (["run", "CFG", "--out", "/proc/pcsim-x/r.h5"], "--out: cannot write in '/proc'"),
+        (["run", "CFG", "--out", "/dev/null"], "is not a regular file"),
+        (["run", "CFG", "--checkpoint", "/dev/null"], "is not a regular file"),
     ],
 )
 def test_bad_paths_are_one_line_exit_2(argv, expected, tmp_path, capsys):
