@@ -82,6 +82,12 @@ def remove_temporaries() -> None:
 def atomic_h5(path: str | Path, write) -> None:
     """Call ``write(h5file)`` on a temporary file, then rename it to ``path``."""
     path = Path(path)
+    if path.exists() and not path.is_file():  # never rename over a device, pipe or directory
+        raise (
+            IsADirectoryError(errno.EISDIR, "is a directory")
+            if path.is_dir()
+            else OSError(errno.EINVAL, "not a regular file (a device or pipe)")
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
         prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent

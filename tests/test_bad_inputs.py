@@ -170,3 +170,12 @@ def test_an_internal_error_is_one_line_exit_1(monkeypatch, capsys):
     monkeypatch.setenv("PCSIM_DEBUG", "1")
     with pytest.raises(ZeroDivisionError):
         main(["info"])
+
+
+def test_atomic_write_never_renames_over_a_device(tmp_path):
+    from pcsim import results
+
+    res = results.RunResult(config_text="", summary={}, metrics={}, parameters={})
+    with pytest.raises(results.ResultsError, match="not a regular file"):
+        results.save("/dev/null", res)
+    assert Path("/dev/null").is_char_device()
