@@ -1,8 +1,9 @@
 """Command line: ``pcsim run | sweep | report | export | info``.
 
 Errors a user can fix (configuration, data, files) print one line ``pcsim: error: ...`` and
-exit with code 2; a diverging simulation exits 3; Ctrl-C exits 130. No traceback, and no
-results file is written unless the run completed.
+exit with code 2; a diverging simulation exits 3; Ctrl-C exits 130 (SIGTERM 143); a bug in
+pcsim exits 1 with one line (``PCSIM_DEBUG=1`` shows its traceback). No traceback, and no
+results file is written unless the run completed (README, "Exit codes").
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from pcsim import __version__
 from pcsim.compare import format_baselines
 
+EXIT_INTERNAL = 1
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
 EXIT_INTERRUPTED = 130
@@ -284,6 +286,8 @@ def _checkpoint_policy(args: argparse.Namespace, resume):
         path = Path("pcsim.ckpt.h5")
     if path.is_dir():
         raise ResultsError(f"--checkpoint {str(path)!r} is a directory")
+    if path.exists() and not path.is_file():
+        raise ResultsError(f"--checkpoint {str(path)!r} is not a regular file (a device or pipe)")
     if args.out and Path(args.out).resolve() == path.resolve():
         raise ResultsError("--checkpoint and --out must be different files")
     every = args.checkpoint_every
@@ -469,6 +473,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C outside a run's own handler (imports, loading)
         print("pcsim: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: one line; PCSIM_DEBUG=1 shows the traceback
+        import os
+
+        if os.environ.get("PCSIM_DEBUG"):
+            raise
+        print(
+            f"pcsim: internal error: {type(exc).__name__}: {one_line(exc)[:300]} (a bug in "
+            "pcsim; rerun with PCSIM_DEBUG=1 for the traceback and please report it)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
 
 
 def _main(argv: Sequence[str] | None) -> int:

@@ -82,6 +82,12 @@ def remove_temporaries() -> None:
 def atomic_h5(path: str | Path, write) -> None:
     """Call ``write(h5file)`` on a temporary file, then rename it to ``path``."""
     path = Path(path)
+    if path.exists() and not path.is_file():  # never rename over a device, pipe or directory
+        raise (
+            IsADirectoryError(errno.EISDIR, "is a directory")
+            if path.is_dir()
+            else OSError(errno.EINVAL, "not a regular file (a device or pipe)")
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
         prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
@@ -345,6 +351,21 @@ def check_writable(path: str | Path) -> None:
     p = Path(path)
     if p.exists() and p.is_dir():
         raise ResultsError(f"--out {str(p)!r} is a directory")
+    if p.exists() and not p.is_file():
+        raise ResultsError(f"--out {str(p)!r} is not a regular file (a device or pipe)")
     parent = p.parent if str(p.parent) else Path(".")
     if parent.exists() and not os.access(parent, os.W_OK):
         raise ResultsError(f"--out: directory {str(parent)!r} is not writable")
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise ResultsError(f"--out: {str(existing)!r} is a file, not a directory")
+    try:  # a real write: catches read-only and pseudo file systems (/proc) that access() allows
+        fd, probe = tempfile.mkstemp(prefix=".pcsim-probe.", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ResultsError(
+            f"--out: cannot write in {str(existing)!r}: {exc.strerror or exc}"
+        ) from None

@@ -106,6 +106,7 @@ def make_training_algorithm(cfg: RunConfig):
 
 MAX_STEPS_PER_BATCH = 1_000_000  # engine steps per presentation or test-time settle
 MAX_STEPS_PER_MEASUREMENT = 1_000_000  # engine steps of measure_inference (default: 1e4)
+MAX_EVENTS_PER_BATCH = 100_000_000  # events engine: unit updates per presentation of a batch
 MAX_BLAS_THREADS = 1024
 
 
@@ -135,6 +136,17 @@ def preflight(cfg: RunConfig, data: Dataset) -> None:
                 f"tau_x, {steps:.3g} engine steps (at most {MAX_STEPS_PER_MEASUREMENT:.0e}); "
                 "dt and tau_x share one unit: raise engine.dt or lower engine.tau_x"
             )
+    if cfg.engine.kind == "events":
+        T = cfg.algorithm.presentation_time / cfg.engine.tau_x
+        sizes_ = cfg.network.sizes or (data.x_train.shape[1], 128, 128, data.n_classes)
+        batch = min(cfg.learning.batch_size, max(len(data.x_train), 1))
+        events = batch * sum(sizes_) * cfg.engine.events_per_tau * T
+        if not events <= MAX_EVENTS_PER_BATCH:
+            raise ConfigError(
+                f"engine.events_per_tau = {cfg.engine.events_per_tau:g}: one batch would take "
+                f"about {events:.3g} unit events (at most {MAX_EVENTS_PER_BATCH:.0e}); lower "
+                "events_per_tau, algorithm.presentation_time or learning.batch_size"
+            )
     if cfg.blas_threads > MAX_BLAS_THREADS:
         raise ConfigError(
             f"blas_threads must be at most {MAX_BLAS_THREADS}, got {cfg.blas_threads}"
@@ -151,11 +163,14 @@ def preflight(cfg: RunConfig, data: Dataset) -> None:
             )
 
 
-# Peak memory per weight and per activity, measured (ru_maxrss) on runs of [64, h, 10] with
-# h = 2000 and 50000 on the rram chip, batch 32, BP baseline on: 286 and 577 MiB, i.e. 82 bytes
-# per weight at float32 (weights and their device state in float64, read buffers, gradients,
-# Adam m and v, the BP copy with its own); the ideal chip needs 518 MiB. Per activity: the
-# workspace's batch buffers (pcsim.circuit.Workspace, about 10 of them).
+# Peak memory per weight and per activity, measured (ru_maxrss of a whole `execute`, one epoch,
+# 32 training images, batch 32, BP baseline on) on networks [64, h, 10], float32, rram chip:
+# h = 2000: 288 MiB, h = 50000: 577 MiB, h = 100000: 894 MiB (the ideal chip at h = 50000:
+# 518 MiB). The slope, 6.3 kB per hidden unit, is 85 bytes per weight with the batch buffers
+# included (weights and their float64 device state, read buffers, gradients, Adam m and v,
+# the BP copy with its own). The estimate below (84 bytes per float32 weight plus ten batch
+# buffers, pcsim.circuit.Workspace) is 7.5 kB per hidden unit: about 20 % above the measured
+# peak, never below it.
 BYTES_PER_WEIGHT_ITEM = 21  # times the dtype's itemsize: 84 bytes per float32 weight
 BUFFERS_PER_ACTIVITY = 10
 

@@ -37,9 +37,11 @@ from pcsim.engines.clocked import DivergenceError
 EULER_LIMIT = 2.0  # dt * rate below this: Euler's amplification factor 1 - dt*rate > -1
 FLIP_FRACTION = 0.25  # of free units jumping by half the rail range in one step
 PINNED_FRACTION = 0.5  # of weights at the device's +-w_max
+MIN_BITS_PINNED = 5  # devices with 15+ levels per sign: +-w_max is not a common value
 ENERGY_GROWTH = 1e6  # an epoch's mean PC energy this many times the first batch's: exploding
 
 
+OWN_MESSAGES = ("learning diverged", "run diverged", "the run would diverge")
 COUPLING_GROWTH = 2.0  # ||W||_F^2 this many times its initial value: the weights' doing
 
 
@@ -92,15 +94,20 @@ def rail_flips(
 
 
 def pinned_weights(crossbars) -> float:
-    """Fraction of weights within 0.1 % of their crossbar's +-w_max (0 without crossbars)."""
+    """Fraction of devices within 0.1 % of their crossbar's +-w_max, gains divided out (0
+    without crossbars)."""
     if not crossbars:
         return 0.0
     pinned = total = 0
     for cb in crossbars:
-        if not math.isfinite(cb.w_max):
-            continue
-        W = cb.weights
-        pinned += int(np.count_nonzero(np.abs(W) >= 0.999 * cb.w_max))
+        bits = getattr(cb.config, "bits", None)
+        if not math.isfinite(cb.w_max) or (bits is not None and bits < MIN_BITS_PINNED):
+            continue  # few levels: +-w_max is one of a handful of values any weight takes
+        # the stored weight is the device's programmed value times its gain (synapses.py)
+        g = cb.gain
+        stored = np.abs(cb.weights) / np.where(g > 0, g, 1.0)
+        pinned += int(np.count_nonzero(stored >= 0.999 * cb.w_max))
+        W = stored
         total += W.size
     return pinned / total if total else 0.0
 
@@ -193,6 +200,8 @@ class HealthCheck:
         """The engines' divergence error with its cause: the learning rate when the weights
         left the finite range or grew ``COUPLING_GROWTH`` times since initialisation, else
         the step (the engines' own message)."""
+        if str(exc).startswith(OWN_MESSAGES):  # already names its cause
+            return exc
         now = coupling(circ.net.weights)
         if not math.isfinite(now) or (
             self.coupling0 > 0 and now >= COUPLING_GROWTH * self.coupling0

@@ -970,8 +970,20 @@ def _sweep_parser() -> _Parser:
 
 def sweep_main(args: Sequence[str]) -> int:
     """``pcsim sweep``: exit 0 when every point is ok, 1 when some failed, 2 on usage errors."""
+    import signal
+
     from pcsim.data import DataError
 
+    got: list[int] = []
+
+    def on_term(signum, frame) -> None:  # SIGTERM: the same orderly stop as Ctrl-C
+        got.append(signum)
+        raise KeyboardInterrupt
+
+    try:
+        old_term = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread
+        old_term = None
     try:
         ns = _sweep_parser().parse_args(list(args))
         if ns.workers is not None and ns.workers < 1:
@@ -991,16 +1003,19 @@ def sweep_main(args: Sequence[str]) -> int:
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
     except (_UsageError, ConfigError, ResultsError, DataError) as exc:
-        print(f"pcsim: error: {exc}", file=sys.stderr)
+        print(f"pcsim: error: {str(exc).replace(chr(10), chr(92) + 'n')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(
             "pcsim: interrupted (finished points are saved; run again to resume)", file=sys.stderr
         )
-        return 130
+        return 128 + (got[0] if got else signal.SIGINT)
     except OSError as exc:  # writing the results file, or the cluster's network
-        print(f"pcsim: error: {exc}", file=sys.stderr)
+        print(f"pcsim: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
     if not res.ran:
         print(f"nothing to run: all {res.n_points} points of {out} are done")
     else:

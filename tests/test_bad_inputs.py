@@ -31,6 +31,10 @@ RUN_CASES = {
     # 500 tau_x of inference measurement at dt / tau_x = 5e-7: 2e9 steps, refused at once
     "tau_x 1e6": ("[engine]\ntau_x = 1e6\n", "2e+09 engine steps (at most 1e+06)"),
     "tau_x 1e300": ("[engine]\ntau_x = 1e300\n", "engine steps (at most 1e+06)"),
+    "events per tau": (
+        '[engine]\nkind = "events"\nevents_per_tau = 1e9\n[learning]\noptimizer = "sgd"\n',
+        "unit events (at most 1e+08)",
+    ),
     # 84 bytes per float32 weight: about 350 GB, more than any machine running the tests
     "memory": ("[network]\nsizes = [64, 50000000, 10]\n", "GiB of memory, more than"),
 }
@@ -64,6 +68,9 @@ def test_bad_config_is_one_line_exit_2(case, tmp_path, capsys, monkeypatch):
         (["run", "CFG", "--out", ""], "--out is empty"),
         (["run", "CFG", "--checkpoint", " "], "--checkpoint is empty"),
         (["export", "spice", "CFG", "-o", "/proc/pcsim-x/x.cir"], "/proc/pcsim-x"),
+        (["run", "CFG", "--out", "/proc/pcsim-x/r.h5"], "--out: cannot write in '/proc'"),
+        (["run", "CFG", "--out", "/dev/null"], "is not a regular file"),
+        (["run", "CFG", "--checkpoint", "/dev/null"], "is not a regular file"),
     ],
 )
 def test_bad_paths_are_one_line_exit_2(argv, expected, tmp_path, capsys):
@@ -147,3 +154,28 @@ def test_seed_and_fraction_accepted_iff_the_split_can_be_made(seed, fraction):
         assert "\n" not in str(exc)
     else:
         assert ok_seed and ok_frac
+
+
+def test_an_internal_error_is_one_line_exit_1(monkeypatch, capsys):
+    from pcsim import cli
+
+    def boom(args):
+        raise ZeroDivisionError("division by zero\nsecond line")
+
+    monkeypatch.setattr(cli, "cmd_info", boom)
+    monkeypatch.delenv("PCSIM_DEBUG", raising=False)
+    assert main(["info"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("pcsim: internal error: ZeroDivisionError")
+    monkeypatch.setenv("PCSIM_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        main(["info"])
+
+
+def test_atomic_write_never_renames_over_a_device(tmp_path):
+    from pcsim import results
+
+    res = results.RunResult(config_text="", summary={}, metrics={}, parameters={})
+    with pytest.raises(results.ResultsError, match="not a regular file"):
+        results.save("/dev/null", res)
+    assert Path("/dev/null").is_char_device()

@@ -93,6 +93,7 @@ CASES = {
         '[learning]\noptimizer = "sgd"\nlr = 1e6\n[chip]\npreset = "ideal"\n',
         "diverged",
     ),
+    "rram adam lr 1": ('[learning]\nlr = 1.0\n[chip]\npreset = "rram"\n', "devices' range limit"),
     "bp baseline lr 1e6": ("[baseline]\nlr = 1e6\n", "BP baseline: learning diverged"),
 }
 
@@ -113,6 +114,7 @@ def test_unstable_runs_exit_3_with_the_cause(case, tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("pcsim: error: "), err
     assert expected in err[0], err[0]
     assert "RuntimeWarning" not in err[0] and not out.exists()
+    assert err[0].count("diverge") == 1  # one cause, not a cause wrapped in another
 
 
 def test_a_healthy_chip_run_passes_the_checks(tmp_path, capsys):

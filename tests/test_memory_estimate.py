@@ -1,0 +1,62 @@
+"""The memory preflight's estimate against a measured peak (ru_maxrss) of real runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pcsim import config
+from pcsim.data import load_dataset
+from pcsim.run import memory_estimate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+RUN = """
+[network]
+sizes = [64, {h}, 10]
+[data]
+limit_train = 32
+test_fraction = 0.01
+[learning]
+epochs = 1
+[baseline]
+bp = false
+[chip]
+preset = "rram"
+"""
+
+SCRIPT = """
+import resource, sys
+from pcsim import config
+from pcsim.run import execute
+execute(config.loads(sys.stdin.read()), progress=False)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+def _peak(h: int) -> int:
+    p = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        input=RUN.format(h=h),
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert p.returncode == 0, p.stderr
+    return int(p.stdout.split()[-1])
+
+
+@pytest.mark.slow
+def test_estimate_covers_the_measured_peak_and_is_close_to_it():
+    """The peak's growth from 500 to 10000 hidden units lies between 60 % and 100 % of the
+    estimate's growth (the estimate is built from the same measurement at larger sizes)."""
+    data = load_dataset("digits", test_fraction=0.01, seed=0)
+    data.x_train, data.y_train = data.x_train[:32], data.y_train[:32]
+    small, large = (memory_estimate(config.loads(RUN.format(h=h)), data) for h in (500, 10000))
+    measured = _peak(10000) - _peak(500)
+    assert 0.6 * (large - small) <= measured <= large - small, (measured, large - small)
