@@ -153,16 +153,9 @@ def compute_errors(
         src = phis[i] if i > 0 else x_prev
         g, o, bias, sig = egain[i + 1], eoff[i + 1], bs[i], read_sig[i]
         z = zf[i]
-        if read_noise and sig > 0:
-            if residual[i]:
-                _error_rows(e, prod, x, a, g, o, bias, x_prev, src, z, sig, True, True)
-            else:
-                _error_rows(e, prod, x, a, g, o, bias, x_prev, src, z, sig, False, True)
-        elif prod0 is not None and i == 0:  # the product is read from another array
-            if residual[i]:
-                _error_rows(e, prod, x, a, g, o, bias, x_prev, src, z, sig, True, False)
-            else:
-                _error_rows(e, prod, x, a, g, o, bias, x_prev, src, z, sig, False, False)
+        noisy = read_noise and sig > 0
+        if noisy or (prod0 is not None and i == 0):  # noise, or the product in another array
+            _prediction_errors(e, prod, x, a, g, o, bias, x_prev, src, z, sig, residual[i], noisy)
         elif residual[i]:
             _error_rows_in_place(e, x, a, g, o, bias, x_prev, True)
         else:
@@ -199,6 +192,22 @@ def _error_rows(e, prod, x, a, g, o, bias, skip, src, z, sig, has_skip, noisy):
             if has_skip:
                 mu += skip[b, j]
             e[b, j] = g[j] * (x[b, j] - mu) + o[j]
+
+
+@njit(cache=True, error_model="numpy")
+def _prediction_errors(e, prod, x, a, g, o, bias, skip, src, z, sig, has_skip, noisy):
+    """:func:`_error_rows` with its flags given at run time and taken outside the loop: one
+    compiled function (per signature) that every caller shares, rather than four loops
+    inlined into each call site."""
+    if noisy:
+        if has_skip:
+            _error_rows(e, prod, x, a, g, o, bias, skip, src, z, sig, True, True)
+        else:
+            _error_rows(e, prod, x, a, g, o, bias, skip, src, z, sig, False, True)
+    elif has_skip:
+        _error_rows(e, prod, x, a, g, o, bias, skip, src, z, sig, True, False)
+    else:
+        _error_rows(e, prod, x, a, g, o, bias, skip, src, z, sig, False, False)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -542,7 +551,7 @@ def _any_nonzero(a):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _layer_step_loop(x, e, p, gam, lk, top, skip, s, mode, lo, hi, prod, a, g, o, bias, prev):
+def _layer_step_loop(x, e, p, gam, lk, top, skip, s, mode, bz, lo, hi, prod, a, g, o, bias, prev):
     """One Euler step of a hidden layer fused with what its new value feeds: ``x += gam (-lk x
     - e + T + skip)`` clipped to ``[lo, hi]`` (``T`` from ``top`` by ``mode`` as in
     :func:`_relax`, ``e`` the layer's own error), then ``p = phi(x)`` and the layer's
@@ -551,7 +560,7 @@ def _layer_step_loop(x, e, p, gam, lk, top, skip, s, mode, lo, hi, prod, a, g, o
     array per role, so the loop vectorises). Absent terms are zero arrays."""
     B, n = x.shape
     t = x.dtype.type
-    one, zero, slope = t(1.0), t(0.0), t(LEAKY_SLOPE)
+    one = t(1.0)
     for b in range(B):
         for j in range(n):
             v = x[b, j]
@@ -563,10 +572,8 @@ def _layer_step_loop(x, e, p, gam, lk, top, skip, s, mode, lo, hi, prod, a, g, o
                 d += s * top[b, j] * (one - q * q)
             elif mode == 3:
                 d += s * top[b, j] * (q * (one - q))
-            elif mode == 4:
-                d += s * top[b, j] * (one if v > 0 else zero)
-            else:
-                d += s * top[b, j] * (one if v > 0 else slope)
+            else:  # relu, leaky relu: bz is phi' at v <= 0
+                d += s * top[b, j] * (one if v > 0 else bz)
             d += skip[b, j]
             v += gam[j] * d
             v = min(max(v, lo), hi)
@@ -576,9 +583,7 @@ def _layer_step_loop(x, e, p, gam, lk, top, skip, s, mode, lo, hi, prod, a, g, o
             elif mode == 3:
                 p[b, j] = 1.0 / (1.0 + np.exp(-v))
             elif mode == 4:
-                p[b, j] = v if v > 0 else zero * v
-            elif mode == 5:
-                p[b, j] = v if v > 0 else slope * v
+                p[b, j] = v if v > 0 else bz * v
             else:
                 p[b, j] = v
             mu = a * prod[b, j]
@@ -589,17 +594,17 @@ def _layer_step_loop(x, e, p, gam, lk, top, skip, s, mode, lo, hi, prod, a, g, o
 
 @njit(cache=True, error_model="numpy")
 def _layer_step(x, e, p, gam, lk, top, skip, s, mode, lo, hi, prod, a, g, o, bias, prev):
-    """:func:`_layer_step_loop` with the mode taken outside the loop."""
+    """:func:`_layer_step_loop` with the mode taken outside the loop (relu and leaky relu
+    share one loop, their slope below zero given as data)."""
+    bz = x.dtype.type(LEAKY_SLOPE) if mode == 5 else x.dtype.type(0.0)
     if mode == 1:
-        _layer_step_loop(x, e, p, gam, lk, top, skip, s, 1, lo, hi, prod, a, g, o, bias, prev)
+        _layer_step_loop(x, e, p, gam, lk, top, skip, s, 1, bz, lo, hi, prod, a, g, o, bias, prev)
     elif mode == 2:
-        _layer_step_loop(x, e, p, gam, lk, top, skip, s, 2, lo, hi, prod, a, g, o, bias, prev)
+        _layer_step_loop(x, e, p, gam, lk, top, skip, s, 2, bz, lo, hi, prod, a, g, o, bias, prev)
     elif mode == 3:
-        _layer_step_loop(x, e, p, gam, lk, top, skip, s, 3, lo, hi, prod, a, g, o, bias, prev)
-    elif mode == 4:
-        _layer_step_loop(x, e, p, gam, lk, top, skip, s, 4, lo, hi, prod, a, g, o, bias, prev)
+        _layer_step_loop(x, e, p, gam, lk, top, skip, s, 3, bz, lo, hi, prod, a, g, o, bias, prev)
     else:
-        _layer_step_loop(x, e, p, gam, lk, top, skip, s, 5, lo, hi, prod, a, g, o, bias, prev)
+        _layer_step_loop(x, e, p, gam, lk, top, skip, s, 4, bz, lo, hi, prod, a, g, o, bias, prev)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -608,10 +613,7 @@ def _frozen_error(i, xs, prods, eps, scales, residual, egain, eoff, bs):
     x, e = xs[i + 1], eps[i]
     a = x.dtype.type(scales[i])
     g, o, bias = egain[i + 1], eoff[i + 1], bs[i]
-    if residual[i]:
-        _error_rows(e, prods[i], x, a, g, o, bias, xs[i], x, e, 0.0, True, False)
-    else:
-        _error_rows(e, prods[i], x, a, g, o, bias, xs[i], x, e, 0.0, False, False)
+    _prediction_errors(e, prods[i], x, a, g, o, bias, xs[i], x, e, 0.0, residual[i], False)
 
 
 @njit(cache=True, error_model="numpy")
