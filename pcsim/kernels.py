@@ -199,21 +199,15 @@ def _prediction_errors(e, prod, x, a, g, o, bias, skip, src, z, sig, has_skip, n
     """:func:`_error_rows` with its flags given at run time and taken outside the loop: one
     compiled function (per signature) that every caller shares, rather than four loops
     inlined into each call site."""
-    if not noisy:
-        _clean_errors(e, prod, x, a, g, o, bias, skip, has_skip)
+    if noisy:
+        if has_skip:
+            _error_rows(e, prod, x, a, g, o, bias, skip, src, z, sig, True, True)
+        else:
+            _error_rows(e, prod, x, a, g, o, bias, skip, src, z, sig, False, True)
     elif has_skip:
-        _error_rows(e, prod, x, a, g, o, bias, skip, src, z, sig, True, True)
+        _error_rows(e, prod, x, a, g, o, bias, skip, src, z, sig, True, False)
     else:
-        _error_rows(e, prod, x, a, g, o, bias, skip, src, z, sig, False, True)
-
-
-@njit(cache=True, error_model="numpy")
-def _clean_errors(e, prod, x, a, g, o, bias, skip, has_skip):
-    """:func:`_error_rows` without read noise (two loops; what :func:`_settle_frozen` needs)."""
-    if has_skip:
-        _error_rows(e, prod, x, a, g, o, bias, skip, x, e, 0.0, True, False)
-    else:
-        _error_rows(e, prod, x, a, g, o, bias, skip, x, e, 0.0, False, False)
+        _error_rows(e, prod, x, a, g, o, bias, skip, src, z, sig, False, False)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -619,7 +613,7 @@ def _frozen_error(i, xs, prods, eps, scales, residual, egain, eoff, bs):
     x, e = xs[i + 1], eps[i]
     a = x.dtype.type(scales[i])
     g, o, bias = egain[i + 1], eoff[i + 1], bs[i]
-    _clean_errors(e, prods[i], x, a, g, o, bias, xs[i], residual[i])
+    _prediction_errors(e, prods[i], x, a, g, o, bias, xs[i], x, e, 0.0, residual[i], False)
 
 
 @njit(cache=True, error_model="numpy")
@@ -686,10 +680,10 @@ def _settle_frozen(
                     eoff[l], bs[l - 1], prev,
                 )  # fmt: skip
                 moved[l] = True
-            elif moves:  # a free top layer: _relax's mode 0, without linking in its other modes
-                _relax_loop(
-                    xs[L], gammas[L], leaks[L], eps[L - 1], zeros[L], zeros[L], zeros[L], t(0.0),
-                    0, t(0.0), lo, hi,
+            elif moves:  # a free top layer: no top-down term, no phi needed
+                _relax(
+                    xs[L], gammas[L], leaks[L], eps[L - 1], zeros[L], zeros[L], zeros[L], 0.0,
+                    0, gammas[L], zeros[L], False, rail_lo, rail_hi,
                 )  # fmt: skip
                 moved[L] = True
                 _frozen_error(L - 1, xs, prods, eps, scales, residual, egain, eoff, bs)
