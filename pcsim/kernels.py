@@ -153,16 +153,9 @@ def compute_errors(
         src = phis[i] if i > 0 else x_prev
         g, o, bias, sig = egain[i + 1], eoff[i + 1], bs[i], read_sig[i]
         z = zf[i]
-        if read_noise and sig > 0:
-            if residual[i]:
-                _error_rows(e, prod, x, a, g, o, bias, x_prev, src, z, sig, True, True)
-            else:
-                _error_rows(e, prod, x, a, g, o, bias, x_prev, src, z, sig, False, True)
-        elif prod0 is not None and i == 0:  # the product is read from another array
-            if residual[i]:
-                _error_rows(e, prod, x, a, g, o, bias, x_prev, src, z, sig, True, False)
-            else:
-                _error_rows(e, prod, x, a, g, o, bias, x_prev, src, z, sig, False, False)
+        noisy = read_noise and sig > 0
+        if noisy or (prod0 is not None and i == 0):  # noise, or the product in another array
+            _prediction_errors(e, prod, x, a, g, o, bias, x_prev, src, z, sig, residual[i], noisy)
         elif residual[i]:
             _error_rows_in_place(e, x, a, g, o, bias, x_prev, True)
         else:
@@ -201,17 +194,30 @@ def _error_rows(e, prod, x, a, g, o, bias, skip, src, z, sig, has_skip, noisy):
             e[b, j] = g[j] * (x[b, j] - mu) + o[j]
 
 
+@njit(cache=True, error_model="numpy")
+def _prediction_errors(e, prod, x, a, g, o, bias, skip, src, z, sig, has_skip, noisy):
+    """:func:`_error_rows` with its flags given at run time and taken outside the loop: one
+    compiled function (per signature) that every caller shares, rather than four loops
+    inlined into each call site."""
+    if noisy:
+        if has_skip:
+            _error_rows(e, prod, x, a, g, o, bias, skip, src, z, sig, True, True)
+        else:
+            _error_rows(e, prod, x, a, g, o, bias, skip, src, z, sig, False, True)
+    elif has_skip:
+        _error_rows(e, prod, x, a, g, o, bias, skip, src, z, sig, True, False)
+    else:
+        _error_rows(e, prod, x, a, g, o, bias, skip, src, z, sig, False, False)
+
+
 @njit(cache=True, inline="always", error_model="numpy")
-def _relax_loop(x, gam, lk, below, top, skip, p, s, mode, act, amp, z, noisy, has_skip, lo, hi):
-    """``x += gam (-lk x - below + T [+ skip]) [+ amp z]``, clipped to ``[lo, hi]``, with the
-    top-down term ``T`` from ``top`` by ``mode``: 0 absent, 1 ``s top`` (input layer or
-    linear), 2 ``s top (1 - p^2)`` (tanh), 3 ``s top p (1 - p)`` (sigmoid), 4 relu, 5 leaky
-    relu. Called with constant flags, so each case is its own loop (a loop with a runtime
-    choice of activation gets if-converted by the vectoriser, which then calls the C library's
-    tanh for every element whatever the activation)."""
+def _relax_loop(x, gam, lk, below, top, skip, p, s, mode, below_zero, lo, hi):
+    """``x += gam (-lk x - below + T + skip)``, clipped to ``[lo, hi]``, with the top-down
+    term ``T`` from ``top`` by ``mode`` (see :func:`_relax`; mode 4 is relu and leaky relu,
+    ``below_zero`` their ``phi'`` at ``v <= 0``). Called with a constant mode, so that each
+    mode is its own loop (one loop choosing among modes at run time does not vectorise)."""
     B, n = x.shape
-    t = x.dtype.type  # constants in the activities' dtype: a float64 literal would widen the
-    one, zero, slope = t(1.0), t(0.0), t(LEAKY_SLOPE)  # whole loop (2.5x slower in float32)
+    one = x.dtype.type(1.0)
     for b in range(B):
         for j in range(n):
             v = x[b, j]
@@ -224,54 +230,49 @@ def _relax_loop(x, gam, lk, below, top, skip, p, s, mode, act, amp, z, noisy, ha
             elif mode == 3:
                 q = p[b, j]
                 d += s * top[b, j] * (q * (one - q))
-            elif mode == 4:  # relu
-                d += s * top[b, j] * (one if v > 0 else zero)
-            elif mode == 5:  # leaky relu
-                d += s * top[b, j] * (one if v > 0 else slope)
-            if has_skip:
-                d += skip[b, j]
+            elif mode == 4:
+                d += s * top[b, j] * (one if v > 0 else below_zero)
+            d += skip[b, j]
             v += gam[j] * d
-            if noisy:
-                v += amp[j] * z[b, j]
             x[b, j] = min(max(v, lo), hi)
 
 
-@njit(cache=True, inline="always", error_model="numpy")
-def _relax_mode(x, gam, lk, below, top, skip, p, s, mode, act, amp, z, noisy, has_skip, lo, hi):
-    if mode == 0:
-        _relax_loop(x, gam, lk, below, top, skip, p, s, 0, act, amp, z, noisy, has_skip, lo, hi)
-    elif mode == 1:
-        _relax_loop(x, gam, lk, below, top, skip, p, s, 1, act, amp, z, noisy, has_skip, lo, hi)
-    elif mode == 2:
-        _relax_loop(x, gam, lk, below, top, skip, p, s, 2, act, amp, z, noisy, has_skip, lo, hi)
-    elif mode == 3:
-        _relax_loop(x, gam, lk, below, top, skip, p, s, 3, act, amp, z, noisy, has_skip, lo, hi)
-    elif mode == 4:
-        _relax_loop(x, gam, lk, below, top, skip, p, s, 4, act, amp, z, noisy, has_skip, lo, hi)
-    else:
-        _relax_loop(x, gam, lk, below, top, skip, p, s, 5, act, amp, z, noisy, has_skip, lo, hi)
-
-
 @njit(cache=True, error_model="numpy")
-def _relax(x, gam, lk, below, top, skip, p, s, mode, act, amp, z, noisy, has_skip, lo, hi):
-    """:func:`_relax_loop` with its loop-invariant choices taken outside the loop (scalars in
-    the activities' dtype)."""
-    t = x.dtype.type
-    s, lo, hi = t(s), t(lo), t(hi)
-    if noisy:
-        if has_skip:
-            _relax_mode(x, gam, lk, below, top, skip, p, s, mode, act, amp, z, True, True, lo, hi)
-        else:
-            _relax_mode(x, gam, lk, below, top, skip, p, s, mode, act, amp, z, True, False, lo, hi)
-    elif has_skip:
-        _relax_mode(x, gam, lk, below, top, skip, p, s, mode, act, amp, z, False, True, lo, hi)
+def _relax(x, gam, lk, below, top, skip, p, s, mode, amp, z, noisy, lo, hi):
+    """``x += gam (-lk x - below + T + skip) [+ amp z]``, clipped to ``[lo, hi]`` (scalars
+    cast to the activities' dtype), with the top-down term ``T`` from ``top`` by ``mode``: 0
+    absent, 1 ``s top`` (input layer or linear), 2 ``s top (1 - p^2)`` (tanh), 3
+    ``s top p (1 - p)`` (sigmoid), 4 relu, 5 leaky relu. ``skip`` is a zero array when the
+    layer has no skip connection (adding it is data, not a compiled variant: the sum differs
+    from leaving it out at most in the sign of a zero). With ``noisy``, the noise is added
+    in a second pass over ``x``, the Euler step having been stored unclipped: the same
+    operations in the same order as one fused loop, so each loop is compiled once per mode
+    (5 loops, not the 24 of every flag combination)."""
+    t = x.dtype.type  # constants in the activities' dtype: a float64 literal would widen the
+    s, lo, hi = t(s), t(lo), t(hi)  # whole loop (2.5x slower in float32)
+    lo1, hi1 = (t(-np.inf), t(np.inf)) if noisy else (lo, hi)
+    bz = t(LEAKY_SLOPE) if mode == 5 else t(0.0)
+    if mode == 0:
+        _relax_loop(x, gam, lk, below, top, skip, p, s, 0, bz, lo1, hi1)
+    elif mode == 1:
+        _relax_loop(x, gam, lk, below, top, skip, p, s, 1, bz, lo1, hi1)
+    elif mode == 2:
+        _relax_loop(x, gam, lk, below, top, skip, p, s, 2, bz, lo1, hi1)
+    elif mode == 3:
+        _relax_loop(x, gam, lk, below, top, skip, p, s, 3, bz, lo1, hi1)
     else:
-        _relax_mode(x, gam, lk, below, top, skip, p, s, mode, act, amp, z, False, False, lo, hi)
+        _relax_loop(x, gam, lk, below, top, skip, p, s, 4, bz, lo1, hi1)
+    if noisy:
+        B, n = x.shape
+        for b in range(B):
+            for j in range(n):
+                v = x[b, j] + amp[j] * z[b, j]
+                x[b, j] = min(max(v, lo), hi)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
 def _top_down_mode(l, act):
-    """:func:`_relax_loop`'s ``mode`` for layer ``l`` (the input layer is not squashed)."""
+    """:func:`_relax`'s ``mode`` for layer ``l`` (the input layer is not squashed)."""
     if l == 0 or act == LINEAR:
         return 1
     if act == TANH:
@@ -324,7 +325,6 @@ def update_activities(
         B, n = x.shape
         top = zeros[l]
         skip = zeros[l]
-        has_skip = False
         p = zeros[l]
         s = 0.0
         mode = 0
@@ -341,11 +341,11 @@ def update_activities(
             if l > 0:
                 p = phis[l]
             if residual[l]:
-                skip, has_skip = eps[l], True
+                skip = eps[l]
         below = eps[l - 1] if l > 0 else zeros[l]
         _relax(
-            x, gammas[l], leaks[l], below, top, skip, p, s, mode, act, noise_amp[l], noise[l],
-            use_noise, has_skip, rail_lo, rail_hi,
+            x, gammas[l], leaks[l], below, top, skip, p, s, mode, noise_amp[l], noise[l],
+            use_noise, rail_lo, rail_hi,
         )  # fmt: skip
 
 
@@ -551,16 +551,16 @@ def _any_nonzero(a):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _layer_step_loop(x, e, p, gam, lk, top, skip, s, mode, lo, hi, prod, a, g, o, bias, prev):
+def _layer_step_loop(x, e, p, gam, lk, top, skip, s, mode, bz, lo, hi, prod, a, g, o, bias, prev):
     """One Euler step of a hidden layer fused with what its new value feeds: ``x += gam (-lk x
     - e + T + skip)`` clipped to ``[lo, hi]`` (``T`` from ``top`` by ``mode`` as in
-    :func:`_relax_loop`, ``e`` the layer's own error), then ``p = phi(x)`` and the layer's
+    :func:`_relax`, ``e`` the layer's own error), then ``p = phi(x)`` and the layer's
     error at the new state, ``e = g (x - mu) + o`` with ``mu = a prod + bias + prev``. ``e``
     and ``p`` hold the old values on entry; each element is read before it is written (one
     array per role, so the loop vectorises). Absent terms are zero arrays."""
     B, n = x.shape
     t = x.dtype.type
-    one, zero, slope = t(1.0), t(0.0), t(LEAKY_SLOPE)
+    one = t(1.0)
     for b in range(B):
         for j in range(n):
             v = x[b, j]
@@ -572,10 +572,8 @@ def _layer_step_loop(x, e, p, gam, lk, top, skip, s, mode, lo, hi, prod, a, g, o
                 d += s * top[b, j] * (one - q * q)
             elif mode == 3:
                 d += s * top[b, j] * (q * (one - q))
-            elif mode == 4:
-                d += s * top[b, j] * (one if v > 0 else zero)
-            else:
-                d += s * top[b, j] * (one if v > 0 else slope)
+            else:  # relu, leaky relu: bz is phi' at v <= 0
+                d += s * top[b, j] * (one if v > 0 else bz)
             d += skip[b, j]
             v += gam[j] * d
             v = min(max(v, lo), hi)
@@ -585,9 +583,7 @@ def _layer_step_loop(x, e, p, gam, lk, top, skip, s, mode, lo, hi, prod, a, g, o
             elif mode == 3:
                 p[b, j] = 1.0 / (1.0 + np.exp(-v))
             elif mode == 4:
-                p[b, j] = v if v > 0 else zero * v
-            elif mode == 5:
-                p[b, j] = v if v > 0 else slope * v
+                p[b, j] = v if v > 0 else bz * v
             else:
                 p[b, j] = v
             mu = a * prod[b, j]
@@ -598,17 +594,17 @@ def _layer_step_loop(x, e, p, gam, lk, top, skip, s, mode, lo, hi, prod, a, g, o
 
 @njit(cache=True, error_model="numpy")
 def _layer_step(x, e, p, gam, lk, top, skip, s, mode, lo, hi, prod, a, g, o, bias, prev):
-    """:func:`_layer_step_loop` with the mode taken outside the loop."""
+    """:func:`_layer_step_loop` with the mode taken outside the loop (relu and leaky relu
+    share one loop, their slope below zero given as data)."""
+    bz = x.dtype.type(LEAKY_SLOPE) if mode == 5 else x.dtype.type(0.0)
     if mode == 1:
-        _layer_step_loop(x, e, p, gam, lk, top, skip, s, 1, lo, hi, prod, a, g, o, bias, prev)
+        _layer_step_loop(x, e, p, gam, lk, top, skip, s, 1, bz, lo, hi, prod, a, g, o, bias, prev)
     elif mode == 2:
-        _layer_step_loop(x, e, p, gam, lk, top, skip, s, 2, lo, hi, prod, a, g, o, bias, prev)
+        _layer_step_loop(x, e, p, gam, lk, top, skip, s, 2, bz, lo, hi, prod, a, g, o, bias, prev)
     elif mode == 3:
-        _layer_step_loop(x, e, p, gam, lk, top, skip, s, 3, lo, hi, prod, a, g, o, bias, prev)
-    elif mode == 4:
-        _layer_step_loop(x, e, p, gam, lk, top, skip, s, 4, lo, hi, prod, a, g, o, bias, prev)
+        _layer_step_loop(x, e, p, gam, lk, top, skip, s, 3, bz, lo, hi, prod, a, g, o, bias, prev)
     else:
-        _layer_step_loop(x, e, p, gam, lk, top, skip, s, 5, lo, hi, prod, a, g, o, bias, prev)
+        _layer_step_loop(x, e, p, gam, lk, top, skip, s, 4, bz, lo, hi, prod, a, g, o, bias, prev)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -617,10 +613,7 @@ def _frozen_error(i, xs, prods, eps, scales, residual, egain, eoff, bs):
     x, e = xs[i + 1], eps[i]
     a = x.dtype.type(scales[i])
     g, o, bias = egain[i + 1], eoff[i + 1], bs[i]
-    if residual[i]:
-        _error_rows(e, prods[i], x, a, g, o, bias, xs[i], x, e, 0.0, True, False)
-    else:
-        _error_rows(e, prods[i], x, a, g, o, bias, xs[i], x, e, 0.0, False, False)
+    _prediction_errors(e, prods[i], x, a, g, o, bias, xs[i], x, e, 0.0, residual[i], False)
 
 
 @njit(cache=True, error_model="numpy")
@@ -690,7 +683,7 @@ def _settle_frozen(
             elif moves:  # a free top layer: no top-down term, no phi needed
                 _relax(
                     xs[L], gammas[L], leaks[L], eps[L - 1], zeros[L], zeros[L], zeros[L], 0.0,
-                    0, act, gammas[L], zeros[L], False, False, rail_lo, rail_hi,
+                    0, gammas[L], zeros[L], False, rail_lo, rail_hi,
                 )  # fmt: skip
                 moved[L] = True
                 _frozen_error(L - 1, xs, prods, eps, scales, residual, egain, eoff, bs)
