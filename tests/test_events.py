@@ -10,7 +10,7 @@ import pytest
 from hardware_models import load_preset
 from pcsim import field, network
 from pcsim.algorithms import IPC, initial_activities
-from pcsim.circuit import Circuit
+from pcsim.circuit import EXACT_WRITE_BITS, Circuit
 from pcsim.data import batches, load_dataset
 from pcsim.engines.clocked import ClockedEngine, DivergenceError
 from pcsim.engines.events import EventsEngine, IPCEvents
@@ -285,19 +285,25 @@ def test_modelled_chip_path_writes_through_apply_weight_update():
             np.testing.assert_allclose(W - W0, D / tau_w * d, rtol=2e-3, atol=1e-12)
         if chip is None:
             assert circ.ledger.by_component() == {}  # no chip, no costs
-        else:  # 20 writes through the update model (a row that did not fire in a chunk of
-            # 0.5 tau writes nothing), charged per device write by the chip
-            n = sum(W.size for W in dW)
-            assert 0.9 * 20 * n <= circ.ledger.counts()["synapse_write"] <= 20 * n
+        else:  # exact writes through the update model, priced by the distance the weights
+            # travel: one pulse-equivalent per 8-bit step of w_max (Circuit.exact_write_pulses);
+            # clamped activities move every weight one way, so the path is the net change
+            lsb = 10.0 / (2 ** (EXACT_WRITE_BITS - 1) - 1)
+            pairs = zip(circ.net.weights, net.weights, strict=True)
+            moved = sum(float(np.abs(W - W0).sum()) for W, W0 in pairs)
+            assert circ.ledger.counts()["synapse_write"] == pytest.approx(moved / lsb, rel=1e-6)
 
 
 def test_read_noise_in_the_output_domain_has_the_chip_amplitude():
     """Each row read (an error unit's prediction) carries the crossbar's read noise,
     ``a * read_sigma * ||phi|| * N(0, 1)`` (Crossbar.read_sigma). With every activity clamped
     and periodic events (h = tau / 10), an error unit is the AR(1) average of its noisy
-    targets: stationary std ``s sqrt((1 - d) / (1 + d))`` with ``d = exp(-h / tau)``."""
+    targets: stationary std ``s sqrt((1 - d) / (1 + d))`` with ``d = exp(-h / tau)``. The read
+    time is one event interval (10 ns of the ideal preset's 100 ns tau_x), so each read sees
+    ``read_sigma`` itself (white noise averaged over ``h``: ``Circuit.read_sigma_step``)."""
     net = network.build((7, 9, 4), "tanh", rng=3)
-    chip = load_preset("ideal", {"synapses.read_noise_std": 0.05, "synapses.w_max": 1.0})
+    synapses = {"read_noise_std": 0.05, "w_max": 1.0, "read_time_s": 1e-8}
+    chip = load_preset("ideal", {"synapses": synapses})
     circ = Circuit(net, chip=chip, rng=np.random.default_rng(0))
     if not np.any(getattr(circ, "read_sigma", 0.0)):
         pytest.skip("this Circuit has no output-domain read noise (read_sigma)")
