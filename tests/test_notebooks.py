@@ -19,8 +19,8 @@ def _outputs(nb):
             yield from cell.get("outputs", [])
 
 
-def test_there_are_the_eight_notebooks():
-    assert [p.stem[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(1, 9)]
+def test_there_are_the_nine_notebooks():
+    assert [p.stem[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(1, 10)]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
