@@ -32,7 +32,7 @@ def _rule_line(s: dict) -> str:
         what = f"flow tau_w dW/dt = -dF/dW, tau_w = {s['tau_w']:.3g} tau_x"
     else:
         name = {"flow": "sgd"}.get(rule.get("rule"), rule.get("rule"))
-        what = f"{name} with step {s['weight_lr']:.3g} per update (depends on dt)"
+        what = f"{name} with step {s.get('weight_lr', float('nan')):.3g} per update (depends on dt)"
     where = "local, on the analog array" if rule.get("local") else "NOT local: digital co-processor"
     return f"{what}; {where}"
 
@@ -77,11 +77,14 @@ def _print_summary(s: dict) -> None:
         ("data", f"{s['dataset']} ({s['n_train']} train / {s['n_test']} test)"),
         ("network", "-".join(map(str, s["sizes"])) + f" {s['activation']}"),
         ("epochs", s["epochs"]),
-        ("learning rule", _rule_line(s)),
-        ("batch execution", s["learning_rule"]["batch_execution"] if "learning_rule" in s else "?"),
         ("train accuracy", _pm(s, "train_accuracy")),
         ("test accuracy", _pm(s, "test_accuracy")),
     ]
+    if "learning_rule" in s:  # results of older versions have none
+        rows[6:6] = [
+            ("learning rule", _rule_line(s)),
+            ("batch execution", s["learning_rule"].get("batch_execution", "?")),
+        ]
     if s.get("n_seeds", 1) > 1:
         rows.append(("seeds", f"{s['n_seeds']} ({', '.join(map(str, s['seeds']))}): mean ± std"))
     if "bp_test_accuracy" in s:

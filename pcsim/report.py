@@ -616,9 +616,11 @@ def _check_drawable(res: _results.RunResult, name: str) -> None:
     for k in ("algorithm", "chip", "engine", "dataset"):
         if k in s and not isinstance(s[k], str):
             raise ResultsError(f"{name}: /summary_json {k} must be text")
-    for k, v in s.items():
-        if isinstance(v, dict) and not all(
-            isinstance(x, int | float) and not isinstance(x, bool) for x in v.values()
+    for k, v in s.items():  # the breakdowns drawn as bars (joules, areas by component)
+        drawn = "breakdown" in k or k.endswith("_by_component")
+        if drawn and not (
+            isinstance(v, dict)
+            and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v.values())
         ):
             raise ResultsError(f"{name}: /summary_json {k} must map names to numbers")
     epoch = res.metrics.get("epoch")

@@ -29,6 +29,7 @@ limit_train = 40
 [learning]
 epochs = 1
 batch_size = 20
+optimizer = "adam"  # a checkpoint with per-weight optimiser state to damage
 [baseline]
 bp = false
 [chip]

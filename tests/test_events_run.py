@@ -44,6 +44,8 @@ def test_events_run_records_unit_events_and_learns(tmp_path):
     [('[algorithm]\nname = "pc"\n', "algorithm.name"), ("", "learning.optimizer")],
 )
 def test_events_refuses_what_it_cannot_run(extra, field):
-    text = EVENTS.replace('optimizer = "sgd"\n', "") if field == "learning.optimizer" else EVENTS
+    # Adam (with its default per-step lr): a rule the events engine cannot run
+    adam = EVENTS.replace('optimizer = "sgd"\ntau_w = 50.0\n', 'optimizer = "adam"\n')
+    text = adam if field == "learning.optimizer" else EVENTS
     with pytest.raises(config.ConfigError, match=field):
         config.loads(text + extra)

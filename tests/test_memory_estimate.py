@@ -23,6 +23,9 @@ limit_train = 32
 test_fraction = 0.01
 [learning]
 epochs = 1
+optimizer = "adam"  # the estimate covers the largest per-weight state (Adam's m and v)
+lr = 1e-3
+batch_size = 32
 [baseline]
 bp = false
 [chip]
