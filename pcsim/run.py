@@ -325,11 +325,14 @@ def prepare(
         clamped = net.clamped_layers(True)
         free = [l not in clamped for l in range(net.n_layers + 1)]
         stability.check_step_limit(circ.tau_scale, free, cfg.gamma)
-    rate_field = "learning.tau_w" if cfg.learning.tau_w is not None else "learning.lr"
+    # the learning rate to name: the flow's time constant, or a per-step lr
+    rate_field, rate = (
+        ("learning.lr", cfg.weight_lr) if cfg.per_step_lr else ("learning.tau_w", cfg.tau_w)
+    )
     trainer.health = stability.HealthCheck(
         clocked,
         rate_field,
-        cfg.weight_lr,
+        rate,
         cfg.algorithm.presentation_time / cfg.engine.tau_x,
         weights=net.weights,
         probe=cfg.engine.kind != "events",

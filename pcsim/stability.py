@@ -123,14 +123,13 @@ def check_weights(
         m = float(np.max(np.abs(W))) if W.size else 0.0
         if not math.isfinite(m) or m > DIVERGENCE_BOUND:
             raise DivergenceError(
-                f"learning diverged: {who} W{l + 1} reached {m:.3g}; {rate_field} = {rate:.3g} "
-                f"is too large, lower it"
+                f"learning diverged: {who} W{l + 1} reached {m:.3g}; {advice(rate_field, rate)}"
             )
     frac = pinned_weights(crossbars)
     if frac > PINNED_FRACTION:
         raise DivergenceError(
             f"learning diverged: {frac:.0%} of the {who} sit at the devices' range limit "
-            f"(+-w_max); {rate_field} = {rate:.3g} is too large, lower it"
+            f"(+-w_max); {advice(rate_field, rate)}"
         )
 
 
@@ -139,13 +138,13 @@ def check_energies(energies: Sequence[float], first: float, rate_field: str, rat
     e = np.asarray(energies, float)
     if e.size and not np.all(np.isfinite(e)):
         raise DivergenceError(
-            f"learning diverged: the PC energy became non-finite; {rate_field} = {rate:.3g} "
-            "may be too large, or engine.dt beyond the stable step"
+            f"learning diverged: the PC energy became non-finite; {advice(rate_field, rate)}, "
+            "or reduce engine.dt if it is beyond the stable step"
         )
     if e.size and first > 0 and float(e.max()) > ENERGY_GROWTH * first:
         raise DivergenceError(
             f"learning diverged: the PC energy grew from {first:.3g} to {float(e.max()):.3g}; "
-            f"lower {rate_field} (now {rate:.3g})"
+            f"{advice(rate_field, rate)}"
         )
 
 
@@ -170,6 +169,14 @@ def probe_flips(circ, engine, bottom: np.ndarray, top: np.ndarray, duration: flo
     finally:
         circ.t, circ.ledger = saved[0], saved[1]
         circ.rng.bit_generator.state = saved[2]
+
+
+def advice(rate_field: str, rate: float) -> str:
+    """What to change when learning runs away: a weight time constant too short (the flow,
+    ``learning.tau_w``) or a step per update too large (``learning.lr``, ``baseline.lr``)."""
+    if rate_field.endswith("tau_w"):
+        return f"{rate_field} = {rate:.3g} tau_x is too short, raise it"
+    return f"{rate_field} = {rate:.3g} is too large, lower it"
 
 
 class HealthCheck:
@@ -200,8 +207,9 @@ class HealthCheck:
         """The engines' divergence error with its cause: the learning rate when the weights
         left the finite range or grew ``COUPLING_GROWTH`` times since initialisation, else
         the step (the engines' own message)."""
-        if str(exc).startswith(OWN_MESSAGES):  # already names its cause
-            return exc
+        what = str(exc).removeprefix("simulation diverged: ")
+        if what.startswith(OWN_MESSAGES):  # already names its cause
+            return exc if what == str(exc) else DivergenceError(what)
         now = coupling(circ.net.weights)
         if not math.isfinite(now) or (
             self.coupling0 > 0 and now >= COUPLING_GROWTH * self.coupling0
@@ -209,8 +217,7 @@ class HealthCheck:
             return DivergenceError(
                 f"learning diverged: the weights grew (largest ||W||_F^2 from "
                 f"{self.coupling0:.3g} to {now:.3g}), then the "
-                f"{str(exc).split(';')[0].removeprefix('simulation diverged: ')}; "
-                f"{self.rate_field} = {self.rate:.3g} is too large, lower it"
+                f"{what.split(';')[0]}; {advice(self.rate_field, self.rate)}"
             )
         return exc
 
@@ -248,8 +255,7 @@ class HealthCheck:
             raise DivergenceError(
                 f"learning diverged: the weights grew (largest ||W||_F^2 from "
                 f"{self.coupling0:.3g} to {now:.3g}) until the activities flip between the "
-                f"rails [{lo:g}, {hi:g}] at every step; {self.rate_field} = {self.rate:.3g} "
-                "is too large, lower it"
+                f"rails [{lo:g}, {hi:g}] at every step; {advice(self.rate_field, self.rate)}"
             )
         raise DivergenceError(
             f"run diverged: the activities flip between the rails [{lo:g}, {hi:g}] at every "
