@@ -34,18 +34,21 @@ preset = "rram"
 
 # A tiny run first compiles every kernel (numba's compiler can peak above the run itself);
 # then the peak resident size is reset (Linux: 5 > /proc/self/clear_refs) and read back after
-# the measured run (VmHWM), so the peak is the run's own.
+# the measured run (VmHWM, less the resident size at the reset), so the peak is the run's own.
 SCRIPT = """
 import sys
 from pcsim import config
 from pcsim.run import execute
 text = sys.stdin.read()
 execute(config.loads(text.replace("sizes = [64, ", "sizes = [64, 8, 10] #")), progress=False)
+def status(key):
+    line = [l for l in open("/proc/self/status") if l.startswith(key + ":")][0]
+    return int(line.split()[1]) * 1024
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")
+rest = status("VmRSS")
 execute(config.loads(text), progress=False)
-hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
-print(int(hwm.split()[1]) * 1024)
+print(status("VmHWM") - rest)
 """
 
 
