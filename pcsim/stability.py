@@ -240,15 +240,28 @@ class HealthCheck:
         if probe_flips(circ, self.engine, bottom, top, self.T) <= FLIP_FRACTION:
             return
         e = self.engine
-        if e.sigma > 0:
+        if e.sigma > 0 or circ.noisy:
             from pcsim.engines.clocked import ClockedEngine
 
             quiet = ClockedEngine("euler", e.dt, 0.0, e.backend)
-            if probe_flips(circ, quiet, bottom, top, self.T) <= FLIP_FRACTION:
+            unit_noise = circ.thermal_sigma
+            circ.thermal_sigma = [np.zeros_like(a) for a in unit_noise]  # the units' own noise
+            try:
+                calm = probe_flips(circ, quiet, bottom, top, self.T) <= FLIP_FRACTION
+            finally:
+                circ.thermal_sigma = unit_noise
+            if calm and e.sigma > 0:
                 raise DivergenceError(
                     f"run diverged: with {self.sigma_field} = {e.sigma:.3g} the activities "
                     f"jump from rail to rail at every step (the rails [{lo:g}, {hi:g}] hide it); "
                     f"lower {self.sigma_field}"
+                )
+            if calm:
+                raise DivergenceError(
+                    "run diverged: the units' own noise (kT/C and error-unit noise) makes the "
+                    f"activities jump from rail to rail at every step (the rails [{lo:g}, "
+                    f"{hi:g}] hide it); raise chip.value_units.capacitance_f or lower "
+                    "chip.error_units.noise_std"
                 )
         now = coupling(circ.net.weights)
         if self.coupling0 > 0 and now >= COUPLING_GROWTH * self.coupling0:
