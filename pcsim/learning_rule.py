@@ -47,7 +47,7 @@ class DigitalOps:
 
 
 # (multiplies, adds, words) per weight and update of each per-weight optimiser state
-_STATE_OPS = {"momentum": (2.0, 1.0, 2.0), "adam": (7.0, 3.0, 4.0)}
+_STATE_OPS = {"momentum": (2.0, 1.0, 2.0), "adam": (8.0, 3.0, 4.0)}
 
 
 def optimizer_state(optimizer: object) -> str | None:

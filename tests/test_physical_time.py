@@ -164,7 +164,7 @@ def test_update_ops_closed_form():
     adam = learning_rule.update_ops(Adam(0.1), sizes, B, bias=False)
     assert adam.words == 4 * 20
     assert adam.conversions == B * (4 + 2) + B * (3 + 4)
-    assert adam.multiplies == 7 * 20 + B * 20 + 20
+    assert adam.multiplies == 8 * 20 + B * 20 + 20
     assert adam.adds == 3 * 20 + B * 20
     mom = learning_rule.update_ops(SGD(0.1, momentum=0.9), sizes, B, bias=True)
     assert mom.words == 2 * 26
