@@ -112,6 +112,29 @@ def _rest_state(circ: Circuit, x: np.ndarray) -> list[np.ndarray]:
     return xs
 
 
+def _settled_cost(
+    circ: Circuit,
+    settle_tau: float,
+    breakdown: dict[str, float],
+    protocol: str,
+    tol: float,
+    max_tau: float,
+) -> InferenceCost:
+    """A settled inference: its latency (the settle in seconds plus one ADC conversion) and
+    its energy per sample, the sum of ``breakdown``."""
+    adc_latency = circ.chip.converters.adc_latency_s if circ.chip is not None else 0.0
+    return InferenceCost(
+        settle_tau=settle_tau,
+        latency_s=circ.seconds(settle_tau) + adc_latency,
+        energy_j=float(sum(breakdown.values())),
+        breakdown_j=breakdown,
+        settled=True,
+        protocol=protocol,
+        tol=tol,
+        max_tau=max_tau,
+    )
+
+
 def measure_inference(
     circ: Circuit,
     x: np.ndarray,
@@ -161,17 +184,7 @@ def measure_inference(
         breakdown = {k: v / B for k, v in circ.ledger.by_component().items()}
     finally:
         circ.t, circ.ledger = saved
-    adc_latency = circ.chip.converters.adc_latency_s if circ.chip is not None else 0.0
-    return InferenceCost(
-        settle_tau=settle_tau,
-        latency_s=circ.seconds(settle_tau) + adc_latency,
-        energy_j=float(sum(breakdown.values())),
-        breakdown_j=breakdown,
-        settled=settled,
-        protocol="free",
-        tol=tol,
-        max_tau=n_chunks * chunk,
-    )
+    return _settled_cost(circ, settle_tau, breakdown, "free", tol, n_chunks * chunk)
 
 
 def settle_feedforward(
@@ -261,14 +274,4 @@ def measure_feedforward(
     finally:
         circ.t, circ.ledger = saved[0], saved[1]
         circ.rng.bit_generator.state = saved[2]
-    adc_latency = circ.chip.converters.adc_latency_s if circ.chip is not None else 0.0
-    return InferenceCost(
-        settle_tau=settle_tau,
-        latency_s=circ.seconds(settle_tau) + adc_latency,
-        energy_j=float(sum(breakdown.values())),
-        breakdown_j=breakdown,
-        settled=True,
-        protocol="feedforward",
-        tol=tol,
-        max_tau=n_steps * dt,
-    )
+    return _settled_cost(circ, settle_tau, breakdown, "feedforward", tol, n_steps * dt)

@@ -184,17 +184,22 @@ def _chip_run(optimizer, batch: int = 4):
     return circ
 
 
-def test_adam_on_a_chip_pays_the_digital_coprocessor():
-    steps, B = 4, 4  # T / dt updates
-    circ = _chip_run(Adam(1e-3), B)
-    ops = learning_rule.update_ops(Adam(1e-3), (5, 7, 3), B, bias=False)
+def _coprocessor_joules(circ, ops) -> float:
+    """The co-processor's energy for ``ops``, written out from the preset's digital costs."""
     d = circ.chip.costs.baseline
-    per_update = (
+    return (
         ops.multiplies * d.mult_energy_j
         + ops.adds * d.add_energy_j
         + ops.words * d.memory_energy_per_access_j * d.word_bytes / d.access_bytes
         + ops.conversions * circ.chip.converters.adc_energy_j
     )
+
+
+def test_adam_on_a_chip_pays_the_digital_coprocessor():
+    steps, B = 4, 4  # T / dt updates
+    circ = _chip_run(Adam(1e-3), B)
+    ops = learning_rule.update_ops(Adam(1e-3), (5, 7, 3), B, bias=False)
+    per_update = _coprocessor_joules(circ, ops)
     got = circ.ledger.by_component()["digital_coprocessor"]
     assert got == pytest.approx(steps * per_update, rel=1e-9)
     assert "digital_coprocessor" not in _chip_run(SGD(1e-3), B).ledger.by_component()
@@ -271,11 +276,5 @@ def test_digital_biases_are_charged_on_every_path(fused):
     y = np.eye(3, dtype=net.dtype)[rng.integers(0, 3, 4)]
     IPC(T=1.0, fused=fused).train_batch(circ, ClockedEngine(dt=0.25), SGD(1e-2), x, y)
     ops = learning_rule.update_ops(SGD(1e-2), (5, 7, 3), 4, bias=True).times(4)
-    d = circ.chip.costs.baseline
-    want = (
-        ops.multiplies * d.mult_energy_j
-        + ops.adds * d.add_energy_j
-        + ops.words * d.memory_energy_per_access_j * d.word_bytes / d.access_bytes
-        + ops.conversions * circ.chip.converters.adc_energy_j
-    )
+    want = _coprocessor_joules(circ, ops)
     assert circ.ledger.by_component()["digital_coprocessor"] == pytest.approx(want, rel=1e-12)
