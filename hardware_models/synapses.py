@@ -27,6 +27,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from hardware_models import stuck_aware as sa
 from hardware_models._config import ConfigBase, param
 
 __all__ = ["SynapseConfig", "Crossbar", "pcm_programming_noise_s", "pcm_drift_exponent"]
@@ -111,6 +112,18 @@ class SynapseConfig(ConfigBase):
     stuck_at_gmax_fraction: float = param(
         0.5, "", "frac", "of the stuck ones, fraction at g_max (|w| = w_max) rather than g_min"
     )
+    stuck_model: str = param(
+        "pair",
+        "",
+        ("pair", "device"),
+        "pair: the whole synapse is fixed; device: one device of the pair, the partner works",
+    )
+    stuck_aware_mapping: bool = param(
+        False,
+        "",
+        "bool",
+        "map weights knowing the stuck devices (partner compensates; one-time read-out charged)",
+    )
     dw_min: float | None = param(
         None, "w_max", "pos_or_none", "update pulse size; omitted: exact writes (or 1 LSB)"
     )
@@ -127,6 +140,11 @@ class SynapseConfig(ConfigBase):
     def _cross_checks(self) -> None:
         if not self.g_min_s < self.g_max_s:
             self._fail("g_min_s", f"must be < g_max_s ({self.g_max_s!r}), got {self.g_min_s!r}")
+        if self.stuck_aware_mapping and self.stuck_model != "device":
+            self._fail(
+                "stuck_aware_mapping",
+                "needs stuck_model = 'device' (a stuck pair has no free partner to compensate)",
+            )
 
     @property
     def is_ideal(self) -> bool:
@@ -202,6 +220,8 @@ class Crossbar:
         self._gain: np.ndarray | None = None  # float64 (n_out*n_in,) or None
         self._nu: np.ndarray | None = None  # float64 (n_out*n_in,) or None (uniform)
         self._stuck_idx = np.zeros(0, np.intp)
+        # stuck_model "pair": each stuck synapse's fixed weight; "device": the reachable end r
+        # of its free partner (the weight stays in [min(0, r), max(0, r)])
         self._stuck_val = np.zeros(0, self.dtype)
         # accumulate-and-fire counters, in nominal pulses: float64 (n_out*n_in,) or None (zeros)
         self._acc: np.ndarray | None = None
@@ -302,7 +322,9 @@ class Crossbar:
         Steps (non-ideal): clip to ``+-w_max``; quantise to the level grid; draw device gains
         ``1 + d2d_std N(0,1)`` (compensated when ``program_verify``); add programming noise
         ``prog_noise_std * w_max`` and/or ``prog_noise_scale * sigma_PCM(g)`` (Nandakumar 2019);
-        fix stuck devices at 0 (both at ``g_min``) or ``+-w_max`` (one at ``g_max``); draw drift
+        fix stuck synapses at 0 (both at ``g_min``) or ``+-w_max`` (one at ``g_max``), or, with
+        ``stuck_model = "device"``, stick one device of each such pair and map the weight onto
+        its partner (:mod:`hardware_models.stuck_aware`, unaware or aware mapping); draw drift
         exponents ``nu ~ N(drift_nu, drift_nu_std)`` (``drift_nu_model = "pcm"``: mean and std
         from each device's conductance, :func:`pcm_drift_exponent`), clipped at 0. Ideal: a
         plain copy (or, with ``copy=False`` and a matching C-contiguous array, adopt
@@ -353,8 +375,15 @@ class Crossbar:
             at_gmax = rng.random(idx.size) < cfg.stuck_at_gmax_fraction
             sign = np.where(rng.random(idx.size) < 0.5, -1.0, 1.0)
             b_idx = w_max if self._gain is None else self._gain[idx] * w_max
-            vals = np.where(at_gmax, sign * b_idx, 0.0)
-            w.reshape(-1)[idx] = vals
+            if cfg.stuck_model == "device":
+                # one device of the pair (side = sign) is stuck, its partner works
+                # (hardware_models/stuck_aware.py); the stored entry is the reachable end
+                mapping = sa.map_aware if cfg.stuck_aware_mapping else sa.map_unaware
+                w.reshape(-1)[idx] = mapping(w.reshape(-1)[idx], sign, at_gmax, b_idx)
+                vals = sa.reachable_end(sign, at_gmax, b_idx)
+            else:
+                vals = np.where(at_gmax, sign * b_idx, 0.0)
+                w.reshape(-1)[idx] = vals
             self._stuck_idx = idx
             self._stuck_val = vals.astype(self.dtype)
         else:
@@ -562,7 +591,8 @@ class Crossbar:
         hard-bounds response with per-pulse cycle-to-cycle noise (see
         :func:`hardware_models._kernels.pulsed_update`). A flow split into many small calls
         (small ``dt``) fires the same pulses as one call. Otherwise exact addition clipped to
-        the device range. Stuck devices keep their value.
+        the device range. Stuck synapses keep their value (``stuck_model =
+        "device"``: stay between 0 and their reachable end, the partner moving alone).
 
         ``t_s`` (simulated seconds) runs the drift clocks of a drifting device: a written
         device starts from its drifted value and restarts its clock at ``t_s``. Without it,
@@ -630,5 +660,12 @@ class Crossbar:
                 cfg.t0_s,
             )
         if self._stuck_idx.size:
-            self._w.reshape(-1)[self._stuck_idx] = self._stuck_val
+            flat = self._w.reshape(-1)
+            if cfg.stuck_model == "device":  # the partner moves between 0 and the reachable end
+                r = self._stuck_val
+                flat[self._stuck_idx] = np.clip(
+                    flat[self._stuck_idx], np.minimum(r, 0), np.maximum(r, 0)
+                )
+            else:
+                flat[self._stuck_idx] = self._stuck_val
         return int(n)

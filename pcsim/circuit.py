@@ -17,7 +17,9 @@ section 6) are charged as the engines report what happened:
 - write pulses fired by the update model, priced at ``write_energy_per_pulse_j``;
 - one DAC conversion per clamped input or target value, one ADC conversion per output read;
 - with digital partial sums (``chip.architecture``), one ADC conversion per tile output per
-  read, at the crossbar-read clock (one read per ``tau_x`` and direction): ``tile_adc``.
+  read, at the crossbar-read clock (one read per ``tau_x`` and direction): ``tile_adc``;
+- with ``synapses.stuck_aware_mapping``, a one-time read-out of every device at placement
+  (``stuck_map_readout``, :func:`hardware_models.stuck_aware.readout_energy_j`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from hardware_models import Chip
+from hardware_models import Chip, stuck_aware
 from hardware_models.costs import EnergyLedger
 from pcsim import blas
 from pcsim.field import UnitParams
@@ -153,6 +155,12 @@ class Circuit:
             cb.program(W, self.rng, t_s=0.0, copy=False)
             net.weights[i] = cb.weights  # the network's weights are the devices' weights
             self.crossbars.append(cb)
+        if chip.synapses.stuck_aware_mapping:
+            # the stuck map is read out once (every device read once) before mapping
+            n_w = sum(W.size for W in net.weights)
+            dpw = chip.architecture.devices_per_weight
+            e = stuck_aware.readout_energy_j(n_w, dpw, chip.costs.read_energy_per_mac_j)
+            self.ledger.charge("stuck_map_readout", e, count=n_w * dpw)
         if not all(cb.is_ideal for cb in self.crossbars):
             self._read_bufs = [np.empty_like(W) for W in net.weights]
         self.read_sigma = np.array([cb.read_sigma for cb in self.crossbars])
