@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from pcsim import __version__, learning_rule, network, stability
 from pcsim import checkpoint as ckpt
-from pcsim.algorithms import make_algorithm
+from pcsim.algorithms import IPCEvents, make_algorithm
 from pcsim.blas import limit_threads
 from pcsim.circuit import Circuit
 from pcsim.compare import baseline_summary
@@ -23,7 +23,7 @@ from pcsim.config import ConfigError, RunConfig
 from pcsim.data import Dataset, load_dataset
 from pcsim.engines.brian import BrianEngine
 from pcsim.engines.clocked import ClockedEngine, DivergenceError
-from pcsim.engines.events import EventsEngine, IPCEvents
+from pcsim.engines.events import EventsEngine
 from pcsim.inference import (
     INFERENCE_DT,
     MAX_SETTLE_TIME,

@@ -119,8 +119,8 @@ from pcsim import field as pcfield
 from pcsim.activations import ACTIVATION_CODES
 from pcsim.circuit import Circuit
 from pcsim.engines.clocked import DivergenceError, check_finite
+from pcsim.engines.protocol import Batch, Learning, Presentation, learn_after, start
 from pcsim.kernels import SIGMOID, TANH, _dphi, _phi
-from pcsim.optim import SGD
 
 CLOCKS = ("poisson", "periodic")
 UPDATES = ("exp", "euler")
@@ -830,6 +830,22 @@ class EventsEngine:
         self._states = {}
         self._key = None
 
+    def get_state(self) -> dict:
+        """What a checkpoint keeps: each copy's carried state (``state_<b>``) and the key it
+        belongs to (``key``: sizes, free flags, batch); empty when nothing is carried."""
+        if not self._states:
+            return {}
+        key = self._key
+        state: dict = {"key": [list(key[1]), list(key[2]), int(key[3])]}
+        state.update({f"state_{b}": st for b, st in self._states.items()})
+        return state
+
+    def set_state(self, state: dict, circ: Circuit) -> None:
+        """Restore :meth:`get_state`, keyed to ``circ`` (the circuit it continues on)."""
+        sizes, free, batch = state["key"]
+        self._states = {int(k.split("_")[1]): v for k, v in state.items() if k != "key"}
+        self._key = (id(circ), tuple(sizes), tuple(free), batch)
+
     # -- set-up -------------------------------------------------------------------------------
     def _unit_tables(self, circ: Circuit, free: Sequence[bool]):
         net = circ.net
@@ -910,6 +926,38 @@ class EventsEngine:
             t=t0,
             free=tuple(free),
         )
+
+    # -- the engine contract (pcsim.engines.protocol) -----------------------------------------
+    def present(
+        self,
+        circ: Circuit,
+        batch: Batch,
+        duration: float,
+        learning: Learning | None = None,
+    ) -> Presentation:
+        """Present ``batch`` for ``duration`` (tau_x units) (:class:`pcsim.engines.protocol.
+        Engine`): frozen, learning ``during`` it (every error unit integrates the weight flow
+        at its own events, ``tau_w`` from ``learning.flow_tau_w()``; batch 1 only), or one
+        optimiser step ``after`` it from the settled errors. ``events`` holds the event
+        ledger; ``energy`` is the energy of the final state (weights as read now)."""
+        spent = circ.ledger.total()
+        xs, _ = start(circ, batch)
+        if learning is None:
+            stats = self.run(circ, xs, batch.free, duration)
+            return Presentation(xs, events=stats, energy_j=circ.ledger.total() - spent)
+        if learning.when == "after":
+            got = []
+            energy = learn_after(
+                circ,
+                xs,
+                learning.optimizer,
+                lambda: got.append(self.run(circ, xs, batch.free, duration)),
+            )
+            stats = got[0]
+        else:
+            stats = self.run(circ, xs, batch.free, duration, tau_w=learning.flow_tau_w())
+            energy = pcfield.energy(circ.net, xs, circ.read_weights())
+        return Presentation(xs, energy, events=stats, energy_j=circ.ledger.total() - spent)
 
     # -- the run ------------------------------------------------------------------------------
     def run(
@@ -1243,64 +1291,3 @@ def _continues(st: _SampleState, x_flat: np.ndarray, free, xoff) -> bool:
         if f and (st.x_out is None or not np.array_equal(st.x_out[sl], x_flat[sl])):
             return False
     return True
-
-
-# ---------------------------------------------------------------------------------------------
-# iPC on the events engine
-# ---------------------------------------------------------------------------------------------
-@dataclass
-class IPCEvents:
-    """Incremental PC on the events engine: a stream of single samples, each held for ``T``
-    (tau_x units) while every error unit learns its own row at its own events.
-
-    ``train_batch`` presents the rows of a mini-batch one after another (the events engine is
-    a stream; see :class:`EventsEngine`). The weight flow is ``tau_w dW/dt = -dF/dW`` with
-    ``tau_w`` in tau_x units; when ``tau_w`` is None it is taken from a plain SGD optimiser as
-    ``tau_w = 1 / lr`` (``lr`` read as a learning rate per tau_x); other optimisers need an
-    explicit ``tau_w``. Matched with the clocked iPC at batch 1: ``SGD(lr = dt / tau_w)``.
-    """
-
-    T: float = 2.0
-    tau_w: float | None = None
-    init: str = "feedforward"
-    name: str = "ipc_events"
-    last_stats: EventStats | None = field(default=None, repr=False)
-    total_stats: EventStats | None = field(default=None, repr=False)
-    _carry: list[np.ndarray] | None = field(default=None, repr=False)
-
-    def _tau_w(self, optimizer) -> float:
-        if self.tau_w is not None:
-            return float(self.tau_w)
-        if not isinstance(optimizer, SGD) or optimizer.momentum != 0.0:
-            raise ValueError(
-                "IPCEvents integrates the plain weight flow: give tau_w, or a plain SGD "
-                "optimiser (momentum 0) whose lr is read as 1 / tau_w per tau_x"
-            )
-        return 1.0 / float(optimizer.lr)
-
-    def train_batch(self, circ, engine: EventsEngine, optimizer, x, y) -> float:
-        from pcsim.algorithms import _bottom_to_top, _free_mask, initial_activities
-
-        if self.init not in ("feedforward", "carry"):
-            raise ValueError("init must be 'feedforward' or 'carry'")
-        net = circ.net
-        tau_w = self._tau_w(optimizer)
-        bottom, top = _bottom_to_top(net, x, y)
-        free = _free_mask(net, training=True)
-        energies = []
-        stats = None
-        for r in range(bottom.shape[0]):
-            b1, t1 = bottom[r : r + 1], top[r : r + 1]
-            if self.init == "carry" and self._carry is not None:
-                xs = self._carry
-                xs[0][...] = b1
-                xs[-1][...] = t1
-            else:
-                xs = initial_activities(circ, b1, t1)
-            s = engine.run(circ, xs, free, self.T, tau_w=tau_w)
-            stats = s if stats is None else stats.merge(s)
-            self._carry = xs
-            energies.append(pcfield.energy(net, xs, circ.read_weights()))
-        self.last_stats = stats
-        self.total_stats = stats if self.total_stats is None else self.total_stats.merge(stats)
-        return float(np.mean(energies))
