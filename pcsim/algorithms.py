@@ -21,7 +21,6 @@ import numpy as np
 from pcsim import field as pcfield
 from pcsim.circuit import Circuit
 from pcsim.engines.protocol import Batch, Engine, Learning, write_update
-from pcsim.engines.protocol import write_update as _learn  # noqa: F401  (the former name)
 
 ALGORITHMS = ("pc", "ipc", "bp")
 INITS = ("feedforward", "carry")

@@ -499,9 +499,10 @@ class BrianEngine:
     for ``"cython"`` the extension cache goes to ``directory/cython`` when given).
     ``seed``: Brian2's random seed for the noise (None: drawn from the circuit's generator).
 
-    :meth:`simulate` returns trajectories; :meth:`run` (frozen weights) and
-    :meth:`run_learning` (iPC, SGD) follow :class:`ClockedEngine.run`'s in-place contract so
-    pcsim's algorithms can drive Brian2 (runtime targets reuse the built network).
+    :meth:`simulate` returns trajectories; :meth:`present` is the engine contract
+    (:mod:`pcsim.engines.protocol`) through which pcsim's algorithms drive Brian2, built on
+    :meth:`run` (frozen weights) and :meth:`run_learning` (iPC, SGD), which follow
+    :class:`ClockedEngine.run`'s in-place contract (runtime targets reuse the built network).
     """
 
     dt: float = 0.1

@@ -429,7 +429,7 @@ class ClockedEngine:
     ) -> StepRecord:
         """:meth:`run` with frozen weights, then the errors of the settled state (weights as
         read now, no read noise): PC's inference phase and what its weight step learns from.
-        ``from_feedforward``: ``xs`` is as :func:`pcsim.algorithms.initial_activities` left
+        ``from_feedforward``: ``xs`` is as :meth:`pcsim.circuit.Circuit.initial_activities` left
         it, whose products a fused run starts from (the first steps of a deep network then
         cost little: the error reaches layer ``l`` only after ``L - l`` steps)."""
         n, left = self._run(circ, xs, free, duration, None, check_every, from_feedforward)
