@@ -170,3 +170,25 @@ def test_learning_refuses_an_unknown_phase_and_a_flow_without_tau_w():
     assert protocol.Learning(Adam(0.1), tau_w=7.0).flow_tau_w() == 7.0
     with pytest.raises(ValueError, match="activities xs or its bottom"):
         protocol.Batch([False, True])
+
+
+def test_ipc_on_the_events_engine_is_ipc_events_at_batch_one():
+    """The plain IPC algorithm, handed the events engine, learns through the same ``present``
+    as IPCEvents: one sample at a time with the flow's ``tau_w = 1 / lr``, the same weights
+    to the last bit and the same event ledger."""
+    from pcsim.algorithms import IPCEvents
+
+    x, y = _task(5)
+    runs = []
+    for alg in (IPC(T=1.0), IPCEvents(T=1.0)):
+        net = network.build([5, 6, 3], "tanh", rng=4)
+        circ = Circuit(net, rng=np.random.default_rng(9))
+        engine = EventsEngine(events_per_tau=4.0)
+        energies = [
+            alg.train_batch(circ, engine, SGD(0.05), x[s : s + 1], y[s : s + 1]) for s in range(3)
+        ]
+        runs.append((net.weights, energies, circ.t))
+    (W1, e1, t1), (W2, e2, t2) = runs
+    for a, b in zip(W1, W2, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert e1 == e2 and t1 == t2 == pytest.approx(3.0)
