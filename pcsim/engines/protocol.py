@@ -178,8 +178,3 @@ def learn_after(
     dW, db = field.weight_drift(net, xs, eps)
     write_update(circ, optimizer, dW, db if net.has_bias else None, xs[0].shape[0])
     return field.energy_of(eps, xs[0].shape[0])
-
-
-def ledger_total(circ: Circuit) -> float:
-    """The circuit's ledger total so far (J; 0 without a chip)."""
-    return circ.ledger.total() if circ.chip is not None else 0.0
