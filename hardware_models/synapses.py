@@ -241,6 +241,37 @@ class Crossbar:
         )
 
     # -- state -------------------------------------------------------------------------------
+    def get_state(self) -> dict:
+        """The device state beyond the weights that a checkpoint keeps (copies): bound,
+        programming time, per-device gains and drift exponents, pulse accumulators, write
+        clocks and stuck devices (None where uniform)."""
+
+        def copy(a):
+            return None if a is None else a.copy()
+
+        return {
+            "w_max": float(self.w_max),
+            "t_program_s": float(self.t_program_s),
+            "gain": copy(self._gain),
+            "nu": copy(self._nu),
+            "acc": copy(self._acc),
+            "t_write": copy(self._t_write),
+            "stuck_idx": self._stuck_idx.astype(np.int64),
+            "stuck_val": self._stuck_val.copy(),
+        }
+
+    def set_state(self, state: dict) -> None:
+        """Restore :meth:`get_state` (``acc`` and ``t_write`` may be absent: zeros, and every
+        device as old as its programming)."""
+        self.w_max = state["w_max"]
+        self.t_program_s = state["t_program_s"]
+        self._gain = state["gain"]
+        self._nu = state["nu"]
+        self._acc = state.get("acc")
+        self._t_write = state.get("t_write")
+        self._stuck_idx = state["stuck_idx"]
+        self._stuck_val = state["stuck_val"].astype(self.dtype)
+
     @property
     def is_ideal(self) -> bool:
         return self.config.is_ideal

@@ -7,82 +7,38 @@
 - **BP**: exact backprop of ``1/2 ||y - f(x)||^2`` on the same network, the baseline.
 
 Each algorithm's ``train_batch`` takes a circuit, an engine and an optimiser and returns the
-batch's energy (PC/iPC, at the end of the presentation) or loss (BP).
+batch's energy (PC/iPC, at the end of the presentation) or loss (BP). PC and iPC talk to the
+engine through its one method, ``engine.present`` (:mod:`pcsim.engines.protocol`): they say
+when the weights learn, the engine decides how to integrate.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from pcsim import field, kernels, learning_rule
-from pcsim.activations import ACTIVATION_CODES
+from pcsim import field as pcfield
 from pcsim.circuit import Circuit
-from pcsim.engines.clocked import ClockedEngine, StepRecord, check_finite
-from pcsim.optim import SGD, Adam
+from pcsim.engines.protocol import Batch, Engine, Learning, write_update
 
 ALGORITHMS = ("pc", "ipc", "bp")
 INITS = ("feedforward", "carry")
 
 
 def initial_activities(circ: Circuit, x: np.ndarray, y: np.ndarray | None) -> list[np.ndarray]:
-    """Activities for a new batch: the chip's feedforward pass from the bottom layer (weights as
-    read now, units at their bottom-up equilibrium), with the top clamped to ``y`` if given.
-
-    The pass (:func:`pcsim.kernels.feedforward`, equal to :func:`pcsim.field.feedforward`)
-    leaves its products and ``phi``s in the circuit's workspace, where a following run with
-    frozen weights starts from them (``ClockedEngine.settle``)."""
-    net = circ.net
-    x0 = np.array(circ.dac(x.astype(net.dtype, copy=False)), dtype=net.dtype, order="C")
-    xs = [x0] + [np.empty((x0.shape[0], n), net.dtype) for n in net.sizes[1:]]
-    ws = circ.workspace(x0.shape[0])
-    units = circ.units
-    kernels.feedforward(
-        kernels.seq(xs),
-        kernels.seq(circ.read_weights()),
-        kernels.seq(circ.biases()),
-        np.asarray(net.scales),
-        np.asarray(net.residual),
-        ACTIVATION_CODES[net.activation],
-        kernels.seq(units.error_gain),
-        kernels.seq(units.error_offset),
-        kernels.seq(units.leak),
-        not circ.ideal,
-        ws.kernel("phis"),
-        ws.kernel("prods"),
-    )
-    if y is not None:
-        xs[-1][...] = circ.dac(y)
-    return xs
-
-
-def _learn(circ: Circuit, optimizer: SGD | Adam, dW, db, batch: int = 1) -> None:
-    """One weight update from the descent directions ``dW``, ``db`` of a batch of ``batch``:
-    the optimiser's step written through the substrate, with whatever the rule needs beyond
-    the analog array charged to the digital co-processor (:mod:`pcsim.learning_rule`)."""
-    if circ.chip is not None:
-        net = circ.net
-        circ.charge_digital(
-            learning_rule.update_ops(optimizer, tuple(net.sizes), batch, db is not None)
-        )
-    if isinstance(optimizer, SGD) and optimizer.momentum == 0.0 and circ.crossbars is None:
-        # exact weights, plain SGD: W += lr * d in place (the same numbers, no temporaries)
-        net = circ.net
-        kernels.add_scaled(kernels.seq(net.weights), kernels.seq(dW), optimizer.lr)
-        if db is not None and net.biases is not None:
-            as_rows = [b.reshape(1, -1) for b in net.biases], [d.reshape(1, -1) for d in db]
-            kernels.add_scaled(kernels.seq(as_rows[0]), kernels.seq(as_rows[1]), optimizer.lr)
-        return
-    directions = list(dW) + (list(db) if db is not None else [])
-    deltas = optimizer.deltas(directions)
-    L = circ.net.n_layers
-    circ.apply_weight_update(deltas[:L], deltas[L:] if db is not None else None, batch)
+    """:meth:`pcsim.circuit.Circuit.initial_activities` (kept for scripts that import it here)."""
+    return circ.initial_activities(x, y)
 
 
 def _bottom_to_top(net, x, y):
-    """Supervised: input at the bottom (x_0), target on top. Generative: label at the bottom."""
-    return (x, y) if net.mode == "supervised" else (y, x)
+    """:meth:`pcsim.network.Network.bottom_to_top` (kept for scripts that import it here)."""
+    return net.bottom_to_top(x, y)
+
+
+def _free_mask(net, training: bool) -> list[bool]:
+    """:meth:`pcsim.network.Network.free_mask` (kept for scripts that import it here)."""
+    return net.free_mask(training)
 
 
 @dataclass
@@ -92,37 +48,21 @@ class PC:
     T: float = 2.0
     name: str = "pc"
 
-    def train_batch(self, circ, engine: ClockedEngine, optimizer, x, y) -> float:
+    def train_batch(self, circ: Circuit, engine: Engine, optimizer, x, y) -> float:
         net = circ.net
-        bottom, top = _bottom_to_top(net, x, y)
-        free = _free_mask(net, training=True)
-        if isinstance(engine, ClockedEngine) and top is not None:
-            plain_sgd = isinstance(optimizer, SGD) and optimizer.momentum == 0.0
-            rec = engine.pc_step(
-                circ, bottom, top, free, self.T, optimizer.lr if plain_sgd else 0.0
-            )
-            if rec is not None:  # the whole step in one kernel call
-                if not plain_sgd:  # the gradients are in the workspace
-                    ws = circ.workspace(x.shape[0])
-                    db = ws.grads_b if net.has_bias else None
-                    _learn(circ, optimizer, ws.grads_w, db, x.shape[0])
-                return field.energy_of(rec.eps, x.shape[0])
-        xs = initial_activities(circ, bottom, top)
-        rec = engine.settle(circ, xs, free, self.T, from_feedforward=True)
-        dW, db = engine.weight_drift(circ, rec)
-        energy = field.energy_of(rec.eps, x.shape[0])
-        _learn(circ, optimizer, dW, db, x.shape[0])
-        return energy
+        bottom, top = net.bottom_to_top(x, y)
+        batch = Batch(net.free_mask(training=True), bottom=bottom, top=top)
+        return engine.present(circ, batch, self.T, Learning(optimizer, when="after")).energy
 
 
 @dataclass
 class IPC:
     """Incremental PC: every engine step also takes one weight step from the same errors.
 
-    A stream of single samples on the pure algorithm (numba Euler, plain SGD, no chip, no
-    biases or skips) runs each presentation in one fused kernel call
-    (``kernels.ipc_presentation_batch1``, tested equal to the general path); ``fused=False``
-    forces the general path.
+    ``init``: each presentation starts from the chip's feedforward pass (``"feedforward"``)
+    or from the activities the previous one left (``"carry"``, same batch size). ``fused=False``
+    makes the engine take its reference path (``Learning.fused``), which the fused kernels
+    are tested equal to.
     """
 
     T: float = 2.0
@@ -130,98 +70,88 @@ class IPC:
     name: str = "ipc"
     fused: bool = True
     _carry: list[np.ndarray] | None = None
-    _bufs: tuple | None = None
 
-    def _can_fuse(self, circ: Circuit, engine, optimizer, batch: int) -> bool:
-        net = circ.net
-        return (
-            self.fused
-            and batch == 1
-            and isinstance(engine, ClockedEngine)
-            and engine.backend == "numba"
-            and engine.method == "euler"
-            and circ.chip is None
-            and not circ.noisy
-            and isinstance(optimizer, SGD)
-            and optimizer.momentum == 0.0
-            and net.biases is None
-            and not any(net.residual)
-            and circ.rails == (-np.inf, np.inf)
-            and circ.units.is_ideal()
-            and all(np.all(s == 1) for s in circ.tau_scale)
-        )
-
-    def _fused_presentation(self, circ: Circuit, engine, optimizer, xs, free) -> float:
-        net = circ.net
-        sizes, dt = net.sizes, net.dtype
-        if self._bufs is None or self._bufs[0][0].shape[0] != sizes[0]:
-            self._bufs = (
-                kernels.seq([np.zeros(n, dt) for n in sizes]),
-                kernels.seq([np.zeros(n, dt) for n in sizes[1:]]),
-                kernels.seq([np.zeros(n, dt) for n in sizes]),
-                kernels.seq([np.zeros(n, dt) for n in sizes[1:]]),
-                kernels.seq([np.zeros(n, dt) for n in sizes[:-1]]),
-                np.zeros(sizes[1], dt),
-                np.zeros(sizes[1], dt),
-            )
-        n_steps = max(1, int(round(self.T / engine.dt)))
-        kernels.ipc_presentation_batch1(
-            kernels.seq([v[0] for v in xs]),
-            kernels.seq(net.weights),
-            np.asarray(net.scales),
-            np.asarray(free, dtype=np.bool_),
-            ACTIVATION_CODES[net.activation],
-            engine.dt,
-            optimizer.lr,
-            n_steps,
-            not free[0],
-            self._bufs,
-        )
-        circ.t += n_steps * engine.dt
-        check_finite(xs, free, circ.t)
-        return field.energy_of(self._bufs[1], 1)
-
-    def train_batch(self, circ, engine: ClockedEngine, optimizer, x, y) -> float:
-        net = circ.net
-        bottom, top = _bottom_to_top(net, x, y)
-        if self.init == "carry" and self._carry is not None and self._carry[0].shape[0] == len(x):
-            xs = self._carry
+    def _start(self, net, bottom, top) -> Batch:
+        free = net.free_mask(training=True)
+        xs = self._carry
+        if self.init == "carry" and xs is not None and xs[0].shape[0] == len(bottom):
             xs[0][...] = bottom
             xs[-1][...] = top
-        else:
-            xs = initial_activities(circ, bottom, top)
-        free = _free_mask(net, training=True)
-        if self._can_fuse(circ, engine, optimizer, len(x)):
-            self._carry = xs
-            return self._fused_presentation(circ, engine, optimizer, xs, free)
-        if hasattr(engine, "run_learning"):  # Brian2 runs a whole presentation in its code
-            engine.run_learning(circ, xs, free, self.T, optimizer)
-            self._carry = xs
-            eps = field.errors(net, xs, circ.read_weights(), circ.units)
-            return field.energy_of(eps, x.shape[0])
-        if (
-            self.fused
-            and isinstance(engine, ClockedEngine)
-            and isinstance(optimizer, SGD)
-            and optimizer.momentum == 0.0
-        ):
-            rec = engine.run_ipc_sgd(circ, xs, free, self.T, optimizer.lr)
-            if rec is not None:
-                if circ.chip is not None and net.has_bias:  # the digital biases' updates
-                    ops = learning_rule.update_ops(optimizer, tuple(net.sizes), len(x), True)
-                    circ.charge_digital(ops.times(max(1, int(round(self.T / engine.dt)))))
-                self._carry = xs
-                return field.energy_of(rec.eps, x.shape[0])
-        last: list[float] = [0.0]
+            return Batch(free, xs=xs)
+        return Batch(free, bottom=bottom, top=top)
 
-        def learn(rec: StepRecord) -> None:
-            dW, db = engine.weight_drift(circ, rec)
-            _learn(circ, optimizer, dW, db, x.shape[0])
-            last[0] = field.energy_of(rec.eps, x.shape[0])
+    def train_batch(self, circ: Circuit, engine: Engine, optimizer, x, y) -> float:
+        net = circ.net
+        bottom, top = net.bottom_to_top(x, y)
+        learning = Learning(optimizer, when="during", fused=self.fused)
+        rec = engine.present(circ, self._start(net, bottom, top), self.T, learning)
+        self._carry = rec.xs
+        return rec.energy
 
-        engine.run(circ, xs, free, self.T, on_step=learn)
-        self._carry = xs
-        return last[0]
+    def get_state(self) -> dict:
+        """What a checkpoint keeps: the carried activities (None before the first batch)."""
+        return {"carry": self._carry}
+
+    def set_state(self, state: dict, dtype=None) -> None:
+        """Restore :meth:`get_state` (arrays cast to ``dtype`` when given)."""
+        carry = state.get("carry")
+        self._carry = None if carry is None else [np.array(a, dtype=dtype) for a in carry]
+
+
+@dataclass
+class IPCEvents(IPC):
+    """Incremental PC on a clock-free engine (:class:`pcsim.engines.events.EventsEngine`): a
+    stream of single samples, each held for ``T`` (tau_x units) while every error unit learns
+    its own row at its own events.
+
+    ``train_batch`` presents the rows of a mini-batch one after another (the events engine is
+    a stream). The weight flow is ``tau_w dW/dt = -dF/dW`` with ``tau_w`` in tau_x units; when
+    ``tau_w`` is None it is taken from a plain SGD optimiser as ``tau_w = 1 / lr`` (``lr``
+    read as a learning rate per tau_x); other optimisers need an explicit ``tau_w``. Matched
+    with the clocked iPC at batch 1: ``SGD(lr = dt / tau_w)``. ``last_stats`` and
+    ``total_stats`` hold the event ledgers of the last batch and of the whole run.
+    """
+
+    tau_w: float | None = None
+    name: str = "ipc_events"
+    last_stats: object = field(default=None, repr=False)
+    total_stats: object = field(default=None, repr=False)
+
+    def train_batch(self, circ: Circuit, engine: Engine, optimizer, x, y) -> float:
+        if self.init not in INITS:
+            raise ValueError("init must be 'feedforward' or 'carry'")
+        net = circ.net
+        learning = Learning(optimizer, when="during", tau_w=self.tau_w)
+        learning.flow_tau_w()  # refuses an optimiser without a flow before anything runs
+        bottom, top = net.bottom_to_top(x, y)
+        energies = []
+        stats = None
+        for r in range(bottom.shape[0]):
+            rec = engine.present(
+                circ, self._start(net, bottom[r : r + 1], top[r : r + 1]), self.T, learning
+            )
+            self._carry = rec.xs
+            s = rec.events
+            stats = s if stats is None else stats.merge(s)
+            energies.append(rec.energy)
+        self.last_stats = stats
+        self.total_stats = stats if self.total_stats is None else self.total_stats.merge(stats)
+        return float(np.mean(energies))
+
+    def get_state(self) -> dict:
+        """:meth:`IPC.get_state` and the event ledgers so far (None before the first batch)."""
+        return {
+            **super().get_state(),
+            "last_stats": self.last_stats,
+            "total_stats": self.total_stats,
+        }
+
+    def set_state(self, state: dict, dtype=None) -> None:
+        """Restore :meth:`get_state` (the ledgers only where given)."""
+        super().set_state(state, dtype)
+        for k in ("last_stats", "total_stats"):
+            if k in state:
+                setattr(self, k, state[k])
 
 
 @dataclass
@@ -234,14 +164,9 @@ class BP:
         net = circ.net
         if net.mode != "supervised":
             raise ValueError("bp trains supervised networks only")
-        loss, dW, db = field.backprop_gradients(net, x.astype(net.dtype, copy=False), y)
-        _learn(circ, optimizer, dW, db, x.shape[0])
+        loss, dW, db = pcfield.backprop_gradients(net, x.astype(net.dtype, copy=False), y)
+        write_update(circ, optimizer, dW, db, x.shape[0])
         return loss
-
-
-def _free_mask(net, training: bool) -> list[bool]:
-    clamped = net.clamped_layers(training)
-    return [l not in clamped for l in range(net.n_layers + 1)]
 
 
 def make_algorithm(name: str, T: float = 2.0, init: str = "feedforward"):

@@ -168,22 +168,7 @@ def capture(
     params = {f"W{i + 1}": np.array(W, copy=True) for i, W in enumerate(net.weights)}
     if net.biases is not None:
         params.update({f"b{i + 1}": np.array(b, copy=True) for i, b in enumerate(net.biases)})
-    crossbars = None
-    if circ.crossbars is not None:
-        crossbars = []
-        for cb in circ.crossbars:
-            crossbars.append(
-                {
-                    "w_max": float(cb.w_max),
-                    "t_program_s": float(cb.t_program_s),
-                    "gain": None if cb._gain is None else cb._gain.copy(),
-                    "nu": None if cb._nu is None else cb._nu.copy(),
-                    "acc": None if cb._acc is None else cb._acc.copy(),
-                    "t_write": None if cb._t_write is None else cb._t_write.copy(),
-                    "stuck_idx": cb._stuck_idx.astype(np.int64),
-                    "stuck_val": cb._stuck_val.copy(),
-                }
-            )
+    crossbars = None if circ.crossbars is None else [cb.get_state() for cb in circ.crossbars]
     optimizer: dict[str, list[np.ndarray]] = {}
     opt_state: dict[str, Any] = {"name": type(opt).__name__.lower()}
     if hasattr(opt, "step_count"):
@@ -192,16 +177,11 @@ def capture(
             optimizer["m"], optimizer["v"] = _copies(opt.m), _copies(opt.v)
     if getattr(opt, "velocity", None) is not None:
         optimizer["velocity"] = _copies(opt.velocity)
-    carry = getattr(alg, "_carry", None)
-    engine_state: dict[str, Any] = {}
-    states = getattr(trainer.engine, "_states", None)
-    if states:  # the events engine carries each copy's clocks, wires and error units
-        key = trainer.engine._key
-        engine_state = {"key": [list(key[1]), list(key[2]), int(key[3])]}
-        engine_state.update({f"state_{b}": st for b, st in states.items()})
-    algorithm_state = {
-        k: getattr(alg, k) for k in ("last_stats", "total_stats") if getattr(alg, k, None)
-    }
+    algorithm_state = _state_of(alg)
+    carry = algorithm_state.pop("carry", None)
+    algorithm_state = {k: v for k, v in algorithm_state.items() if v}
+    # the events engine carries each copy's clocks, wires and error units
+    engine_state = _state_of(trainer.engine)
     state = {
         "epoch": len(trainer.history.epoch),
         "batch": 0 if pos is None else pos.batch,
@@ -235,6 +215,12 @@ def capture(
         engine_state=copy.deepcopy(engine_state),
         algorithm_state=copy.deepcopy(algorithm_state),
     )
+
+
+def _state_of(obj) -> dict[str, Any]:
+    """``obj.get_state()``, or nothing for an object that carries no state between batches."""
+    get = getattr(obj, "get_state", None)
+    return {} if get is None else dict(get())
 
 
 def save(path: str | Path, ck: Checkpoint) -> None:
@@ -672,14 +658,7 @@ def restore(ck: Checkpoint, trainer, fingerprint: str, name: str = "checkpoint")
             b[...] = ck.parameters[f"b{i + 1}"]
     if ck.crossbars is not None:
         for cb, saved in zip(circ.crossbars, ck.crossbars, strict=True):
-            cb.w_max = saved["w_max"]
-            cb.t_program_s = saved["t_program_s"]
-            cb._gain = saved["gain"]
-            cb._nu = saved["nu"]
-            cb._acc = saved.get("acc")
-            cb._t_write = saved.get("t_write")
-            cb._stuck_idx = saved["stuck_idx"]
-            cb._stuck_val = saved["stuck_val"].astype(cb.dtype)
+            cb.set_state(saved)
         circ.read_sigma = np.array([cb.read_sigma for cb in circ.crossbars])
 
     # optimiser
@@ -694,22 +673,24 @@ def restore(ck: Checkpoint, trainer, fingerprint: str, name: str = "checkpoint")
         opt.velocity = _copy_or_none(ck.optimizer.get("velocity"))
 
     # algorithm
-    if hasattr(alg, "_carry"):
-        alg._carry = None if ck.carry is None else [np.array(a, dtype=net.dtype) for a in ck.carry]
-    for k, v in ck.algorithm_state.items():
-        if not hasattr(alg, k):
+    known = _state_of(alg)
+    for k in ck.algorithm_state:
+        if k not in known or k == "carry":
             fail(f"holds {k} for an algorithm that has none")
-        setattr(alg, k, copy.deepcopy(v))
+    if known:
+        state = {k: copy.deepcopy(v) for k, v in ck.algorithm_state.items()}
+        if "carry" in known:
+            state["carry"] = ck.carry
+        alg.set_state(state, dtype=net.dtype)
 
     # engine (events: the carried per-sample states, keyed to this circuit)
     if ck.engine_state:
-        if not hasattr(trainer.engine, "_states"):
+        if getattr(trainer.engine, "set_state", None) is None:
             fail("holds engine state for another engine kind")
-        sizes_k, free_k, batch_k = ck.engine_state["key"]
-        trainer.engine._states = {
-            int(k.split("_")[1]): copy.deepcopy(v) for k, v in ck.engine_state.items() if k != "key"
-        }
-        trainer.engine._key = (id(circ), tuple(sizes_k), tuple(free_k), batch_k)
+        try:
+            trainer.engine.set_state(copy.deepcopy(ck.engine_state), circ)
+        except ValueError:
+            fail("holds engine state for another engine kind")
 
     # circuit clock, ledger, random streams
     circ.t = float(s["t"])

@@ -286,6 +286,40 @@ class Circuit:
         self.ledger.charge("adc", n * cv.adc_energy_j, n)
         return y
 
+    def initial_activities(self, x: np.ndarray, y: np.ndarray | None) -> list[np.ndarray]:
+        """Activities for a new batch: the chip's feedforward pass from the bottom layer ``x``
+        (B, n_0) (weights as read now, units at their bottom-up equilibrium), with the top
+        clamped to ``y`` (B, n_L) if given. Returns L+1 arrays (B, n_l).
+
+        The pass (:func:`pcsim.kernels.feedforward`, equal to :func:`pcsim.field.feedforward`)
+        leaves its products and ``phi``s in the circuit's workspace, where a following run with
+        frozen weights starts from them (``ClockedEngine.settle``)."""
+        from pcsim import kernels
+        from pcsim.activations import ACTIVATION_CODES
+
+        net = self.net
+        x0 = np.array(self.dac(x.astype(net.dtype, copy=False)), dtype=net.dtype, order="C")
+        xs = [x0] + [np.empty((x0.shape[0], n), net.dtype) for n in net.sizes[1:]]
+        ws = self.workspace(x0.shape[0])
+        units = self.units
+        kernels.feedforward(
+            kernels.seq(xs),
+            kernels.seq(self.read_weights()),
+            kernels.seq(self.biases()),
+            np.asarray(net.scales),
+            np.asarray(net.residual),
+            ACTIVATION_CODES[net.activation],
+            kernels.seq(units.error_gain),
+            kernels.seq(units.error_offset),
+            kernels.seq(units.leak),
+            not self.ideal,
+            ws.kernel("phis"),
+            ws.kernel("prods"),
+        )
+        if y is not None:
+            xs[-1][...] = self.dac(y)
+        return xs
+
     def gammas(self, dt: float) -> tuple[np.ndarray, ...]:
         """Per-unit Euler rates ``dt / tau_unit`` (dt in units of tau_x); cached per dt."""
         g = self._gamma_cache.get(dt)

@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 
 from pcsim import __version__
-from pcsim.algorithms import initial_activities
 from pcsim.circuit import Circuit
 from pcsim.engines.brian import (
     BrianUnsupported,
@@ -156,7 +155,7 @@ def export_brian2(
             "the exported script runs one sample (batch 1); pass a single x0 of shape (1, n_0)"
         )
     top = None if y is None else np.atleast_2d(np.asarray(y, dtype=np.float64))
-    xs = initial_activities(circ, x0, top)
+    xs = circ.initial_activities(x0, top)
     L = circ.net.n_layers
     free = [False] + [True] * (L - 1) + [top is None]
     n_steps = max(1, int(round(duration / dt)))

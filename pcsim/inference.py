@@ -30,9 +30,9 @@ import numpy as np
 
 from hardware_models.costs import EnergyLedger
 from pcsim import field
-from pcsim.algorithms import initial_activities
 from pcsim.circuit import Circuit
 from pcsim.engines.clocked import ClockedEngine
+from pcsim.engines.protocol import Batch
 from pcsim.vecmath import standard_normal
 
 NAN = float("nan")
@@ -106,7 +106,7 @@ def inference_engine(engine: ClockedEngine) -> ClockedEngine:
 
 
 def _rest_state(circ: Circuit, x: np.ndarray) -> list[np.ndarray]:
-    xs = initial_activities(circ, x, None)
+    xs = circ.initial_activities(x, None)
     for v in xs[1:]:
         v[...] = 0.0
     return xs
@@ -162,7 +162,7 @@ def measure_inference(
         outputs = [xs[-1].copy()]
         n_chunks = int(np.ceil(max_time / chunk))
         for _ in range(n_chunks):
-            engine.run(circ, xs, free, chunk)
+            engine.present(circ, Batch(free, xs=xs), chunk)
             outputs.append(xs[-1].copy())
             if should_stop is not None and should_stop():
                 raise StopRequested()
@@ -178,7 +178,7 @@ def measure_inference(
         circ.ledger = EnergyLedger()
         xs = _rest_state(circ, x)
         if settle_tau > 0:
-            engine.run(circ, xs, free, settle_tau)
+            engine.present(circ, Batch(free, xs=xs), settle_tau)
         circ.adc(xs[-1])
         B = x.shape[0]
         breakdown = {k: v / B for k, v in circ.ledger.by_component().items()}

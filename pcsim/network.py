@@ -119,6 +119,17 @@ class Network:
             return (0, L)
         return (0,) if self.mode == "supervised" else (L,)
 
+    def free_mask(self, training: bool) -> list[bool]:
+        """One flag per layer ``0..L``: True where the layer moves (not in
+        :meth:`clamped_layers`)."""
+        clamped = self.clamped_layers(training)
+        return [l not in clamped for l in range(self.n_layers + 1)]
+
+    def bottom_to_top(self, x: np.ndarray, y: np.ndarray | None) -> tuple:
+        """``(x_0, x_L)`` of a sample pair: supervised, the input ``x`` at the bottom and the
+        target ``y`` on top; generative, the label ``y`` at the bottom and the data on top."""
+        return (x, y) if self.mode == "supervised" else (y, x)
+
 
 def parameter_scales(
     sizes: Sequence[int], parameterisation: str, residual: Sequence[bool]

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from pcsim import __version__, learning_rule, network, stability
 from pcsim import checkpoint as ckpt
-from pcsim.algorithms import make_algorithm
+from pcsim.algorithms import IPCEvents, make_algorithm
 from pcsim.blas import limit_threads
 from pcsim.circuit import Circuit
 from pcsim.compare import baseline_summary
@@ -23,7 +23,7 @@ from pcsim.config import ConfigError, RunConfig
 from pcsim.data import Dataset, load_dataset
 from pcsim.engines.brian import BrianEngine
 from pcsim.engines.clocked import ClockedEngine, DivergenceError
-from pcsim.engines.events import EventsEngine, IPCEvents
+from pcsim.engines.events import EventsEngine
 from pcsim.inference import (
     INFERENCE_DT,
     MAX_SETTLE_TIME,
@@ -34,7 +34,7 @@ from pcsim.inference import (
 )
 from pcsim.optim import make_optimizer
 from pcsim.results import ResultsError, RunResult
-from pcsim.train import Interrupted, Trainer
+from pcsim.train import History, Interrupted, Trainer
 
 
 def prepare_data(cfg: RunConfig) -> Dataset:
@@ -362,34 +362,18 @@ def execute(
         )
     data = prepare_data(cfg)
     preflight(cfg, data)
-    T = cfg.algorithm.presentation_time / cfg.engine.tau_x
     text = cfg.source_text or _dump_toml(cfg.to_dict())
     fingerprint = ckpt.data_fingerprint(data) if (checkpoint or resume) else ""
     prior = float(resume.state["elapsed_s"]) if resume is not None else 0.0
     t0 = time.perf_counter()
     with limit_threads(cfg.blas_threads, user_api=None):
         run = prepare(cfg, data, progress=progress, should_stop=should_stop)
-        chip, net, bp_net, circ, trainer = run.chip, run.net, run.bp_net, run.circ, run.trainer
-        clocked, algorithm = run.clocked, trainer.algorithm
         if resume is not None:
-            started = resume.epochs_done + (resume.order is not None)
-            if started > cfg.learning.epochs:
-                raise ConfigError(
-                    f"learning.epochs is {cfg.learning.epochs} but the checkpoint is already "
-                    f"{'in' if resume.order is not None else 'past'} epoch {started}"
-                )
-            ckpt.restore(resume, trainer, fingerprint)
+            _resume(cfg, run, resume, fingerprint)
         cp = _Checkpointer(
-            trainer, checkpoint, text, fingerprint, lambda: prior + time.perf_counter() - t0
+            run.trainer, checkpoint, text, fingerprint, lambda: prior + time.perf_counter() - t0
         )
-        if checkpoint is not None and checkpoint.every is not None:
-            trainer.after_batch, trainer.after_epoch = cp.after_batch, cp.after_epoch
-        try:
-            hist = trainer.fit(cfg.learning.epochs - len(trainer.history.epoch))
-        except Interrupted:
-            raise cp.interrupted() from None
-        except DivergenceError as exc:  # name the cause: the step or the learning rate
-            raise trainer.health.diagnose(circ, exc) if trainer.health else exc from None
+        hist = _train(cfg, run, cp, checkpoint)
         train_seconds = prior + time.perf_counter() - t0
         done = cp.snapshot() if (checkpoint is not None or should_stop is not None) else None
         if checkpoint is not None and checkpoint.every is not None:
@@ -399,44 +383,127 @@ def execute(
             if should_stop is not None and should_stop():
                 raise cp.interrupted(done)
 
-        train_ledger = circ.ledger.by_component()
-        train_counts = circ.ledger.counts()
-        inference = free_inference = None
-        if cfg.network.mode == "supervised":
-            check_stop()
-            x_inf = data.x_test[:64].astype(net.dtype)
-            inference = measure_feedforward(circ, x_inf, clocked)  # deployed
-            check_stop()
-            try:
-                free_inference = measure_inference(circ, x_inf, clocked, should_stop=should_stop)
-            except StopRequested:
-                raise cp.interrupted(done) from None
-        baseline = None
-        if cfg.baseline.bp and cfg.algorithm.name != "bp" and cfg.network.mode == "supervised":
-            check_stop()
-            bp = Trainer(
-                circ=Circuit(bp_net),
-                algorithm=make_algorithm("bp"),
-                engine=clocked,
-                optimizer=make_optimizer(cfg.baseline.optimizer, cfg.baseline.lr),
-                data=data,
-                batch_size=cfg.baseline.batch_size,
-                rng=np.random.default_rng(run.bp_order_seed),
-                progress=False,
-                should_stop=should_stop,
-                health=stability.HealthCheck(
-                    clocked, "baseline.lr", cfg.baseline.lr, 0.0, sigma_field="engine.sigma"
-                ),
-            )
-            try:
-                with np.errstate(all="ignore"):  # a diverging baseline is reported, not warned
-                    baseline = bp.fit(cfg.learning.epochs)
-            except Interrupted:
-                raise cp.interrupted(done) from None
-            except DivergenceError as exc:
-                raise DivergenceError(f"BP baseline: {exc}") from None
+        train_ledger = run.circ.ledger.by_component()
+        train_counts = run.circ.ledger.counts()
+
+        def interrupted() -> Exception:
+            return cp.interrupted(done)
+
+        inference, free_inference = _measure_inference(
+            cfg, run, data, check_stop, should_stop, interrupted
+        )
+        baseline = _train_baseline(cfg, run, data, check_stop, should_stop, interrupted)
         check_stop()
     _check_finite_results(hist, baseline)
+    summary, extra = _summarise(
+        cfg, run, data, hist, baseline, (inference, free_inference), train_ledger, train_counts
+    )
+    summary["train_seconds"] = train_seconds
+    net = run.net
+    params = {f"W{i + 1}": W for i, W in enumerate(net.weights)}
+    if net.biases is not None:
+        params.update({f"b{i + 1}": b for i, b in enumerate(net.biases)})
+    return RunResult(
+        config_text=text,
+        summary=summary,
+        metrics=hist.as_arrays(),
+        parameters=params,
+        baseline_metrics=baseline.as_arrays() if baseline is not None else None,
+        ledger=train_ledger,
+        extra=extra,
+    )
+
+
+def _resume(cfg: RunConfig, run: PreparedRun, resume: ckpt.Checkpoint, fingerprint: str) -> None:
+    """Continue from a checkpoint: refuse one already past the configured epochs."""
+    started = resume.epochs_done + (resume.order is not None)
+    if started > cfg.learning.epochs:
+        raise ConfigError(
+            f"learning.epochs is {cfg.learning.epochs} but the checkpoint is already "
+            f"{'in' if resume.order is not None else 'past'} epoch {started}"
+        )
+    ckpt.restore(resume, run.trainer, fingerprint)
+
+
+def _train(cfg: RunConfig, run: PreparedRun, cp, checkpoint: ckpt.Policy | None) -> History:
+    """Train the configured epochs left; an interruption writes the checkpoint, a divergence
+    is named by its cause (the step or the learning rate)."""
+    trainer = run.trainer
+    if checkpoint is not None and checkpoint.every is not None:
+        trainer.after_batch, trainer.after_epoch = cp.after_batch, cp.after_epoch
+    try:
+        return trainer.fit(cfg.learning.epochs - len(trainer.history.epoch))
+    except Interrupted:
+        raise cp.interrupted() from None
+    except DivergenceError as exc:  # name the cause: the step or the learning rate
+        raise trainer.health.diagnose(run.circ, exc) if trainer.health else exc from None
+
+
+def _measure_inference(
+    cfg: RunConfig, run: PreparedRun, data: Dataset, check_stop, should_stop, interrupted
+):
+    """Supervised runs: one deployed inference and one free relaxation, priced on 64 test
+    samples (None, None otherwise)."""
+    if cfg.network.mode != "supervised":
+        return None, None
+    check_stop()
+    x_inf = data.x_test[:64].astype(run.net.dtype)
+    inference = measure_feedforward(run.circ, x_inf, run.clocked)  # deployed
+    check_stop()
+    try:
+        free = measure_inference(run.circ, x_inf, run.clocked, should_stop=should_stop)
+    except StopRequested:
+        raise interrupted() from None
+    return inference, free
+
+
+def _train_baseline(
+    cfg: RunConfig, run: PreparedRun, data: Dataset, check_stop, should_stop, interrupted
+):
+    """The BP baseline on the same initial weights (its history, or None when not asked)."""
+    if not (cfg.baseline.bp and cfg.algorithm.name != "bp" and cfg.network.mode == "supervised"):
+        return None
+    check_stop()
+    clocked = run.clocked
+    bp = Trainer(
+        circ=Circuit(run.bp_net),
+        algorithm=make_algorithm("bp"),
+        engine=clocked,
+        optimizer=make_optimizer(cfg.baseline.optimizer, cfg.baseline.lr),
+        data=data,
+        batch_size=cfg.baseline.batch_size,
+        rng=np.random.default_rng(run.bp_order_seed),
+        progress=False,
+        should_stop=should_stop,
+        health=stability.HealthCheck(
+            clocked, "baseline.lr", cfg.baseline.lr, 0.0, sigma_field="engine.sigma"
+        ),
+    )
+    try:
+        with np.errstate(all="ignore"):  # a diverging baseline is reported, not warned
+            return bp.fit(cfg.learning.epochs)
+    except Interrupted:
+        raise interrupted() from None
+    except DivergenceError as exc:
+        raise DivergenceError(f"BP baseline: {exc}") from None
+
+
+def _summarise(
+    cfg: RunConfig,
+    run: PreparedRun,
+    data: Dataset,
+    hist: History,
+    baseline: History | None,
+    inferences: tuple,
+    train_ledger: dict,
+    train_counts: dict,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The run's summary (accuracies, energies, latencies, area, baselines) and its extra
+    arrays (the events engine's per-unit event counts)."""
+    chip, net, circ, trainer = run.chip, run.net, run.circ, run.trainer
+    algorithm = trainer.algorithm
+    inference, free_inference = inferences
+    T = cfg.algorithm.presentation_time / cfg.engine.tau_x
     n_presented = len(data.x_train) * cfg.learning.epochs
     # digital backprop priced at the batch it trains with (its own choice, baseline.batch_size)
     digital = chip.baselines(list(net.sizes), cfg.baseline.batch_size)
@@ -466,7 +533,7 @@ def execute(
         "n_test": int(len(data.x_test)),
         "train_accuracy": hist.train_accuracy[-1],
         "test_accuracy": hist.test_accuracy[-1],
-        "train_seconds": train_seconds,
+        "train_seconds": 0.0,  # set by execute
         "gamma": cfg.gamma,
         "weight_lr": cfg.weight_lr,
         # the flow's time constant; None where weights learn by a step per update (lr, Adam)
@@ -545,18 +612,7 @@ def execute(
             extra[f"value_events_{l}"] = v
         for l, v in enumerate(stats.error_events):
             extra[f"error_events_{l + 1}"] = v
-    params = {f"W{i + 1}": W for i, W in enumerate(net.weights)}
-    if net.biases is not None:
-        params.update({f"b{i + 1}": b for i, b in enumerate(net.biases)})
-    return RunResult(
-        config_text=text,
-        summary=summary,
-        metrics=hist.as_arrays(),
-        parameters=params,
-        baseline_metrics=baseline.as_arrays() if baseline is not None else None,
-        ledger=train_ledger,
-        extra=extra,
-    )
+    return summary, extra
 
 
 def _check_finite_results(hist, baseline) -> None:

@@ -153,7 +153,6 @@ def probe_flips(circ, engine, bottom: np.ndarray, top: np.ndarray, duration: flo
     one more step and return :func:`rail_flips` of it. The circuit's clock, ledger and random
     stream are restored: the probe leaves the run exactly as it found it."""
     from hardware_models.costs import EnergyLedger
-    from pcsim.algorithms import initial_activities
 
     net = circ.net
     clamped = net.clamped_layers(True)
@@ -161,7 +160,7 @@ def probe_flips(circ, engine, bottom: np.ndarray, top: np.ndarray, duration: flo
     saved = circ.t, circ.ledger, circ.rng.bit_generator.state
     circ.ledger = EnergyLedger()
     try:
-        xs = initial_activities(circ, bottom, top)
+        xs = circ.initial_activities(bottom, top)
         engine.run(circ, xs, free, duration)
         before = [x.copy() for x in xs]
         engine.run(circ, xs, free, engine.dt)

@@ -16,11 +16,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from hardware_models.costs import EnergyLedger
-from pcsim.algorithms import initial_activities
 from pcsim.circuit import Circuit
 from pcsim.data import Dataset
 from pcsim.engines.adaptive import AdaptiveEngine
 from pcsim.engines.clocked import ClockedEngine
+from pcsim.engines.protocol import Batch, Engine
 from pcsim.inference import inference_engine
 
 
@@ -62,17 +62,21 @@ def predict(
         for start in range(0, len(x), batch_size):
             xb = x[start : start + batch_size].astype(net.dtype, copy=False)
             if net.mode == "supervised":
-                xs = initial_activities(circ, xb, None)
+                xs = circ.initial_activities(xb, None)
                 if not circ.ideal:
                     free = [l > 0 for l in range(net.n_layers + 1)]
-                    inference_engine(engine or ClockedEngine()).run(circ, xs, free, settle_time)
+                    inference_engine(engine or ClockedEngine()).present(
+                        circ, Batch(free, xs=xs), settle_time
+                    )
                 out.append(circ.adc(xs[-1]).copy())
                 continue
-            xs = initial_activities(circ, np.zeros((len(xb), net.sizes[0]), net.dtype), None)
+            xs = circ.initial_activities(np.zeros((len(xb), net.sizes[0]), net.dtype), None)
             xs[-1][...] = circ.dac(xb)
             free = [l != net.n_layers for l in range(net.n_layers + 1)]
             # the free, prior-less bottom layer is stiff: adaptive steps
-            AdaptiveEngine("RK45", rtol=1e-4, atol=1e-6).solve(circ, xs, free, 4 * settle_time)
+            AdaptiveEngine("RK45", rtol=1e-4, atol=1e-6).present(
+                circ, Batch(free, xs=xs), 4 * settle_time
+            )
             out.append(circ.adc(xs[0]).copy())
     finally:
         circ.t, circ.ledger = saved
@@ -122,7 +126,7 @@ class Trainer:
 
     circ: Circuit
     algorithm: object
-    engine: ClockedEngine
+    engine: Engine
     optimizer: object
     data: Dataset
     batch_size: int = 32

@@ -9,11 +9,11 @@ import pytest
 
 from hardware_models import load_preset
 from pcsim import field, network
-from pcsim.algorithms import IPC, initial_activities
+from pcsim.algorithms import IPC, IPCEvents, initial_activities
 from pcsim.circuit import EXACT_WRITE_BITS, Circuit
 from pcsim.data import batches, load_dataset
 from pcsim.engines.clocked import ClockedEngine, DivergenceError
-from pcsim.engines.events import EventsEngine, IPCEvents
+from pcsim.engines.events import EventsEngine
 from pcsim.optim import SGD
 from pcsim.train import accuracy
 

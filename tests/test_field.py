@@ -161,6 +161,7 @@ def test_kernel_with_free_bottom_layer_and_unit_nonidealities(rng):
 def test_fused_ipc_stream_equals_the_general_path(act):
     """Batch-1 iPC with SGD: the fused presentation kernel equals step-by-step iPC."""
     from pcsim.algorithms import IPC
+    from pcsim.engines.protocol import Learning
     from pcsim.optim import SGD
 
     base = network.build((7, 9, 8, 3), act, rng=22)
@@ -168,7 +169,8 @@ def test_fused_ipc_stream_equals_the_general_path(act):
     for fused in (True, False):
         net = base.copy()
         circ, eng, ipc = Circuit(net), ClockedEngine(dt=0.2), IPC(T=1.0, fused=fused)
-        assert ipc._can_fuse(circ, eng, SGD(0.05), 1) == fused
+        # the batch-1 kernel applies here; IPC(fused=False) declines it (Learning.fused)
+        assert eng._fuses_batch1(circ, Learning(SGD(0.05)), 1)
         r = np.random.default_rng(23)
         energies = [
             ipc.train_batch(circ, eng, SGD(0.05), r.random((1, 7)), np.eye(3)[[k % 3]])
@@ -388,7 +390,8 @@ def test_pc_step_in_one_call_equals_its_parts(case, optimizer):
     (``ClockedEngine.pc_step``); its weights, biases and energies equal, to the last bit in
     float32, those of its parts called one by one: the feedforward start, ``settle``,
     ``weight_drift`` and the optimiser."""
-    from pcsim.algorithms import PC, _learn, initial_activities
+    from pcsim.algorithms import PC
+    from pcsim.engines.protocol import write_update
     from pcsim.optim import make_optimizer
 
     net = network.build(activation="tanh", dtype=np.float32, rng=46, **case)
@@ -403,11 +406,11 @@ def test_pc_step_in_one_call_equals_its_parts(case, optimizer):
     free = [False] + [True] * (net.n_layers - 1) + [False]
     for x, y in batches:
         e_fused = pc.train_batch(fused, eng, opt_a, x, y)
-        xs = initial_activities(parts, x, y)
+        xs = parts.initial_activities(x, y)
         rec = eng.settle(parts, xs, free, 2.0, from_feedforward=True)
         dW, db = eng.weight_drift(parts, rec)
         e_parts = field.energy_of(rec.eps, 5)
-        _learn(parts, opt_b, dW, db)
+        write_update(parts, opt_b, dW, db)
         assert e_fused == e_parts
     for a, b in zip(fused.net.parameters(), parts.net.parameters(), strict=True):
         np.testing.assert_array_equal(a, b)

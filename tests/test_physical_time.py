@@ -74,7 +74,7 @@ def _presentation(dt: float, engine: str = "clocked", tau_w: float = 20.0) -> li
     y = np.eye(3)[[1]]
     circ = Circuit(net)
     if engine == "events":
-        from pcsim.engines.events import IPCEvents
+        from pcsim.algorithms import IPCEvents
 
         IPCEvents(T=2.0, tau_w=tau_w).train_batch(
             circ,

@@ -16,6 +16,7 @@ from scipy.integrate import solve_ivp
 
 from pcsim import field
 from pcsim.circuit import Circuit
+from pcsim.engines.protocol import Batch, Learning, Presentation, learn_after, start
 
 ADAPTIVE_METHODS = ("RK45", "DOP853")
 
@@ -39,6 +40,37 @@ class AdaptiveEngine:
     def __post_init__(self) -> None:
         if self.method not in ADAPTIVE_METHODS:
             raise ValueError(f"adaptive method must be one of {ADAPTIVE_METHODS}")
+
+    def present(
+        self,
+        circ: Circuit,
+        batch: Batch,
+        duration: float,
+        learning: Learning | None = None,
+    ) -> Presentation:
+        """Present ``batch`` for ``duration`` (tau_x units) (:class:`pcsim.engines.protocol.
+        Engine`): frozen, with the weight flow ``during`` it (``tau_w`` from
+        ``learning.flow_tau_w()``, biases included), or PC's optimiser step ``after`` it.
+        ``energy`` is the energy of the final state (the circuit's units)."""
+        spent = circ.ledger.total()
+        xs, _ = start(circ, batch)
+        net = circ.net
+        if learning is None:
+            self.solve(circ, xs, batch.free, duration)
+            return Presentation(xs, energy_j=circ.ledger.total() - spent)
+        if learning.when == "after":
+            energy = learn_after(
+                circ,
+                xs,
+                learning.optimizer,
+                lambda: self.solve(circ, xs, batch.free, duration),
+            )
+        else:
+            self.solve(circ, xs, batch.free, duration, tau_w=learning.flow_tau_w())
+            energy = field.energy_of(
+                field.errors(net, xs, circ.read_weights(), circ.units), xs[0].shape[0]
+            )
+        return Presentation(xs, energy, energy_j=circ.ledger.total() - spent)
 
     def solve(
         self,

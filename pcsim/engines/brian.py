@@ -68,8 +68,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hardware_models.quantisers import UniformQuantiser
+from pcsim import field as pcfield
 from pcsim.activations import LEAKY_SLOPE
 from pcsim.circuit import Circuit
+from pcsim.engines.protocol import Batch, Learning, Presentation, learn_after, start
 from pcsim.network import Network
 from pcsim.quantised import QuantisedCircuit
 
@@ -497,9 +499,10 @@ class BrianEngine:
     for ``"cython"`` the extension cache goes to ``directory/cython`` when given).
     ``seed``: Brian2's random seed for the noise (None: drawn from the circuit's generator).
 
-    :meth:`simulate` returns trajectories; :meth:`run` (frozen weights) and
-    :meth:`run_learning` (iPC, SGD) follow :class:`ClockedEngine.run`'s in-place contract so
-    pcsim's algorithms can drive Brian2 (runtime targets reuse the built network).
+    :meth:`simulate` returns trajectories; :meth:`present` is the engine contract
+    (:mod:`pcsim.engines.protocol`) through which pcsim's algorithms drive Brian2, built on
+    :meth:`run` (frozen weights) and :meth:`run_learning` (iPC, SGD), which follow
+    :class:`ClockedEngine.run`'s in-place contract (runtime targets reuse the built network).
     """
 
     dt: float = 0.1
@@ -542,7 +545,30 @@ class BrianEngine:
         )
         return self._execute(spec, arrays, layout, n, circ)
 
-    # -- the engine contract used by pcsim's algorithms ---------------------------------------
+    # -- the engine contract (pcsim.engines.protocol) -----------------------------------------
+    def present(
+        self,
+        circ: Circuit,
+        batch: Batch,
+        duration: float,
+        learning: Learning | None = None,
+    ) -> Presentation:
+        """Present ``batch`` for ``duration`` (tau_x units) (:class:`pcsim.engines.protocol.
+        Engine`): frozen (:meth:`run`), iPC learning ``during`` it in Brian2's generated code
+        (:meth:`run_learning`: batch 1, plain SGD), or PC's step ``after`` it. ``energy`` is
+        the energy of the final state (weights as read now, the circuit's units)."""
+        xs, _ = start(circ, batch)
+        if learning is None:
+            return Presentation(xs, steps=self.run(circ, xs, batch.free, duration))
+        if learning.when == "after":
+            energy = learn_after(
+                circ, xs, learning.optimizer, lambda: self.run(circ, xs, batch.free, duration)
+            )
+            return Presentation(xs, energy, self.n_steps(duration))
+        steps = self.run_learning(circ, xs, batch.free, duration, learning.optimizer)
+        eps = pcfield.errors(circ.net, xs, circ.read_weights(), circ.units)
+        return Presentation(xs, pcfield.energy_of(eps, xs[0].shape[0]), steps)
+
     def run(
         self,
         circ: Circuit,

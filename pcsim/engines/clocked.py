@@ -14,13 +14,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 
 import numpy as np
 
-from pcsim import activations, field, kernels
+from pcsim import activations, field, kernels, learning_rule
 from pcsim.activations import ACTIVATION_CODES
 from pcsim.circuit import Circuit
+from pcsim.engines.protocol import Batch, Learning, Presentation, start, write_update
 from pcsim.kernels import seq
+from pcsim.optim import SGD
 from pcsim.vecmath import standard_normal
 
 METHODS = ("euler", "heun", "euler_maruyama")
@@ -49,6 +52,7 @@ class ClockedEngine:
     dt: float = 0.1
     sigma: float = 0.0
     backend: str = "numba"
+    _bufs: tuple | None = dc_field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -63,6 +67,139 @@ class ClockedEngine:
     @property
     def stochastic(self) -> bool:
         return self.method == "euler_maruyama"
+
+    # -- the engine contract (pcsim.engines.protocol) -----------------------------------------
+    def present(
+        self,
+        circ: Circuit,
+        batch: Batch,
+        duration: float,
+        learning: Learning | None = None,
+    ) -> Presentation:
+        """Present ``batch`` for ``duration`` (tau_x units), with or without learning
+        (:class:`pcsim.engines.protocol.Engine`). The one place where this engine chooses its
+        path: PC's whole step in one kernel (:meth:`pc_step`), a stream of single samples of
+        iPC in one kernel (``kernels.ipc_presentation_batch1``), iPC with plain SGD in one
+        kernel (:meth:`run_ipc_sgd`), or the step-by-step reference with an optimiser step from
+        every step's errors; all tested equal to the reference."""
+        spent = circ.ledger.total()
+        if learning is None:
+            xs, _ = start(circ, batch)
+            steps = self.run(circ, xs, batch.free, duration)
+            return Presentation(xs, steps=steps, energy_j=circ.ledger.total() - spent)
+        if learning.when == "after":
+            rec = self._present_pc(circ, batch, duration, learning)
+        else:
+            rec = self._present_ipc(circ, batch, duration, learning)
+        rec.energy_j = circ.ledger.total() - spent
+        return rec
+
+    def n_steps(self, duration: float) -> int:
+        """Steps of a presentation of ``duration`` (tau_x units): at least one."""
+        return max(1, int(round(duration / self.dt)))
+
+    def _present_pc(self, circ, batch: Batch, duration, learning: Learning) -> Presentation:
+        """Settle with frozen weights, then one optimiser step from the settled errors."""
+        net = circ.net
+        B = batch.size
+        optimizer = learning.optimizer
+        plain = learning.plain_sgd
+        if batch.xs is None and batch.top is not None and learning.fused:
+            lr = optimizer.lr if plain else 0.0
+            rec = self.pc_step(circ, batch.bottom, batch.top, batch.free, duration, lr)
+            if rec is not None:  # the whole step in one kernel call
+                ws = circ.workspace(B)
+                if not plain:  # the gradients are in the workspace
+                    write_update(
+                        circ, optimizer, ws.grads_w, ws.grads_b if net.has_bias else None, B
+                    )
+                return Presentation(
+                    list(ws.states), field.energy_of(rec.eps, B), self.n_steps(duration)
+                )
+        xs, fresh = start(circ, batch)
+        rec = self.settle(circ, xs, batch.free, duration, from_feedforward=fresh)
+        dW, db = self.weight_drift(circ, rec)
+        energy = field.energy_of(rec.eps, B)
+        write_update(circ, optimizer, dW, db, B)
+        return Presentation(xs, energy, self.n_steps(duration))
+
+    def _present_ipc(self, circ, batch: Batch, duration, learning: Learning) -> Presentation:
+        """Activities and weights together: an optimiser step from every step's errors."""
+        net = circ.net
+        xs, _ = start(circ, batch)
+        B = xs[0].shape[0]
+        free = batch.free
+        optimizer = learning.optimizer
+        n = self.n_steps(duration)
+        if learning.fused and self._fuses_batch1(circ, learning, B):
+            return Presentation(xs, self._batch1_presentation(circ, optimizer, xs, free, n), n)
+        if learning.fused and learning.plain_sgd:
+            done = self._run_ipc_sgd(circ, xs, free, duration, optimizer.lr)
+            if done is not None:
+                rec, moved = done
+                if circ.chip is not None and net.has_bias:  # the digital biases' updates
+                    ops = learning_rule.update_ops(optimizer, tuple(net.sizes), B, True)
+                    circ.charge_digital(ops.times(n))
+                change = np.asarray(moved, dtype=np.float64)
+                return Presentation(xs, field.energy_of(rec.eps, B), n, weight_change=change)
+        last: list[float] = [0.0]
+
+        def learn(rec: StepRecord) -> None:
+            dW, db = self.weight_drift(circ, rec)
+            write_update(circ, optimizer, dW, db, B)
+            last[0] = field.energy_of(rec.eps, B)
+
+        steps = self.run(circ, xs, free, duration, on_step=learn)
+        return Presentation(xs, last[0], steps)
+
+    def _fuses_batch1(self, circ: Circuit, learning: Learning, batch: int) -> bool:
+        """A stream of single samples on the pure algorithm (numba Euler, plain SGD, no chip,
+        no biases or skips): a presentation runs in ``kernels.ipc_presentation_batch1``."""
+        net = circ.net
+        return (
+            batch == 1
+            and self.backend == "numba"
+            and self.method == "euler"
+            and circ.chip is None
+            and not circ.noisy
+            and isinstance(learning.optimizer, SGD)
+            and learning.optimizer.momentum == 0.0
+            and net.biases is None
+            and not any(net.residual)
+            and circ.rails == (-np.inf, np.inf)
+            and circ.units.is_ideal()
+            and all(np.all(s == 1) for s in circ.tau_scale)
+        )
+
+    def _batch1_presentation(self, circ: Circuit, optimizer, xs, free, n_steps: int) -> float:
+        """One iPC presentation of one sample in one kernel call; returns its energy."""
+        net = circ.net
+        sizes, dt = net.sizes, net.dtype
+        if self._bufs is None or self._bufs[0][0].shape[0] != sizes[0]:
+            self._bufs = (
+                kernels.seq([np.zeros(n, dt) for n in sizes]),
+                kernels.seq([np.zeros(n, dt) for n in sizes[1:]]),
+                kernels.seq([np.zeros(n, dt) for n in sizes]),
+                kernels.seq([np.zeros(n, dt) for n in sizes[1:]]),
+                kernels.seq([np.zeros(n, dt) for n in sizes[:-1]]),
+                np.zeros(sizes[1], dt),
+                np.zeros(sizes[1], dt),
+            )
+        kernels.ipc_presentation_batch1(
+            kernels.seq([v[0] for v in xs]),
+            kernels.seq(net.weights),
+            np.asarray(net.scales),
+            np.asarray(free, dtype=np.bool_),
+            ACTIVATION_CODES[net.activation],
+            self.dt,
+            optimizer.lr,
+            n_steps,
+            not free[0],
+            self._bufs,
+        )
+        circ.t += n_steps * self.dt
+        check_finite(xs, free, circ.t)
+        return field.energy_of(self._bufs[1], 1)
 
     # -- one step ---------------------------------------------------------------------------
     def step(self, circ: Circuit, xs: list[np.ndarray], free: Sequence[bool]) -> StepRecord:
@@ -292,7 +429,7 @@ class ClockedEngine:
     ) -> StepRecord:
         """:meth:`run` with frozen weights, then the errors of the settled state (weights as
         read now, no read noise): PC's inference phase and what its weight step learns from.
-        ``from_feedforward``: ``xs`` is as :func:`pcsim.algorithms.initial_activities` left
+        ``from_feedforward``: ``xs`` is as :meth:`pcsim.circuit.Circuit.initial_activities` left
         it, whose products a fused run starts from (the first steps of a deep network then
         cost little: the error reaches layer ``l`` only after ``L - l`` steps)."""
         n, left = self._run(circ, xs, free, duration, None, check_every, from_feedforward)
@@ -410,6 +547,19 @@ class ClockedEngine:
         from the errors it saw -- the same numbers as ``run(on_step=...)`` with
         ``SGD(lr).deltas`` and ``circ.apply_weight_update``. Returns what the last step saw
         (its errors give the presentation's energy), or None when it cannot fuse."""
+        done = self._run_ipc_sgd(circ, xs, free, duration, lr, check_every)
+        return None if done is None else done[0]
+
+    def _run_ipc_sgd(
+        self,
+        circ: Circuit,
+        xs: list[np.ndarray],
+        free: Sequence[bool],
+        duration: float,
+        lr: float,
+        check_every: int = 16,
+    ) -> tuple[StepRecord, np.ndarray] | None:
+        """:meth:`run_ipc_sgd`, also returning the total absolute weight change per layer."""
         exact_writes = circ.crossbars is None or all(cb.is_ideal for cb in circ.crossbars)
         if not (self.fusable(circ) and exact_writes):
             return None
@@ -426,7 +576,7 @@ class ClockedEngine:
             )
             circ.charge_transitions(swing)
         ws = circ.workspace(xs[0].shape[0])
-        return StepRecord(ws.eps, (xs[0],) + ws.phis[1:])
+        return StepRecord(ws.eps, (xs[0],) + ws.phis[1:]), moved
 
     def _fused_run(
         self, circ, xs, free, n, check_every, lr: float | None, ready: bool
