@@ -19,9 +19,9 @@ def _outputs(nb):
             yield from cell.get("outputs", [])
 
 
-def test_notebooks_are_numbered_from_01():
-    nums = [int(p.stem[:2]) for p in NOTEBOOKS]
-    assert nums[:9] == list(range(1, 10)) and len(set(nums)) == len(nums)
+def test_notebooks_are_numbered_from_01_without_gaps():
+    numbers = [p.stem[:2] for p in NOTEBOOKS]
+    assert numbers == [f"{i:02d}" for i in range(1, len(NOTEBOOKS) + 1)]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
