@@ -180,6 +180,10 @@ def capture(
                     "nu": None if cb._nu is None else cb._nu.copy(),
                     "acc": None if cb._acc is None else cb._acc.copy(),
                     "t_write": None if cb._t_write is None else cb._t_write.copy(),
+                    # one-sided pairs' conductances and the 1/f read-noise draws
+                    "gp": None if cb._gp is None else cb._gp.copy(),
+                    "gm": None if cb._gm is None else cb._gm.copy(),
+                    "z1f": None if cb._z1f is None else cb._z1f.copy(),
                     "stuck_idx": cb._stuck_idx.astype(np.int64),
                     "stuck_val": cb._stuck_val.copy(),
                 }
@@ -256,7 +260,17 @@ def save(path: str | Path, ck: Checkpoint) -> None:
                 c = g.create_group(str(i))
                 c.attrs["w_max"] = cb["w_max"]
                 c.attrs["t_program_s"] = cb["t_program_s"]
-                for k in ("gain", "nu", "acc", "t_write", "stuck_idx", "stuck_val"):
+                for k in (
+                    "gain",
+                    "nu",
+                    "acc",
+                    "t_write",
+                    "gp",
+                    "gm",
+                    "z1f",
+                    "stuck_idx",
+                    "stuck_val",
+                ):
                     if cb.get(k) is not None:
                         c.create_dataset(k, data=cb[k])
         g = f.create_group("optimizer")
@@ -436,7 +450,7 @@ def _read(f: h5py.File, name: str) -> Checkpoint:
                 if not isinstance(v, float | np.floating):
                     raise ResultsError(f"{name}: /crossbars/{i} attribute {attr} is missing")
                 cb[attr] = float(v)
-            for k in ("gain", "nu", "acc", "t_write"):
+            for k in ("gain", "nu", "acc", "t_write", "gp", "gm", "z1f"):
                 cb[k] = None
                 if k in c:
                     a = _float_array(c[k][()], f"/crossbars/{i}/{k}", name, 1)
@@ -678,6 +692,7 @@ def restore(ck: Checkpoint, trainer, fingerprint: str, name: str = "checkpoint")
             cb._nu = saved["nu"]
             cb._acc = saved.get("acc")
             cb._t_write = saved.get("t_write")
+            cb._gp, cb._gm, cb._z1f = saved.get("gp"), saved.get("gm"), saved.get("z1f")
             cb._stuck_idx = saved["stuck_idx"]
             cb._stuck_val = saved["stuck_val"].astype(cb.dtype)
         circ.read_sigma = np.array([cb.read_sigma for cb in circ.crossbars])
