@@ -85,6 +85,12 @@ class SynapseConfig(ConfigBase):
     prog_noise_scale: float = param(
         0.0, "", "nonneg", "multiplier of the Nandakumar 2019 PCM programming-noise polynomial"
     )
+    prog_noise_idle_device: bool = param(
+        False,
+        "",
+        "bool",
+        "the pair's idle device (at g_min) also gets PCM programming noise, clamped at g >= 0",
+    )
     read_noise_std: float = param(
         0.0, "w_max", "std", "read noise std of one read lasting read_time_s (white noise)"
     )
@@ -417,8 +423,14 @@ class Crossbar:
         else:
             w = q * self._gain.reshape(self.shape)
         sigma = self._programming_sigma(q)
+        idle = cfg.prog_noise_idle_device and cfg.prog_noise_scale > 0
         if sigma is not None:
-            w = w + sigma * rng.standard_normal(self.shape)
+            noise = sigma * rng.standard_normal(self.shape)
+            if idle:  # a zero weight has no active device: both are idle (below)
+                noise = np.where(q == 0, 0.0, noise)
+            w = w + noise
+        if idle:
+            w = w + self._idle_device_noise(q, rng)
         w = np.clip(w, -bound, bound)
         if cfg.stuck_fraction > 0:
             idx = np.flatnonzero(rng.random(size) < cfg.stuck_fraction)
@@ -459,6 +471,23 @@ class Crossbar:
         if self._gp is None or self._gm is None:
             return None
         return self._gp.reshape(self.shape), self._gm.reshape(self.shape)
+
+    def _idle_device_noise(self, q: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Weight change from programming the pair's idle device(s) to ``g_min`` with the PCM
+        noise at ``g_min``, clamped at ``g >= 0`` (aihwkit's ``PCMLikeNoiseModel`` programs
+        both devices of a ``SinglePairConductanceConverter`` pair). The idle device sits on the
+        side opposite the weight's sign (both sides for a zero weight); its clamped noise has
+        a positive mean, so it pulls weights towards zero."""
+        cfg = self.config
+        span = cfg.g_max_s - cfg.g_min_s
+        sig = cfg.prog_noise_scale * pcm_programming_noise_s(cfg.g_min_s / cfg.g_max_s)
+
+        def idle() -> np.ndarray:
+            g = np.maximum(cfg.g_min_s + sig * rng.standard_normal(self.shape), 0.0)
+            return (g - cfg.g_min_s) / span * self.w_max
+
+        plus, minus = idle(), idle()  # drawn for both sides; used where that side is idle
+        return np.where(q > 0, 0.0, plus) - np.where(q < 0, 0.0, minus)
 
     def _programming_sigma(self, q: np.ndarray) -> np.ndarray | float | None:
         """Programming-noise std in weight units for targets ``q`` (None if noise-free)."""
