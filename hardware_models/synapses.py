@@ -379,7 +379,8 @@ class Crossbar:
 
         Steps (non-ideal): clip to ``+-w_max``; quantise to the level grid; draw device gains
         ``1 + d2d_std N(0,1)`` (compensated when ``program_verify``); add programming noise
-        ``prog_noise_std * w_max`` and/or ``prog_noise_scale * sigma_PCM(g)`` (Nandakumar 2019);
+        ``prog_noise_std * w_max`` and/or ``prog_noise_scale * sigma_PCM(g)`` (Nandakumar 2019;
+        with ``prog_noise_idle_device`` also on the pair's idle device, as aihwkit);
         fix stuck devices at 0 (both at ``g_min``) or ``+-w_max`` (one at ``g_max``); draw drift
         exponents ``nu ~ N(drift_nu, drift_nu_std)`` (``drift_nu_model = "pcm"``: mean and std
         from each device's conductance, :func:`pcm_drift_exponent`), clipped at 0. Ideal: a
