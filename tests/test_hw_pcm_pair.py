@@ -123,3 +123,22 @@ def test_one_sided_needs_a_pulse_size():
         SynapseConfig(unit_cell="one_sided")
     with pytest.raises(ChipConfigError, match=r"chip\.synapses\.refresh_lower"):
         SynapseConfig(**{**PCM, "refresh_lower": 0.9})
+
+
+def test_pcm_refresh_preset_steps_as_aihwkits_pcm_preset_device():
+    """aihwkit's ExpStep SET step on its range [0, 2], dw_min (1 - A_up exp(gamma_up z)),
+    z = -w (a = -1, b = 0), A_up = -27.235, gamma_up = 2.5, halved onto pcsim's [0, 1]."""
+    from hardware_models import load_preset
+
+    over = {"synapses.w_max": 1.0, "synapses.d2d_std": 0.0, "synapses.dw_min_std": 0.0}
+    over["synapses.prog_noise_scale"] = 0.0  # start exactly at g = 0
+    syn = load_preset("pcm-refresh", over).synapses
+    assert syn.unit_cell == "one_sided" and syn.read_noise_model == "pcm"
+    rng = np.random.default_rng(6)
+    xb = Crossbar(syn, (1, 1))
+    xb.program(np.zeros((1, 1)), rng)
+    w_dev = 0.0  # aihwkit's device state, range [0, 2]
+    for _ in range(5):
+        xb.update(np.array([[0.005 * 1.0000001]]), rng)
+        w_dev = min(w_dev + 0.01 * (1 + 27.235 * math.exp(2.5 * -w_dev)), 2.0)
+        assert xb.pair_conductances[0][0, 0] == pytest.approx(w_dev / 2, rel=1e-9)
