@@ -86,6 +86,12 @@ class SynapseConfig(ConfigBase):
     prog_noise_scale: float = param(
         0.0, "", "nonneg", "multiplier of the Nandakumar 2019 PCM programming-noise polynomial"
     )
+    prog_noise_idle_device: bool = param(
+        False,
+        "",
+        "bool",
+        "the pair's idle device (at g_min) also gets PCM programming noise, clamped at g >= 0",
+    )
     read_noise_std: float = param(
         0.0, "w_max", "std", "read noise std of one read lasting read_time_s (white noise)"
     )
@@ -136,6 +142,51 @@ class SynapseConfig(ConfigBase):
     dw_min_std: float = param(
         0.0, "", "std", "cycle-to-cycle pulse-size std (relative, per pulse, unclipped)"
     )
+    unit_cell: str = param(
+        "signed",
+        "",
+        ("signed", "one_sided"),
+        "signed: pulses move w both ways; one_sided: SET-only pair w = g+ - g- with refresh",
+    )
+    set_step_a: float = param(
+        0.0, "", "nonneg", "one_sided SET step dw_min (1 + a exp(-k g/g_max)) (aihwkit -A_up)"
+    )
+    set_step_k: float = param(
+        0.0, "", "nonneg", "one_sided SET step decay k (aihwkit ExpStep 2 |a| gamma_up)"
+    )
+    dw_std_add: float = param(
+        0.0, "w_max", "std", "one_sided pulse noise additive part (aihwkit dw_min_std_add)"
+    )
+    dw_std_slope: float = param(
+        0.0, "", "std", "one_sided pulse noise part per g (aihwkit dw_min_std_slope)"
+    )
+    refresh_upper: float = param(
+        0.75, "", "frac", "one_sided refresh: larger device above this fraction of its range"
+    )
+    refresh_lower: float = param(
+        0.25, "", "frac", "one_sided refresh: and smaller device above this fraction"
+    )
+    reset_level: float = param(
+        0.0, "", "frac", "one_sided conductance after RESET, fraction of the device range"
+    )
+    read_noise_model: str = param(
+        "white",
+        "",
+        ("white", "pcm"),
+        "white: read_noise_std only; pcm: plus 1/f noise growing with age (Nandakumar 2019)",
+    )
+    update_scheme: str = param(
+        "accumulate",
+        "",
+        ("accumulate", "stochastic"),
+        "accumulate: accumulate-and-fire; stochastic: x/d pulse-train coincidences (aihwkit)",
+    )
+    pulse_train_bl: int = param(
+        31, "", "count", "stochastic: most slots per pulse train (aihwkit desired_bl)"
+    )
+    pulse_train_bl_management: bool = param(
+        True, "", "bool", "stochastic: slots = ceil(max|dW| / dw_min), at most pulse_train_bl"
+    )
 
     def _cross_checks(self) -> None:
         if not self.g_min_s < self.g_max_s:
@@ -145,6 +196,21 @@ class SynapseConfig(ConfigBase):
                 "stuck_aware_mapping",
                 "needs stuck_model = 'device' (a stuck pair has no free partner to compensate)",
             )
+        if self.stuck_model == "device" and self.unit_cell == "one_sided":
+            self._fail("stuck_model", "'device' is not modelled for unit_cell = 'one_sided'")
+        if self.unit_cell == "one_sided":
+            if self.dw_min is None or self.bits is not None:
+                self._fail("unit_cell", "'one_sided' needs dw_min set and bits omitted")
+            if not self.refresh_lower <= self.refresh_upper:
+                self._fail(
+                    "refresh_lower",
+                    f"must be <= refresh_upper ({self.refresh_upper!r}), "
+                    f"got {self.refresh_lower!r}",
+                )
+        if self.update_scheme == "stochastic" and self.dw_min is None and self.bits is None:
+            self._fail("update_scheme", "'stochastic' needs a pulsed device (dw_min or bits)")
+        if self.read_noise_model == "pcm" and self.read_time_s is None:
+            self._fail("read_time_s", "must be set with read_noise_model = 'pcm' (its t_read)")
 
     @property
     def is_ideal(self) -> bool:
@@ -159,7 +225,13 @@ class SynapseConfig(ConfigBase):
             and self.d2d_std == 0
             and self.stuck_fraction == 0
             and self.dw_min is None
+            and self.read_noise_model == "white"
         )
+
+    @property
+    def time_varying_reads(self) -> bool:
+        """True when a read depends on the simulated time (drift or age-dependent noise)."""
+        return self.has_drift or self.read_noise_model == "pcm"
 
     @property
     def has_drift(self) -> bool:
@@ -228,6 +300,14 @@ class Crossbar:
         # per-device drift clocks: simulated time of the last write, float64 (n_out*n_in,);
         # None: every device is as old as the programming (t_program_s)
         self._t_write: np.ndarray | None = None
+        # one-sided pairs (unit_cell = "one_sided"): float64 (n_out*n_in,) conductances in
+        # weight units, weights = g_plus - g_minus; None otherwise
+        self._gp: np.ndarray | None = None
+        self._gm: np.ndarray | None = None
+        # 1/f read noise (read_noise_model = "pcm"): one standard normal per device, float64
+        self._z1f: np.ndarray | None = None
+        #: one-sided pairs: ``[refreshes, pulses they fired]`` since programming
+        self.refresh_counts = np.zeros(2, np.int64)
         #: ``(tile_rows, tile_cols, wire_segment_ohm)``: reads go through the tiles' wires
         #: (:func:`hardware_models.ir_drop.effective_weights`); None: ideal wires
         self.ir_drop: tuple[int, int, float] | None = None
@@ -244,7 +324,8 @@ class Crossbar:
     def get_state(self) -> dict:
         """The device state beyond the weights that a checkpoint keeps (copies): bound,
         programming time, per-device gains and drift exponents, pulse accumulators, write
-        clocks and stuck devices (None where uniform)."""
+        clocks, one-sided pairs' conductances, 1/f read-noise draws and stuck devices (None
+        where uniform or absent)."""
 
         def copy(a):
             return None if a is None else a.copy()
@@ -256,19 +337,23 @@ class Crossbar:
             "nu": copy(self._nu),
             "acc": copy(self._acc),
             "t_write": copy(self._t_write),
+            "gp": copy(self._gp),
+            "gm": copy(self._gm),
+            "z1f": copy(self._z1f),
             "stuck_idx": self._stuck_idx.astype(np.int64),
             "stuck_val": self._stuck_val.copy(),
         }
 
     def set_state(self, state: dict) -> None:
-        """Restore :meth:`get_state` (``acc`` and ``t_write`` may be absent: zeros, and every
-        device as old as its programming)."""
+        """Restore :meth:`get_state` (``acc``, ``t_write``, ``gp``, ``gm`` and ``z1f`` may be
+        absent: zeros, every device as old as its programming, no pairs or draws)."""
         self.w_max = state["w_max"]
         self.t_program_s = state["t_program_s"]
         self._gain = state["gain"]
         self._nu = state["nu"]
         self._acc = state.get("acc")
         self._t_write = state.get("t_write")
+        self._gp, self._gm, self._z1f = state.get("gp"), state.get("gm"), state.get("z1f")
         self._stuck_idx = state["stuck_idx"]
         self._stuck_val = state["stuck_val"].astype(self.dtype)
 
@@ -352,7 +437,8 @@ class Crossbar:
 
         Steps (non-ideal): clip to ``+-w_max``; quantise to the level grid; draw device gains
         ``1 + d2d_std N(0,1)`` (compensated when ``program_verify``); add programming noise
-        ``prog_noise_std * w_max`` and/or ``prog_noise_scale * sigma_PCM(g)`` (Nandakumar 2019);
+        ``prog_noise_std * w_max`` and/or ``prog_noise_scale * sigma_PCM(g)`` (Nandakumar 2019;
+        with ``prog_noise_idle_device`` also on the pair's idle device, as aihwkit);
         fix stuck synapses at 0 (both at ``g_min``) or ``+-w_max`` (one at ``g_max``), or, with
         ``stuck_model = "device"``, stick one device of each such pair and map the weight onto
         its partner (:mod:`hardware_models.stuck_aware`, unaware or aware mapping); draw drift
@@ -398,8 +484,14 @@ class Crossbar:
         else:
             w = q * self._gain.reshape(self.shape)
         sigma = self._programming_sigma(q)
+        idle = cfg.prog_noise_idle_device and cfg.prog_noise_scale > 0
         if sigma is not None:
-            w = w + sigma * rng.standard_normal(self.shape)
+            noise = sigma * rng.standard_normal(self.shape)
+            if idle:  # a zero weight has no active device: both are idle (below)
+                noise = np.where(q == 0, 0.0, noise)
+            w = w + noise
+        if idle:
+            w = w + self._idle_device_noise(q, rng)
         w = np.clip(w, -bound, bound)
         if cfg.stuck_fraction > 0:
             idx = np.flatnonzero(rng.random(size) < cfg.stuck_fraction)
@@ -431,6 +523,39 @@ class Crossbar:
         else:
             self._nu = None
         self._w = np.ascontiguousarray(w, dtype=self.dtype)
+        self.refresh_counts = np.zeros(2, np.int64)
+        if cfg.unit_cell == "one_sided":
+            flat = self._w.reshape(-1).astype(np.float64)
+            self._gp = np.maximum(flat, 0.0)
+            self._gm = np.maximum(-flat, 0.0)
+        else:
+            self._gp = self._gm = None
+        self._z1f = rng.standard_normal(size) if cfg.read_noise_model == "pcm" else None
+
+    @property
+    def pair_conductances(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """One-sided pairs: ``(g_plus, g_minus)`` in weight units, ``(n_out, n_in)`` (None for
+        signed cells)."""
+        if self._gp is None or self._gm is None:
+            return None
+        return self._gp.reshape(self.shape), self._gm.reshape(self.shape)
+
+    def _idle_device_noise(self, q: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Weight change from programming the pair's idle device(s) to ``g_min`` with the PCM
+        noise at ``g_min``, clamped at ``g >= 0`` (aihwkit's ``PCMLikeNoiseModel`` programs
+        both devices of a ``SinglePairConductanceConverter`` pair). The idle device sits on the
+        side opposite the weight's sign (both sides for a zero weight); its clamped noise has
+        a positive mean, so it pulls weights towards zero."""
+        cfg = self.config
+        span = cfg.g_max_s - cfg.g_min_s
+        sig = cfg.prog_noise_scale * pcm_programming_noise_s(cfg.g_min_s / cfg.g_max_s)
+
+        def idle() -> np.ndarray:
+            g = np.maximum(cfg.g_min_s + sig * rng.standard_normal(self.shape), 0.0)
+            return (g - cfg.g_min_s) / span * self.w_max
+
+        plus, minus = idle(), idle()  # drawn for both sides; used where that side is idle
+        return np.where(q > 0, 0.0, plus) - np.where(q < 0, 0.0, minus)
 
     def _programming_sigma(self, q: np.ndarray) -> np.ndarray | float | None:
         """Programming-noise std in weight units for targets ``q`` (None if noise-free)."""
@@ -492,6 +617,40 @@ class Crossbar:
             k.read_drift(w, self._nu, math.log(age / cfg.t0_s), o)
         return out
 
+    def _add_read_noise_1f(self, t_s: float, out: np.ndarray) -> None:
+        """Add the age- and conductance-dependent 1/f deviation to ``out`` (drifted weights),
+        ``read_noise_model = "pcm"`` (:mod:`hardware_models.pcm_read_noise`)."""
+        from hardware_models.pcm_read_noise import add_read_noise_1f
+
+        cfg = self.config
+        assert self._z1f is not None and cfg.read_time_s is not None
+        span = cfg.g_max_s - cfg.g_min_s
+        c = self.w_max * cfg.g_max_s / span
+        t_write = self._t_write
+        if t_write is None:
+            t_write = np.full(1, self.t_program_s)
+            t_write = np.broadcast_to(t_write, (self._w.size,))
+            t_write = np.ascontiguousarray(t_write)
+        pair = self._gp is not None
+        dummy = np.zeros(1)
+        add_read_noise_1f(
+            out.reshape(-1),
+            self._w.reshape(-1),
+            self._gp if pair else dummy,
+            self._gm if pair else dummy,
+            pair,
+            self._z1f,
+            t_write,
+            float(t_s),
+            float(cfg.read_time_s),
+            cfg.g_min_s / cfg.g_max_s,
+            c,
+            self._nu if self._nu is not None else dummy,
+            cfg.drift_nu if cfg.has_drift else 0.0,
+            self._nu is not None and cfg.has_drift,
+            cfg.t0_s,
+        )
+
     def _through_wires(self, w: np.ndarray, drift_t: float | None) -> np.ndarray:
         """``w`` as the columns read it through the wires (cached until the weights change)."""
         import hashlib
@@ -543,7 +702,7 @@ class Crossbar:
         cfg = self.config
         noisy = cfg.read_noise_std > 0
         drifting = self._drifting(t_s)
-        if self.ir_drop is not None:
+        if self.ir_drop is not None or cfg.read_noise_model == "pcm":
             mean = self.read_mean(t_s, out)
             if not noisy:
                 return mean
@@ -585,6 +744,8 @@ class Crossbar:
         every device at every read, ``y_i = (W x)_i + read_sigma * ||x|| * z_i`` exactly in
         distribution (``z`` standard normal, independent per output and per read).
         """
+        if self.config.read_noise_model == "pcm":
+            return self._read_mean_1f(t_s, out)
         if not self._drifting(t_s):
             if self.ir_drop is None:
                 return self._w
@@ -596,6 +757,23 @@ class Crossbar:
         if out is None:
             out = np.empty(self.shape, self.dtype)
         self._drifted(t_s, out)
+        if self.ir_drop is not None:
+            np.copyto(out, self._through_wires(out, t_s))
+        if self.config.drift_compensation != "none":
+            out *= self.compensation(out)
+        return out
+
+    def _read_mean_1f(self, t_s: float, out: np.ndarray | None) -> np.ndarray:
+        """:meth:`read_mean` with the 1/f deviation of ``read_noise_model = "pcm"``: drift,
+        then the deviation, then the wires, then drift compensation (whose reference read sees
+        the deviation, as aihwkit's)."""
+        if out is None:
+            out = np.empty(self.shape, self.dtype)
+        if self._drifting(t_s):
+            self._drifted(t_s, out)
+        else:
+            np.copyto(out, self._w)
+        self._add_read_noise_1f(t_s, out)
         if self.ir_drop is not None:
             np.copyto(out, self._through_wires(out, t_s))
         if self.config.drift_compensation != "none":
@@ -628,6 +806,12 @@ class Crossbar:
         ``t_s`` (simulated seconds) runs the drift clocks of a drifting device: a written
         device starts from its drifted value and restarts its clock at ``t_s``. Without it,
         writes add to the stored (undrifted) value and clocks stay at programming.
+
+        ``unit_cell = "one_sided"``: SET pulses on the pair's ``g_plus`` (increase) or
+        ``g_minus`` (decrease), refreshed when saturated (:mod:`hardware_models.pcm_pair`;
+        refresh pulses are in the count and in :attr:`refresh_counts`). ``update_scheme =
+        "stochastic"``: no accumulator; a rank-one ``dW`` fires the coincidences of random
+        row and column pulse trains (:meth:`pulse_counts`), whose mean is ``dW``.
         """
         cfg = self.config
         if cfg.is_ideal:
@@ -637,7 +821,7 @@ class Crossbar:
         if dW.shape != self.shape:
             raise ValueError(f"dW has shape {dW.shape}, crossbar is {self.shape}")
         r = cfg.relative_dw_min()
-        clocks = t_s is not None and cfg.has_drift
+        clocks = t_s is not None and cfg.time_varying_reads
         if clocks and self._t_write is None:
             self._t_write = np.full(self._w.size, self.t_program_s)
         if r is None:
@@ -656,40 +840,13 @@ class Crossbar:
         else:
             if rng is None:
                 raise ValueError("a pulsed crossbar needs a numpy Generator to update")
-            from hardware_models import _kernels as k
-
             d = np.ascontiguousarray(dW).reshape(-1)
-            has_gain = self._gain is not None
-            gain = self._gain if has_gain else np.ones(1)
             if self._acc is None:
                 self._acc = np.zeros(d.size)
-            r_up, r_down = cfg.pulse_sizes()  # type: ignore[misc]
-            snap = 0
-            if cfg.update_bound == "hard" and cfg.bits is not None:
-                snap = 2 if cfg.bits == 1 else 1
-            n = k.pulsed_update(
-                self._w.reshape(-1),
-                d,
-                self._acc,
-                gain,
-                has_gain,
-                self.w_max,
-                r * self.w_max,
-                r_up,
-                r_down,
-                cfg.dw_min_std,
-                cfg.update_bound == "soft",
-                snap,
-                self.lsb or 0.0,
-                rng,
-                clocks,
-                self._t_write if clocks else np.zeros(1),
-                0.0 if t_s is None else float(t_s),
-                self._nu if self._nu is not None else np.zeros(1),
-                cfg.drift_nu,
-                self._nu is not None,
-                cfg.t0_s,
-            )
+            if cfg.update_scheme == "stochastic":
+                n = self._update_stochastic(dW, rng, t_s)
+            else:
+                n = self._fire(d, self._acc, rng, t_s)
         if self._stuck_idx.size:
             flat = self._w.reshape(-1)
             if cfg.stuck_model == "device":  # the partner moves between 0 and the reachable end
@@ -699,4 +856,107 @@ class Crossbar:
                 )
             else:
                 flat[self._stuck_idx] = self._stuck_val
+            if self._gp is not None and self._gm is not None:
+                v = self._stuck_val.astype(np.float64)
+                self._gp[self._stuck_idx] = np.maximum(v, 0.0)
+                self._gm[self._stuck_idx] = np.maximum(-v, 0.0)
         return int(n)
+
+    def _fire(
+        self, d: np.ndarray, acc: np.ndarray, rng: np.random.Generator, t_s: float | None
+    ) -> int:
+        """Accumulate-and-fire ``d`` (flat, weight units) through the device response."""
+        from hardware_models import _kernels as k
+
+        cfg = self.config
+        r = cfg.relative_dw_min()
+        assert r is not None
+        clocks = t_s is not None and cfg.time_varying_reads
+        has_gain = self._gain is not None
+        gain = self._gain if has_gain else np.ones(1)
+        drift_args = (
+            clocks,
+            self._t_write if clocks else np.zeros(1),
+            0.0 if t_s is None else float(t_s),
+            self._nu if self._nu is not None else np.zeros(1),
+            cfg.drift_nu,
+            self._nu is not None,
+            cfg.t0_s,
+        )
+        if cfg.unit_cell == "one_sided":
+            from hardware_models.pcm_pair import pair_update
+
+            assert self._gp is not None and self._gm is not None
+            return pair_update(
+                self._w.reshape(-1),
+                self._gp,
+                self._gm,
+                d,
+                acc,
+                gain,
+                has_gain,
+                self.w_max,
+                r * self.w_max,
+                r,
+                cfg.set_step_a,
+                cfg.set_step_k,
+                cfg.dw_min_std,
+                cfg.dw_std_add,
+                cfg.dw_std_slope,
+                cfg.reset_level,
+                cfg.refresh_upper,
+                cfg.refresh_lower,
+                rng,
+                *drift_args,
+                self.refresh_counts,
+            )
+        r_up, r_down = cfg.pulse_sizes()  # type: ignore[misc]
+        snap = 0
+        if cfg.update_bound == "hard" and cfg.bits is not None:
+            snap = 2 if cfg.bits == 1 else 1
+        return k.pulsed_update(
+            self._w.reshape(-1),
+            d,
+            acc,
+            gain,
+            has_gain,
+            self.w_max,
+            r * self.w_max,
+            r_up,
+            r_down,
+            cfg.dw_min_std,
+            cfg.update_bound == "soft",
+            snap,
+            self.lsb or 0.0,
+            rng,
+            *drift_args,
+        )
+
+    def pulse_counts(self, dW: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Signed pulse counts the stochastic pulse trains fire for a rank-one ``dW``
+        (``update_scheme = "stochastic"``; :mod:`hardware_models.pulse_trains`)."""
+        from hardware_models.pulse_trains import coincidence_counts, rank_one_factors
+
+        cfg = self.config
+        factors = rank_one_factors(dW)
+        if factors is None:
+            raise ValueError(
+                "chip.synapses.update_scheme = 'stochastic' needs rank-one weight changes "
+                "(batch 1 with the flow or plain SGD); this change is not rank one"
+            )
+        dw = cfg.relative_dw_min() * self.w_max  # type: ignore[operator]
+        return coincidence_counts(
+            factors[0], factors[1], dw, cfg.pulse_train_bl, rng, cfg.pulse_train_bl_management
+        )
+
+    def _update_stochastic(
+        self, dW: np.ndarray, rng: np.random.Generator, t_s: float | None
+    ) -> int:
+        """Fire the coincidences of stochastic pulse trains (no accumulator: aihwkit's
+        ``StochasticCompressed``) through the device response."""
+        counts = self.pulse_counts(dW, rng)
+        dw = self.config.relative_dw_min() * self.w_max  # type: ignore[operator]
+        # n whole pulses: request n + 1/2 (sign n) pulses from an empty counter, so the
+        # kernel's truncation fires exactly n whatever the rounding of n * dw / dw
+        d = ((counts + 0.5 * np.sign(counts)) * dw).reshape(-1)
+        return self._fire(d, np.zeros(d.size), rng, t_s)

@@ -242,7 +242,17 @@ def save(path: str | Path, ck: Checkpoint) -> None:
                 c = g.create_group(str(i))
                 c.attrs["w_max"] = cb["w_max"]
                 c.attrs["t_program_s"] = cb["t_program_s"]
-                for k in ("gain", "nu", "acc", "t_write", "stuck_idx", "stuck_val"):
+                for k in (
+                    "gain",
+                    "nu",
+                    "acc",
+                    "t_write",
+                    "gp",
+                    "gm",
+                    "z1f",
+                    "stuck_idx",
+                    "stuck_val",
+                ):
                     if cb.get(k) is not None:
                         c.create_dataset(k, data=cb[k])
         g = f.create_group("optimizer")
@@ -422,7 +432,7 @@ def _read(f: h5py.File, name: str) -> Checkpoint:
                 if not isinstance(v, float | np.floating):
                     raise ResultsError(f"{name}: /crossbars/{i} attribute {attr} is missing")
                 cb[attr] = float(v)
-            for k in ("gain", "nu", "acc", "t_write"):
+            for k in ("gain", "nu", "acc", "t_write", "gp", "gm", "z1f"):
                 cb[k] = None
                 if k in c:
                     a = _float_array(c[k][()], f"/crossbars/{i}/{k}", name, 1)

@@ -219,7 +219,9 @@ class Circuit:
     @property
     def static_reads(self) -> bool:
         """True when :meth:`read_weights` gives the same matrices at every time (no drift)."""
-        return self._read_bufs is None or not any(cb.config.has_drift for cb in self.crossbars)
+        return self._read_bufs is None or not any(
+            cb.config.time_varying_reads for cb in self.crossbars
+        )
 
     @property
     def has_read_noise(self) -> bool:

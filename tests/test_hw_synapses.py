@@ -454,3 +454,24 @@ def test_pulse_counts_converge_under_noisy_requests_as_calls_get_finer():
     assert requested[4000] / requested[1000] == pytest.approx(2.0, rel=0.05)
     assert fired[4000] == pytest.approx(fired[1000], rel=0.10)
     assert fired[4000] < 0.2 * requested[4000]
+
+
+def test_idle_device_programming_noise_matches_the_clamped_closed_form():
+    """aihwkit programs both devices of a pair: the idle one to g_min = 0 with the PCM noise
+    there, clamped at 0. For w = +0.1 w_max: mean shift -sigma0 / sqrt(2 pi), variance
+    sigma(0.1)^2 + sigma0^2 (pi - 1) / (2 pi) (a normal clamped at 0), in units of g_max."""
+    rng = np.random.default_rng(11)
+    xb = _xb((400, 400), g_min_s=0.0, w_max=1.0, prog_noise_scale=1.0, prog_noise_idle_device=True)
+    W = np.full((400, 400), 0.1)
+    xb.program(W, rng)
+    g_max = 25e-6
+    s0 = pcm_programming_noise_s(0.0) / g_max
+    s1 = pcm_programming_noise_s(0.1) / g_max
+    d = xb.weights - W
+    assert d.mean() == pytest.approx(-s0 / np.sqrt(2 * np.pi), rel=0.02)
+    assert d.std() == pytest.approx(np.sqrt(s1**2 + s0**2 * (np.pi - 1) / (2 * np.pi)), rel=0.01)
+    # off (the default): only the active device is programmed with noise, unbiased
+    xb2 = _xb((400, 400), g_min_s=0.0, w_max=1.0, prog_noise_scale=1.0)
+    xb2.program(W, rng)
+    assert abs((xb2.weights - W).mean()) < 4 * s1 / 400
+    assert (xb2.weights - W).std() == pytest.approx(s1, rel=0.01)
