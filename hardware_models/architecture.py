@@ -21,6 +21,12 @@ Partial sums (``partial_sums``):
 ADC sharing: ``adc_share_columns = k`` columns share one SAR ADC through a multiplexer
 (NeuroSim ``numColMuxed``), so one read takes ``min(k, lines) * t_adc`` with ``t_adc = (bits +
 1) * sar_cycle_s`` (NeuroSim), plus one clock per adder stage.
+With per-tile conversion the products the next layer reads are the sums of converted partial
+sums (:mod:`hardware_models.partial_sums`), and the feedback loop closes once per read: a read
+takes ``max(tau_x, t_conv)`` (:func:`read_period_s`), so tiles whose shared ADCs convert
+slower than ``tau_x`` stretch every presentation. The network's output is read at the edge by
+``ceil(n_out / k)`` ADCs, ``min(k, n_out) * t_adc`` per read, repeated by bound management
+(:func:`output_conversion_s`).
 
 Area (mm^2, :func:`chip_area`), each constant with its source in the field's doc:
 synapse cells ``tiles * tile_rows * tile_cols * devices_per_weight * cell_area_f2 * F^2``;
@@ -42,7 +48,15 @@ from typing import ClassVar
 
 from hardware_models._config import ConfigBase, param
 
-__all__ = ["ArchitectureConfig", "LayerMap", "map_layer", "map_network", "chip_area"]
+__all__ = [
+    "ArchitectureConfig",
+    "LayerMap",
+    "map_layer",
+    "map_network",
+    "chip_area",
+    "read_period_s",
+    "output_conversion_s",
+]
 
 # ISAAC (Shafiee et al., ISCA 2016) periphery at 32 nm, as tabulated by the Accelergy
 # hwcomponents library: 8-bit SAR ADC 9600 um^2 / 8 = 1200 um^2 (Kull et al., ISSCC 2013);
@@ -54,6 +68,8 @@ ISAAC_SHIFT_ADD_UM2 = 60.0
 # FP32 adder 4184 um^2.
 HOROWITZ_FP32_FMA_UM2 = 7700.0 + 4184.0
 HOROWITZ_NODE_M = 45e-9
+# Horowitz, ISSCC 2014, 45 nm 0.9 V: 8-bit integer add 0.03 pJ (32-bit add 0.1 pJ)
+HOROWITZ_ADD_8BIT_J = 0.03e-12
 UM2_PER_MM2 = 1e6
 
 
@@ -119,6 +135,12 @@ class ArchitectureConfig(ConfigBase):
     )
     fma_area_um2: float = param(
         HOROWITZ_FP32_FMA_UM2, "um^2", "nonneg", "co-processor FP32 mult+add (Horowitz, 45 nm)"
+    )
+    accumulator_add_8bit_j: float = param(
+        HOROWITZ_ADD_8BIT_J,
+        "J",
+        "nonneg",
+        "one 8-bit add of a pulse accumulator at 45 nm (Horowitz ISSCC 2014); x bits/8, to node",
     )
 
     def _cross_checks(self) -> None:
@@ -203,6 +225,33 @@ def map_network(
         map_layer(sizes[i + 1], sizes[i], arch, adc_bits, sar_cycle_s)
         for i in range(len(sizes) - 1)
     ]
+
+
+def read_period_s(maps: Sequence[LayerMap], tau_x_s: float, backward: bool = True) -> float:
+    """Seconds per crossbar read (s): the analog read settles in ``tau_x_s``; with per-tile
+    conversion the feedback loop closes only when the slowest layer's ADCs have converted
+    their lines (``LayerMap.latency_*``, column sharing included), so a read takes
+    ``max(tau_x_s, t_conv)``. Layers convert at once, and so do the forward and backward ADCs
+    on the two edges of a tile; ``backward=False``: forward reads only (deployed inference)."""
+    t_conv = max(
+        (max(m.latency_forward_s, m.latency_backward_s if backward else 0.0) for m in maps),
+        default=0.0,
+    )
+    return max(tau_x_s, t_conv)
+
+
+def output_conversion_s(
+    n_out: int,
+    arch: ArchitectureConfig,
+    adc_bits: int | None,
+    sar_cycle_s: float,
+    retries: int = 0,
+) -> float:
+    """Seconds to convert ``n_out`` outputs at the network's edge: ``adc_share_columns = k``
+    outputs share one SAR ADC, so each converts ``min(k, n_out)`` one after another, and
+    iterative bound management repeats the whole read ``retries`` times:
+    ``(1 + retries) * min(k, n_out) * (bits + 1) * t_cycle``; 0 for an ideal ADC."""
+    return (1 + retries) * min(arch.adc_share_columns, n_out) * _adc_time_s(adc_bits, sar_cycle_s)
 
 
 def adc_area_um2(bits: int | None, area_8bit_um2: float) -> float:

@@ -30,6 +30,7 @@ from hardware_models.architecture import ArchitectureConfig, LayerMap, chip_area
 from hardware_models.baselines import BaselineCost
 from hardware_models.converters import ConverterConfig
 from hardware_models.costs import CostConfig, DigitalCost, digital_baseline
+from hardware_models.partial_sums import TileReads
 from hardware_models.synapses import Crossbar, SynapseConfig
 from hardware_models.units import ErrorUnitConfig, UnitArray, ValueUnitConfig
 
@@ -129,6 +130,30 @@ class Chip:
         """FP32, FP16 and INT8 digital accelerators at this chip's node and at 45 nm, each
         priced for backprop training and inference (:mod:`hardware_models.baselines`)."""
         return _baselines.standard_baselines(layer_sizes, batch_size, self.node_nm)
+
+    @property
+    def accumulator_add_energy_j(self) -> float:
+        """Energy of one add of one per-weight pulse accumulator (J): an
+        ``architecture.accumulator_bits``-bit adder, ``accumulator_add_8bit_j * bits / 8`` at
+        45 nm (Horowitz ISSCC 2014: 8-bit add 0.03 pJ, 32-bit 0.1 pJ), scaled to ``node_nm``
+        (:func:`hardware_models.baselines.energy_scale`)."""
+        a = self.architecture
+        return (
+            a.accumulator_add_8bit_j
+            * a.accumulator_bits
+            / 8
+            * _baselines.energy_scale(self.node_nm)
+        )
+
+    def tile_reads(self) -> TileReads | None:
+        """How matrix-vector products are read when every tile converts its outputs
+        (``architecture.partial_sums = "digital"`` with a finite-resolution ADC,
+        :mod:`hardware_models.partial_sums`); None when partial sums stay analog or the ADC
+        is ideal (the read is then the plain product)."""
+        a, cv = self.architecture, self.converters
+        if a.partial_sums != "digital" or cv.adc_bits is None:
+            return None
+        return TileReads(a.tile_rows, a.tile_cols, cv)
 
     def layer_maps(self, sizes: list[int]) -> list[LayerMap]:
         """Each weight matrix of a network ``sizes`` on this chip's tiles (per-read costs)."""

@@ -38,6 +38,15 @@ def initial_activities(circ: Circuit, x: np.ndarray, y: np.ndarray | None) -> li
     xs = [x0] + [np.empty((x0.shape[0], n), net.dtype) for n in net.sizes[1:]]
     ws = circ.workspace(x0.shape[0])
     units = circ.units
+    if circ.partial_sums is not None:  # products through per-tile ADCs: the numpy pass
+        ff = field.feedforward(
+            net, x0, circ.read_weights(), None if circ.ideal else units, circ.partial_sums
+        )
+        for x, v in zip(xs[1:], ff[1:], strict=True):
+            x[...] = v
+        if y is not None:
+            xs[-1][...] = circ.dac(y)
+        return xs
     kernels.feedforward(
         kernels.seq(xs),
         kernels.seq(circ.read_weights()),

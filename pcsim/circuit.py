@@ -8,7 +8,9 @@ converters at the edges, the simulated time and the energy ledger. With no chip,
 Time is in units of ``tau_x``; ``chip.tau_x_s`` converts to seconds. Costs (docs/math.md,
 section 6) are charged as the engines report what happened:
 
-- static power of every biased unit (value and error units) x time, per sample circuit;
+- static power of every biased unit (value and error units) x time, per sample circuit; time
+  is ``read_period_s`` per ``tau_x`` of the dynamics: ``tau_x``, or the tiles' conversion
+  time where per-tile ADCs (shared columns) take longer than ``tau_x`` to close the loop;
 - crossbar reads: each synapse conducts continuously in both directions (predictions up,
   errors down); pcsim counts one multiply-accumulate per synapse and direction per ``tau_x``
   (the crossbar's RC settling time is about one tau), priced at ``read_energy_per_mac_j``;
@@ -18,6 +20,9 @@ section 6) are charged as the engines report what happened:
 - one DAC conversion per clamped input or target value, one ADC conversion per output read;
 - with digital partial sums (``chip.architecture``), one ADC conversion per tile output per
   read, at the crossbar-read clock (one read per ``tau_x`` and direction): ``tile_adc``.
+  Those conversions also shape what is read: every product goes through the tiles' ADCs
+  (``partial_sums``, :mod:`hardware_models.partial_sums`), which the clocked engine's numpy
+  path evaluates (the fused numba kernels read plain products and are not used then).
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ from typing import ClassVar
 import numpy as np
 
 from hardware_models import Chip
+from hardware_models.architecture import output_conversion_s, read_period_s
 from hardware_models.costs import EnergyLedger
+from hardware_models.partial_sums import TileReads
 from pcsim import blas
 from pcsim.field import UnitParams
 from pcsim.network import Network
@@ -125,6 +132,11 @@ class Circuit:
     units: UnitParams = field(init=False)
     thermal_sigma: list[np.ndarray] = field(init=False)
     crossbars: list | None = field(default=None, init=False, repr=False)
+    # products read through per-tile ADCs (hardware_models.partial_sums); None: plain products
+    partial_sums: TileReads | None = field(default=None, init=False, repr=False)
+    # the largest number of bound-management repeats of the last output read (converters)
+    adc_retries: int = field(default=0, init=False, repr=False)
+    _read_periods: dict[bool, float] = field(default_factory=dict, init=False, repr=False)
     read_sigma: np.ndarray = field(init=False, repr=False)
     read_window_tau: float = field(default=1.0, init=False, repr=False)
     _exact_quantum: list = field(default_factory=list, init=False, repr=False)
@@ -156,6 +168,7 @@ class Circuit:
         if not all(cb.is_ideal for cb in self.crossbars):
             self._read_bufs = [np.empty_like(W) for W in net.weights]
         self.read_sigma = np.array([cb.read_sigma for cb in self.crossbars])
+        self.partial_sums = chip.tile_reads()
         self._exact_quantum = [self._write_quantum(cb) for cb in self.crossbars]
         t_read = chip.synapses.read_time_s
         self.read_window_tau = 1.0 if t_read is None else t_read / chip.tau_x_s
@@ -253,6 +266,7 @@ class Circuit:
                 q = self._exact_quantum[l]
                 pulses += fired if q is None else float(np.abs(d).sum()) / q
             self.charge_writes(replicas * pulses)
+
         if deltas_b is not None and self.net.biases is not None:
             for b, d in zip(self.net.biases, deltas_b, strict=True):
                 b += d
@@ -274,9 +288,33 @@ class Circuit:
         if self.chip is None:
             return x
         cv = self.chip.converters
-        y, n, _ = cv.convert_output(x)  # bound management repeats clipped reads
-        self.ledger.charge("adc", n * cv.adc_energy_j, n)
+        y, n, k = cv.convert_output(x)  # bound management repeats clipped reads
+        self.ledger.charge("adc", x.size * cv.adc_energy_j, x.size)
+        if n > x.size:  # the repeats: their own ledger entry
+            self.ledger.charge("bound_management", (n - x.size) * cv.adc_energy_j, n - x.size)
+        self.adc_retries = k
         return y
+
+    def read_period_s(self, backward: bool = True) -> float:
+        """Seconds per crossbar read: ``tau_x`` or the tiles' conversion time, the longer
+        (:func:`hardware_models.architecture.read_period_s`); 0 without a chip."""
+        if self.chip is None:
+            return 0.0
+        period = self._read_periods.get(backward)
+        if period is None:
+            maps = self.chip.layer_maps(list(self.net.sizes))
+            period = self._read_periods[backward] = read_period_s(maps, self.chip.tau_x_s, backward)
+        return period
+
+    def output_conversion_s(self, retries: int = 0) -> float:
+        """Seconds to convert the top layer at the edge ADCs (shared columns, ``retries``
+        bound-management repeats; :func:`hardware_models.architecture.output_conversion_s`)."""
+        if self.chip is None:
+            return 0.0
+        cv = self.chip.converters
+        return output_conversion_s(
+            self.net.sizes[-1], self.chip.architecture, cv.adc_bits, cv.sar_cycle_s, retries
+        )
 
     def gammas(self, dt: float) -> tuple[np.ndarray, ...]:
         """Per-unit Euler rates ``dt / tau_unit`` (dt in units of tau_x); cached per dt."""
@@ -311,7 +349,8 @@ class Circuit:
         if self.chip is None:
             return
         c = self.chip.costs
-        seconds = duration_tau * self.chip.tau_x_s * batch
+        # one read per tau_x of the dynamics, each tau_x or the tiles' conversion if longer
+        seconds = duration_tau * self.read_period_s() * batch
         self.ledger.charge("static", c.static_energy_j(self.n_units, seconds))
         macs = 2.0 * self.n_synapses * duration_tau * batch
         self.ledger.charge("crossbar_read", c.read_energy_j(macs), macs)
