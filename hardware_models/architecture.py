@@ -29,7 +29,8 @@ slower than ``tau_x`` stretch every presentation. The network's output is read a
 (:func:`output_conversion_s`).
 
 Area (mm^2, :func:`chip_area`), each constant with its source in the field's doc:
-synapse cells ``tiles * tile_rows * tile_cols * devices_per_weight * cell_area_f2 * F^2``;
+synapse cells ``tiles * tile_rows * tile_cols * devices_per_weight * device_pairs *
+cell_area_f2 * F^2`` (``device_pairs``: :mod:`hardware_models.mapping`);
 ADCs ``A_8 * 2^(bits - 8)`` and DACs ``A_1 * 2^(bits - 1)`` (ISAAC, Shafiee et al. ISCA 2016:
 an 8-bit 1.28 GS/s SAR ADC of 1200 um^2 after Kull et al. ISSCC 2013, a 1-bit DAC of
 0.166 um^2, both at 32 nm, scaled as a capacitive DAC with ``2^bits``); value and error units
@@ -95,6 +96,12 @@ class ArchitectureConfig(ConfigBase):
     adc_share_columns: int = param(1, "column", "count", "columns multiplexed onto one ADC")
     devices_per_weight: int = param(
         2, "device", "count", "cells per weight (2: differential pair; SRAM: bits)"
+    )
+    device_pairs: int = param(
+        1, "pair", "count", "pairs summed per weight (hardware_models.mapping): n x cells"
+    )
+    column_remap: bool = param(
+        False, "", "bool", "each column programmed at full range, rescaled digitally"
     )
     feature_size_m: float = param(22e-9, "m", "pos", "technology feature size F")
     cell_area_f2: float = param(
@@ -289,6 +296,7 @@ def chip_area(
     n_weights = sum(m.n_out * m.n_in for m in maps)
     n_value, n_error = sum(sizes), sum(sizes[1:])
     cells = sum(m.cells for m in maps) * arch.devices_per_weight * arch.cell_area_f2 * f2_um2
+    cells *= arch.device_pairs  # hardware_models.mapping: n pairs per weight
     a_adc = adc_area_um2(adc_bits, arch.adc_area_8bit_um2)
     tile_adcs = sum(m.adcs for m in maps)
     # the edges: a DAC per input and target line, an ADC per output read (shared as the tiles)

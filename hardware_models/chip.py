@@ -30,6 +30,7 @@ from hardware_models.architecture import ArchitectureConfig, LayerMap, chip_area
 from hardware_models.baselines import BaselineCost
 from hardware_models.converters import ConverterConfig
 from hardware_models.costs import CostConfig, DigitalCost, digital_baseline
+from hardware_models.mapping import MappedCrossbar
 from hardware_models.partial_sums import TileReads
 from hardware_models.synapses import Crossbar, SynapseConfig
 from hardware_models.units import ErrorUnitConfig, UnitArray, ValueUnitConfig
@@ -103,9 +104,20 @@ class Chip:
             return self.costs.transition_energy_j
         return self.value_units.capacitance_f * self.value_units.signal_scale_v**2
 
-    def crossbar(self, shape: tuple[int, int], dtype: np.dtype | type = np.float64) -> Crossbar:
+    def crossbar(
+        self, shape: tuple[int, int], dtype: np.dtype | type = np.float64
+    ) -> Crossbar | MappedCrossbar:
         """An unprogrammed crossbar of this chip's synapses (reading through its tiles' wires
-        when ``architecture.ir_drop`` is on and the wires have resistance)."""
+        when ``architecture.ir_drop`` is on and the wires have resistance); with
+        ``architecture.device_pairs > 1`` or ``column_remap``, those pairs behind one
+        :class:`~hardware_models.mapping.MappedCrossbar` (non-ideal synapses only)."""
+        a = self.architecture
+        if not self.synapses.is_ideal and (a.device_pairs > 1 or a.column_remap):
+            pairs = [self._crossbar(shape, dtype) for _ in range(a.device_pairs)]
+            return MappedCrossbar(pairs, a.column_remap)  # hardware_models.mapping
+        return self._crossbar(shape, dtype)
+
+    def _crossbar(self, shape: tuple[int, int], dtype: np.dtype | type) -> Crossbar:
         xb = Crossbar(self.synapses, shape, dtype)
         a = self.architecture
         if a.ir_drop and a.wire_segment_ohm > 0 and not self.synapses.is_ideal:

@@ -172,6 +172,12 @@ def capture(
     if circ.crossbars is not None:
         crossbars = []
         for cb in circ.crossbars:
+            if hasattr(cb, "n_pairs"):  # hardware_models.mapping: several devices per weight
+                raise ValueError(
+                    "checkpoints hold one device array per weight layer: chip.architecture."
+                    "device_pairs > 1 or column_remap cannot be checkpointed; run without "
+                    "--checkpoint"
+                )
             crossbars.append(
                 {
                     "w_max": float(cb.w_max),

@@ -264,7 +264,7 @@ class Circuit:
             for l, (cb, d) in enumerate(zip(self.crossbars, deltas_w, strict=True)):
                 fired = cb.update(d, self.rng, t_s)
                 q = self._exact_quantum[l]
-                pulses += fired if q is None else float(np.abs(d).sum()) / q
+                pulses += fired if q is None else _device_change(cb, d) / q
             self.charge_writes(replicas * pulses)
 
         if deltas_b is not None and self.net.biases is not None:
@@ -352,10 +352,16 @@ class Circuit:
         # one read per tau_x of the dynamics, each tau_x or the tiles' conversion if longer
         seconds = duration_tau * self.read_period_s() * batch
         self.ledger.charge("static", c.static_energy_j(self.n_units, seconds))
-        macs = 2.0 * self.n_synapses * duration_tau * batch
+        macs = 2.0 * self.n_synapses * self.device_pairs * duration_tau * batch
         self.ledger.charge("crossbar_read", c.read_energy_j(macs), macs)
         self.ledger.add_time(seconds)
         self.charge_periphery(duration_tau, batch)
+
+    @property
+    def device_pairs(self) -> int:
+        """Device pairs summed per weight (``architecture.device_pairs``; 1 without a chip):
+        each conducts, so reads cost that many MACs (:mod:`hardware_models.mapping`)."""
+        return 1 if self.chip is None else self.chip.architecture.device_pairs
 
     @property
     def tile_conversions_per_read(self) -> int:
@@ -370,7 +376,15 @@ class Circuit:
         """Per-tile ADC conversions with digital partial sums: every tile output is converted
         once per read, and the crossbars are read once per ``tau_x`` in each direction (the
         same clock as ``crossbar_read``)."""
-        if self.chip is None or self.chip.converters.adc_bits is None:
+        if self.chip is None:
+            return
+        if self.crossbars is not None and any(
+            getattr(cb, "column_remap", False) for cb in self.crossbars
+        ):  # one digital multiply per output and read direction (hardware_models.mapping)
+            n = 2.0 * sum(self.net.sizes[1:]) * duration_tau * batch
+            e = n * self.chip.costs.baseline.mult_energy_j
+            self.ledger.charge("column_remap", e, n)
+        if self.chip.converters.adc_bits is None:
             return
         n = self.tile_conversions_per_read * duration_tau * batch
         if n:
@@ -413,3 +427,12 @@ class Circuit:
         if self.chip is None:
             return
         self.ledger.charge("unit_dynamic", total_swing * self.chip.transition_energy_j, total_swing)
+
+
+def _device_change(cb, d: np.ndarray) -> float:
+    """Total absolute conductance change (weight units) that writing ``d`` asks of the
+    devices of ``cb``: ``sum |d|``, or ``n * sum |s_o d|`` on a mapped crossbar."""
+    scale = getattr(cb, "scale", None)
+    if scale is None:
+        return float(np.abs(d).sum())
+    return cb.n_pairs * float(np.abs(d * scale).sum())
