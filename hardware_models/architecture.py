@@ -21,8 +21,9 @@ Partial sums (``partial_sums``):
 ADC sharing: ``adc_share_columns = k`` columns share one SAR ADC through a multiplexer
 (NeuroSim ``numColMuxed``), so one read takes ``min(k, lines) * t_adc`` with ``t_adc = (bits +
 1) * sar_cycle_s`` (NeuroSim), plus one clock per adder stage.
-With per-tile conversion the products the next layer reads are the sums of converted partial
-sums (:mod:`hardware_models.partial_sums`), and the feedback loop closes once per read: a read
+With per-tile conversion and ``tile_adc_reads = true`` the products the next layer reads are
+the sums of converted partial sums (:mod:`hardware_models.partial_sums`; off by default, when
+the conversions are charged but the products read exact), and the loop closes once per read: a read
 takes ``max(tau_x, t_conv)`` (:func:`read_period_s`), so tiles whose shared ADCs convert
 slower than ``tau_x`` stretch every presentation. The network's output is read at the edge by
 ``ceil(n_out / k)`` ADCs, ``min(k, n_out) * t_adc`` per read, repeated by bound management
@@ -94,6 +95,12 @@ class ArchitectureConfig(ConfigBase):
         "analog", "", ("analog", "digital"), "analog: summed on wires; digital: per-tile ADCs"
     )
     adc_share_columns: int = param(1, "column", "count", "columns multiplexed onto one ADC")
+    tile_adc_reads: bool = param(
+        False,
+        "",
+        "bool",
+        "digital partial sums: products read through the tile ADCs (else charged only)",
+    )
     devices_per_weight: int = param(
         2, "device", "count", "cells per weight (2: differential pair; SRAM: bits)"
     )

@@ -159,11 +159,11 @@ class Chip:
 
     def tile_reads(self) -> TileReads | None:
         """How matrix-vector products are read when every tile converts its outputs
-        (``architecture.partial_sums = "digital"`` with a finite-resolution ADC,
-        :mod:`hardware_models.partial_sums`); None when partial sums stay analog or the ADC
-        is ideal (the read is then the plain product)."""
+        (``architecture.partial_sums = "digital"`` and ``tile_adc_reads`` with a
+        finite-resolution ADC, :mod:`hardware_models.partial_sums`); None otherwise (the read
+        is then the plain product; per-tile conversions are still charged)."""
         a, cv = self.architecture, self.converters
-        if a.partial_sums != "digital" or cv.adc_bits is None:
+        if a.partial_sums != "digital" or not a.tile_adc_reads or cv.adc_bits is None:
             return None
         return TileReads(a.tile_rows, a.tile_cols, cv)
 

@@ -1,6 +1,9 @@
 """Per-tile conversion: what the next layer reads when every tile converts its own outputs.
 
-With ``chip.architecture.partial_sums = "digital"`` (NeuroSim, IBM HERMES) a weight matrix
+With ``chip.architecture.partial_sums = "digital"`` and ``tile_adc_reads = true`` (an option,
+off in the presets, which charge the per-tile conversions but read exact products: with
+thermal noise in the loop an output read through tile ADCs toggles between adjacent codes,
+see docs/sources.md) a weight matrix
 ``W`` of shape ``(n_out, n_in)`` lies on tiles of ``tile_rows`` inputs x ``tile_cols`` outputs
 (:mod:`hardware_models.architecture`). Each tile's column currents pass through an ADC before
 the partial sums of the tiles that share an output are added digitally (exactly), so a read of
@@ -29,9 +32,8 @@ from hardware_models.converters import ConverterConfig
 __all__ = ["TileReads", "CLOCKED_ONLY"]
 
 CLOCKED_ONLY = (
-    "the chip converts every tile's partial sums (architecture.partial_sums = 'digital' with "
-    "converters.adc_bits): only [engine] kind = 'clocked' reads products through the tile "
-    "ADCs; use it, or set architecture.partial_sums = 'analog' or omit converters.adc_bits"
+    "chip.architecture.tile_adc_reads reads products through the tiles' ADCs, which only "
+    "[engine] kind = 'clocked' evaluates; use it, or set tile_adc_reads = false"
 )
 
 

@@ -20,9 +20,10 @@ section 6) are charged as the engines report what happened:
 - one DAC conversion per clamped input or target value, one ADC conversion per output read;
 - with digital partial sums (``chip.architecture``), one ADC conversion per tile output per
   read, at the crossbar-read clock (one read per ``tau_x`` and direction): ``tile_adc``.
-  Those conversions also shape what is read: every product goes through the tiles' ADCs
-  (``partial_sums``, :mod:`hardware_models.partial_sums`), which the clocked engine's numpy
-  path evaluates (the fused numba kernels read plain products and are not used then).
+  With ``chip.architecture.tile_adc_reads`` those conversions also shape what is read: every
+  product goes through the tiles' ADCs (``partial_sums``, :mod:`hardware_models.partial_sums`),
+  which the clocked engine's numpy path evaluates (the fused numba kernels read plain
+  products and are not used then).
 """
 
 from __future__ import annotations

@@ -32,8 +32,7 @@ RUN_CASES = {
     "tau_x 1e6": ("[engine]\ntau_x = 1e6\n", "2e+09 engine steps (at most 1e+06)"),
     "tau_x 1e300": ("[engine]\ntau_x = 1e300\n", "engine steps (at most 1e+06)"),
     "events per tau": (
-        '[engine]\nkind = "events"\nevents_per_tau = 1e9\n[learning]\noptimizer = "sgd"\n'
-        '[chip]\npreset = "ideal"\n',
+        '[engine]\nkind = "events"\nevents_per_tau = 1e9\n[learning]\noptimizer = "sgd"\n',
         "unit events (at most 1e+08)",
     ),
     # 84 bytes per float32 weight: about 350 GB, more than any machine running the tests

@@ -144,11 +144,7 @@ def test_chip_with_quantised_crossbars_frozen_run_matches_and_learning_is_refuse
     from hardware_models import load_preset
 
     chip = load_preset("sram-cim").with_overrides(
-        {
-            "value_units": {"thermal_noise": False},
-            "error_units": {"noise_std": 0.0},
-            "architecture": {"partial_sums": "analog"},  # Brian2 reads plain products
-        }
+        {"value_units": {"thermal_noise": False}, "error_units": {"noise_std": 0.0}}
     )
     net = network.build((8, 12, 6), "tanh", rng=10)
     circ = Circuit(net, chip=chip, rng=np.random.default_rng(0))

@@ -79,9 +79,7 @@ CASES = {
             chip="pcm",
             learning='optimizer = "sgd"\ntau_w = 50.0',
         )
-        + '[engine]\nkind = "events"\n[algorithm]\ninit = "carry"\npresentation_time = 1.0\n'
-        # the events engine reads plain products: partial sums summed on the tiles' wires
-        + '[chip.architecture]\npartial_sums = "analog"\n',
+        + '[engine]\nkind = "events"\n[algorithm]\ninit = "carry"\npresentation_time = 1.0\n',
         1,
     ),
 }

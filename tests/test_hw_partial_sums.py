@@ -49,11 +49,14 @@ def test_fine_adc_approaches_the_plain_product_within_half_a_step_per_tile():
         TileReads(4, 3, ConverterConfig())
 
 
-def test_chip_reads_through_tile_adcs_only_with_digital_partial_sums_and_a_real_adc():
-    assert load_preset("rram").tile_reads() is not None  # NeuroSim: per-subarray conversion
-    assert load_preset("rram", {"architecture.partial_sums": "analog"}).tile_reads() is None
-    assert load_preset("rram", {"converters.adc_bits": None}).tile_reads() is None
-    assert load_preset("ideal").tile_reads() is None
+def test_chip_reads_through_tile_adcs_only_when_asked_with_digital_sums_and_a_real_adc():
+    on = {"architecture.tile_adc_reads": True}
+    assert load_preset("rram").tile_reads() is None  # the presets charge, reads stay exact
+    reads = load_preset("rram", on).tile_reads()  # NeuroSim: per-subarray conversion
+    assert (reads.tile_rows, reads.tile_cols, reads.converter.adc_bits) == (128, 128, 8)
+    assert load_preset("rram", {**on, "architecture.partial_sums": "analog"}).tile_reads() is None
+    assert load_preset("rram", {**on, "converters.adc_bits": None}).tile_reads() is None
+    assert load_preset("ideal", on).tile_reads() is None
 
 
 QUIET = {  # every noise source off: the step is deterministic
@@ -65,6 +68,7 @@ QUIET = {  # every noise source off: the step is deterministic
     "error_units.noise_std": 0.0,
     "error_units.gain_error_std": 0.0,
     "error_units.offset_std": 0.0,
+    "architecture.tile_adc_reads": True,
     "architecture.tile_rows": 4,
     "architecture.tile_cols": 3,
     "converters.adc_bits": 4,  # coarse (step 8/14 activity units) so the effect is large
@@ -129,5 +133,19 @@ def test_engines_that_cannot_read_through_tile_adcs_refuse():
     net = network.build((10, 7, 5), "tanh", rng=4)
     circ = Circuit(net, chip=chip, rng=np.random.default_rng(1))
     xs = [np.zeros((1, n)) for n in net.sizes]
-    with pytest.raises(ValueError, match="partial_sums"):
+    with pytest.raises(ValueError, match="tile_adc_reads"):
         AdaptiveEngine().solve(circ, xs, [False, True, True], 1.0)
+
+
+def test_the_events_engine_is_refused_at_configuration():
+    from pcsim import config
+
+    d = {
+        "engine": {"kind": "events"},
+        "learning": {"optimizer": "sgd", "tau_w": 50.0},
+        "chip": {"preset": "rram", "architecture": {"tile_adc_reads": True}},
+    }
+    with pytest.raises(config.ConfigError, match="engine.kind = 'events'.*tile_adc_reads"):
+        config.from_dict(d)
+    d["chip"]["architecture"]["tile_adc_reads"] = False
+    assert config.from_dict(d).engine.kind == "events"

@@ -29,8 +29,6 @@ DETERMINISTIC = {
     # with 1.25x headroom; the rram preset's 2.5x (a learning choice) makes these random
     # networks' slowest modes slower than the presentations
     "synapses.w_max_headroom": 1.25,
-    # the netlist is the analog circuit: partial sums summed on wires, no tile ADCs
-    "architecture.partial_sums": "analog",
 }
 
 
