@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 import os
 import shutil
 import subprocess
@@ -34,67 +33,12 @@ def _edges(G: np.ndarray, r_row: float, r_col: float) -> list[tuple[str, str, st
     return out
 
 
-def _minimum_degree_order(edges: list[tuple[str, str, str, float]], ground: set[str]) -> list[str]:
-    """The free nodes in greedy minimum-degree elimination order (ties: first listed).
-
-    ngspice-39 as packaged (no KLU) factorises with Sparse 1.3, whose conventional Markowitz
-    search keeps the current diagonal whenever it ties for the smallest product and otherwise
-    swaps rows and columns through long linked lists; on a crossbar tile in netlist order those
-    swaps, not the arithmetic, took most of an hour at 256 x 256. Numbering the nodes in the
-    order its own greedy search would pick makes every pivot the current diagonal."""
-    names: dict[str, int] = {}
-    for _, a, b, _ in edges:
-        for n in (a, b):
-            if n not in ground:
-                names.setdefault(n, len(names))
-    nb: list[set[int] | None] = [set() for _ in names]
-    for _, a, b, _ in edges:
-        if a not in ground and b not in ground:
-            nb[names[a]].add(names[b])
-            nb[names[b]].add(names[a])
-    deg = [len(s) for s in nb]
-    heap = [(d, u) for u, d in enumerate(deg)]
-    heapq.heapify(heap)
-    order: list[int] = []
-    while heap:
-        d, u = heapq.heappop(heap)
-        if nb[u] is None or d != deg[u]:
-            continue  # eliminated, or a stale degree
-        order.append(u)
-        ns = nb[u]
-        nb[u] = None
-        for a in ns:  # the neighbours become a clique (the fill of this pivot)
-            s = nb[a]
-            s.discard(u)
-            s |= ns
-            s.discard(a)
-        for a in ns:
-            if len(nb[a]) != deg[a]:
-                deg[a] = len(nb[a])
-                heapq.heappush(heap, (deg[a], a))
-    listed = list(names)
-    return [listed[u] for u in order]
-
-
 def _netlist(G: np.ndarray, v: np.ndarray, r_row: float, r_col: float) -> str:
-    """The tile's resistors with each row source as its Norton equivalent (``v / r_row`` into
-    the row's first node, the driver segment to ground) and each column's last segment into
-    ground (the virtual ground): the same currents in every wire and device, read back as
-    ``V(last column node) / r_col``. One 1 fF capacitor per node, open at the operating point,
-    only fixes the order in which ngspice numbers the nodes (:func:`_minimum_degree_order`)."""
-    R, C = G.shape
-    ground = {f"in{i}" for i in range(R)} | {f"s{j}" for j in range(C)}
-    edges = _edges(G, r_row, r_col)
+    """Sources on the row inputs, the resistors, a 0 V ammeter source at each column end."""
     out = ["* crossbar tile with wire resistance"]
-    # ngspice sets devices up last-listed first and numbers nodes as they are first touched,
-    # and capacitors before resistors: list them in reverse elimination order
-    order = _minimum_degree_order(edges, ground)
-    out += [f"CORD{k} {n} 0 1e-15" for k, n in reversed(list(enumerate(order)))]
-    for name, a, b, r in edges:
-        a, b = ("0" if a in ground else a), ("0" if b in ground else b)
-        out.append(f"{name} {a} {b} {r:.12g}")
-    out += [f"IIN{i} 0 r{i}_0 DC {x / r_row:.12g}" for i, x in enumerate(v)]
-    out += [".save " + " ".join(f"v(c{R - 1}_{j})" for j in range(C))]
+    out += [f"VIN{i} in{i} 0 DC {x:.12g}" for i, x in enumerate(v)]
+    out += [f"{n} {a} {b} {r:.12g}" for n, a, b, r in _edges(G, r_row, r_col)]
+    out += [f"VS{j} s{j} 0 DC 0" for j in range(G.shape[1])]
     out += [".options noacct", ".op", ".end"]
     return "\n".join(out) + "\n"
 
@@ -144,18 +88,19 @@ def _ngspice_column_currents(tmp_path, G, v, r_row, r_col) -> np.ndarray:
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     raw = read_raw(tmp_path / "tile.raw")
-    names = [n.lower().removeprefix("v(").removesuffix(")") for n in raw.names]
-    R = G.shape[0]
-    return np.array(
-        [raw.values[0, names.index(f"c{R - 1}_{j}")] / r_col for j in range(G.shape[1])]
-    )
+    names = [n.lower() for n in raw.names]
+    # the current through a 0 V source flows from its + node (the column) into it
+    return np.array([raw.values[0, names.index(f"i(vs{j})")] for j in range(G.shape[1])])
 
 
-# Wall time of the ngspice comparison (netlist, ordering and ngspice) on the 2-core development
-# machine under load: 64 x 64 about 1 s, 128 x 128 about 1.5 min, 256 x 256 about 10 min (in
-# netlist order instead: 10 s, 4 min, over an hour). Sparse's factorisation of the 131k-node
-# tile is the cost, so 128 and 256 run when PCSIM_LONG_SPICE=1; the default suite checks
-# 256 x 256 against the independent nodal solver below instead.
+# ngspice-39 as packaged here is built without KLU (`.options klu` is ignored), so Sparse 1.3
+# orders the 2 R C-node tile with its conventional Markowitz search, whose cost grows as
+# nodes^2. CPU time of ngspice on one core: 0.6 s at 64 x 64, 2.5 s at 96 x 96, 9.5 s at
+# 128 x 128 (measured), so about 2.5 min at 256 x 256 (131k nodes). The same tile numbered in
+# a minimum-degree order, with Norton sources and no ammeters, took 10 % longer at 128 x 128;
+# wall times on the shared 2-core machine were 5-30 times the CPU times.
+# The 256 x 256 comparison runs when PCSIM_LONG_SPICE=1; the default suite checks 256 x 256
+# against the independent nodal solver below instead.
 LONG = os.environ.get("PCSIM_LONG_SPICE") == "1"
 
 
@@ -164,8 +109,8 @@ LONG = os.environ.get("PCSIM_LONG_SPICE") == "1"
     "n",
     [
         64,
-        pytest.param(128, marks=pytest.mark.skipif(not LONG, reason="PCSIM_LONG_SPICE=1: 4 min")),
-        pytest.param(256, marks=pytest.mark.skipif(not LONG, reason="PCSIM_LONG_SPICE=1: ~1 h")),
+        pytest.param(128, marks=pytest.mark.skipif(not LONG, reason="PCSIM_LONG_SPICE=1: 10 s")),
+        pytest.param(256, marks=pytest.mark.skipif(not LONG, reason="PCSIM_LONG_SPICE=1: 2.5 min")),
     ],
 )
 def test_column_currents_match_ngspice_within_one_percent(n, tmp_path):
