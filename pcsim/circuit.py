@@ -38,6 +38,7 @@ import numpy as np
 from hardware_models import Chip
 from hardware_models.architecture import output_conversion_s, read_period_s
 from hardware_models.costs import EnergyLedger
+from hardware_models.mapping import MappedCrossbar
 from hardware_models.partial_sums import TileReads
 from pcsim import blas
 from pcsim.field import UnitParams
@@ -380,7 +381,7 @@ class Circuit:
         if self.chip is None:
             return
         if self.crossbars is not None and any(
-            getattr(cb, "column_remap", False) for cb in self.crossbars
+            isinstance(cb, MappedCrossbar) and cb.column_remap for cb in self.crossbars
         ):  # one digital multiply per output and read direction (hardware_models.mapping)
             n = 2.0 * sum(self.net.sizes[1:]) * duration_tau * batch
             e = n * self.chip.costs.baseline.mult_energy_j
@@ -433,7 +434,6 @@ class Circuit:
 def _device_change(cb, d: np.ndarray) -> float:
     """Total absolute conductance change (weight units) that writing ``d`` asks of the
     devices of ``cb``: ``sum |d|``, or ``n * sum |s_o d|`` on a mapped crossbar."""
-    scale = getattr(cb, "scale", None)
-    if scale is None:
+    if not isinstance(cb, MappedCrossbar):
         return float(np.abs(d).sum())
-    return cb.n_pairs * float(np.abs(d * scale).sum())
+    return cb.n_pairs * float(np.abs(d * cb.scale).sum())

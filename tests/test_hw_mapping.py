@@ -108,3 +108,19 @@ def test_column_remap_is_charged_one_multiply_per_output_and_direction():
     plain = Circuit(network.build((30, 20, 10), "tanh", rng=0), chip=_chip())
     plain.charge_periphery(4.0, 2)
     assert "column_remap" not in plain.ledger.by_component()
+
+
+def test_exactly_written_pairs_are_priced_n_times_at_their_column_gain():
+    """Devices without a pulse size are priced as 8-bit pulse-equivalents of the change they
+    make: two remapped pairs make 2 x s_o times the change of the weight."""
+    over = {"synapses.dw_min": None, "architecture.device_pairs": 2}
+    net = network.build((4, 3), "tanh", rng=1)
+    c = Circuit(net, chip=_chip(**over, **{"architecture.column_remap": True}))
+    cb = c.crossbars[0]
+    assert not c.chip.synapses.pulsed and cb.n_pairs == 2
+    q = c._exact_quantum[0]
+    d = np.full((3, 4), 0.01)
+    c.apply_weight_update([d], None)
+    want = 2 * float(np.sum(np.abs(d) * cb.scale)) / q
+    assert c.ledger.counts()["synapse_write"] == pytest.approx(want)
+    assert np.any(cb.scale > 1)  # the columns' gains differ: the pricing used them
