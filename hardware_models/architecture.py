@@ -21,9 +21,17 @@ Partial sums (``partial_sums``):
 ADC sharing: ``adc_share_columns = k`` columns share one SAR ADC through a multiplexer
 (NeuroSim ``numColMuxed``), so one read takes ``min(k, lines) * t_adc`` with ``t_adc = (bits +
 1) * sar_cycle_s`` (NeuroSim), plus one clock per adder stage.
+With per-tile conversion and ``tile_adc_reads = true`` the products the next layer reads are
+the sums of converted partial sums (:mod:`hardware_models.partial_sums`; off by default, when
+the conversions are charged but the products read exact), and the loop closes once per read: a read
+takes ``max(tau_x, t_conv)`` (:func:`read_period_s`), so tiles whose shared ADCs convert
+slower than ``tau_x`` stretch every presentation. The network's output is read at the edge by
+``ceil(n_out / k)`` ADCs, ``min(k, n_out) * t_adc`` per read, repeated by bound management
+(:func:`output_conversion_s`).
 
 Area (mm^2, :func:`chip_area`), each constant with its source in the field's doc:
-synapse cells ``tiles * tile_rows * tile_cols * devices_per_weight * cell_area_f2 * F^2``;
+synapse cells ``tiles * tile_rows * tile_cols * devices_per_weight * device_pairs *
+cell_area_f2 * F^2`` (``device_pairs``: :mod:`hardware_models.mapping`);
 ADCs ``A_8 * 2^(bits - 8)`` and DACs ``A_1 * 2^(bits - 1)`` (ISAAC, Shafiee et al. ISCA 2016:
 an 8-bit 1.28 GS/s SAR ADC of 1200 um^2 after Kull et al. ISSCC 2013, a 1-bit DAC of
 0.166 um^2, both at 32 nm, scaled as a capacitive DAC with ``2^bits``); value and error units
@@ -42,7 +50,15 @@ from typing import ClassVar
 
 from hardware_models._config import ConfigBase, param
 
-__all__ = ["ArchitectureConfig", "LayerMap", "map_layer", "map_network", "chip_area"]
+__all__ = [
+    "ArchitectureConfig",
+    "LayerMap",
+    "map_layer",
+    "map_network",
+    "chip_area",
+    "read_period_s",
+    "output_conversion_s",
+]
 
 # ISAAC (Shafiee et al., ISCA 2016) periphery at 32 nm, as tabulated by the Accelergy
 # hwcomponents library: 8-bit SAR ADC 9600 um^2 / 8 = 1200 um^2 (Kull et al., ISSCC 2013);
@@ -54,6 +70,8 @@ ISAAC_SHIFT_ADD_UM2 = 60.0
 # FP32 adder 4184 um^2.
 HOROWITZ_FP32_FMA_UM2 = 7700.0 + 4184.0
 HOROWITZ_NODE_M = 45e-9
+# Horowitz, ISSCC 2014, 45 nm 0.9 V: 8-bit integer add 0.03 pJ (32-bit add 0.1 pJ)
+HOROWITZ_ADD_8BIT_J = 0.03e-12
 UM2_PER_MM2 = 1e6
 
 
@@ -77,8 +95,20 @@ class ArchitectureConfig(ConfigBase):
         "analog", "", ("analog", "digital"), "analog: summed on wires; digital: per-tile ADCs"
     )
     adc_share_columns: int = param(1, "column", "count", "columns multiplexed onto one ADC")
+    tile_adc_reads: bool = param(
+        False,
+        "",
+        "bool",
+        "digital partial sums: products read through the tile ADCs (else charged only)",
+    )
     devices_per_weight: int = param(
         2, "device", "count", "cells per weight (2: differential pair; SRAM: bits)"
+    )
+    device_pairs: int = param(
+        1, "pair", "count", "pairs summed per weight (hardware_models.mapping): n x cells"
+    )
+    column_remap: bool = param(
+        False, "", "bool", "each column programmed at full range, rescaled digitally"
     )
     feature_size_m: float = param(22e-9, "m", "pos", "technology feature size F")
     cell_area_f2: float = param(
@@ -119,6 +149,12 @@ class ArchitectureConfig(ConfigBase):
     )
     fma_area_um2: float = param(
         HOROWITZ_FP32_FMA_UM2, "um^2", "nonneg", "co-processor FP32 mult+add (Horowitz, 45 nm)"
+    )
+    accumulator_add_8bit_j: float = param(
+        HOROWITZ_ADD_8BIT_J,
+        "J",
+        "nonneg",
+        "one 8-bit add of a pulse accumulator at 45 nm (Horowitz ISSCC 2014); x bits/8, to node",
     )
 
     def _cross_checks(self) -> None:
@@ -205,6 +241,33 @@ def map_network(
     ]
 
 
+def read_period_s(maps: Sequence[LayerMap], tau_x_s: float, backward: bool = True) -> float:
+    """Seconds per crossbar read (s): the analog read settles in ``tau_x_s``; with per-tile
+    conversion the feedback loop closes only when the slowest layer's ADCs have converted
+    their lines (``LayerMap.latency_*``, column sharing included), so a read takes
+    ``max(tau_x_s, t_conv)``. Layers convert at once, and so do the forward and backward ADCs
+    on the two edges of a tile; ``backward=False``: forward reads only (deployed inference)."""
+    t_conv = max(
+        (max(m.latency_forward_s, m.latency_backward_s if backward else 0.0) for m in maps),
+        default=0.0,
+    )
+    return max(tau_x_s, t_conv)
+
+
+def output_conversion_s(
+    n_out: int,
+    arch: ArchitectureConfig,
+    adc_bits: int | None,
+    sar_cycle_s: float,
+    retries: int = 0,
+) -> float:
+    """Seconds to convert ``n_out`` outputs at the network's edge: ``adc_share_columns = k``
+    outputs share one SAR ADC, so each converts ``min(k, n_out)`` one after another, and
+    iterative bound management repeats the whole read ``retries`` times:
+    ``(1 + retries) * min(k, n_out) * (bits + 1) * t_cycle``; 0 for an ideal ADC."""
+    return (1 + retries) * min(arch.adc_share_columns, n_out) * _adc_time_s(adc_bits, sar_cycle_s)
+
+
 def adc_area_um2(bits: int | None, area_8bit_um2: float) -> float:
     """SAR ADC area ``A_8 * 2^(bits - 8)`` (capacitive-DAC scaling); 0 when ideal."""
     return 0.0 if bits is None else area_8bit_um2 * 2.0 ** (bits - 8)
@@ -240,6 +303,7 @@ def chip_area(
     n_weights = sum(m.n_out * m.n_in for m in maps)
     n_value, n_error = sum(sizes), sum(sizes[1:])
     cells = sum(m.cells for m in maps) * arch.devices_per_weight * arch.cell_area_f2 * f2_um2
+    cells *= arch.device_pairs  # hardware_models.mapping: n pairs per weight
     a_adc = adc_area_um2(adc_bits, arch.adc_area_8bit_um2)
     tile_adcs = sum(m.adcs for m in maps)
     # the edges: a DAC per input and target line, an ADC per output read (shared as the tiles)

@@ -30,6 +30,8 @@ from hardware_models.architecture import ArchitectureConfig, LayerMap, chip_area
 from hardware_models.baselines import BaselineCost
 from hardware_models.converters import ConverterConfig
 from hardware_models.costs import CostConfig, DigitalCost, digital_baseline
+from hardware_models.mapping import MappedCrossbar
+from hardware_models.partial_sums import TileReads
 from hardware_models.synapses import Crossbar, SynapseConfig
 from hardware_models.units import ErrorUnitConfig, UnitArray, ValueUnitConfig
 
@@ -102,9 +104,20 @@ class Chip:
             return self.costs.transition_energy_j
         return self.value_units.capacitance_f * self.value_units.signal_scale_v**2
 
-    def crossbar(self, shape: tuple[int, int], dtype: np.dtype | type = np.float64) -> Crossbar:
+    def crossbar(
+        self, shape: tuple[int, int], dtype: np.dtype | type = np.float64
+    ) -> Crossbar | MappedCrossbar:
         """An unprogrammed crossbar of this chip's synapses (reading through its tiles' wires
-        when ``architecture.ir_drop`` is on and the wires have resistance)."""
+        when ``architecture.ir_drop`` is on and the wires have resistance); with
+        ``architecture.device_pairs > 1`` or ``column_remap``, those pairs behind one
+        :class:`~hardware_models.mapping.MappedCrossbar` (non-ideal synapses only)."""
+        a = self.architecture
+        if not self.synapses.is_ideal and (a.device_pairs > 1 or a.column_remap):
+            pairs = [self._crossbar(shape, dtype) for _ in range(a.device_pairs)]
+            return MappedCrossbar(pairs, a.column_remap)  # hardware_models.mapping
+        return self._crossbar(shape, dtype)
+
+    def _crossbar(self, shape: tuple[int, int], dtype: np.dtype | type) -> Crossbar:
         xb = Crossbar(self.synapses, shape, dtype)
         a = self.architecture
         if a.ir_drop and a.wire_segment_ohm > 0 and not self.synapses.is_ideal:
@@ -129,6 +142,30 @@ class Chip:
         """FP32, FP16 and INT8 digital accelerators at this chip's node and at 45 nm, each
         priced for backprop training and inference (:mod:`hardware_models.baselines`)."""
         return _baselines.standard_baselines(layer_sizes, batch_size, self.node_nm)
+
+    @property
+    def accumulator_add_energy_j(self) -> float:
+        """Energy of one add of one per-weight pulse accumulator (J): an
+        ``architecture.accumulator_bits``-bit adder, ``accumulator_add_8bit_j * bits / 8`` at
+        45 nm (Horowitz ISSCC 2014: 8-bit add 0.03 pJ, 32-bit 0.1 pJ), scaled to ``node_nm``
+        (:func:`hardware_models.baselines.energy_scale`)."""
+        a = self.architecture
+        return (
+            a.accumulator_add_8bit_j
+            * a.accumulator_bits
+            / 8
+            * _baselines.energy_scale(self.node_nm)
+        )
+
+    def tile_reads(self) -> TileReads | None:
+        """How matrix-vector products are read when every tile converts its outputs
+        (``architecture.partial_sums = "digital"`` and ``tile_adc_reads`` with a
+        finite-resolution ADC, :mod:`hardware_models.partial_sums`); None otherwise (the read
+        is then the plain product; per-tile conversions are still charged)."""
+        a, cv = self.architecture, self.converters
+        if a.partial_sums != "digital" or not a.tile_adc_reads or cv.adc_bits is None:
+            return None
+        return TileReads(a.tile_rows, a.tile_cols, cv)
 
     def layer_maps(self, sizes: list[int]) -> list[LayerMap]:
         """Each weight matrix of a network ``sizes`` on this chip's tiles (per-read costs)."""

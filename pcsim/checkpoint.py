@@ -52,6 +52,7 @@ import h5py
 import numpy as np
 
 from hardware_models.costs import EnergyLedger
+from hardware_models.mapping import MappedCrossbar
 from pcsim.results import ResultsError, _version, atomic_h5, check_format, open_h5, short
 
 FORMAT = "pcsim-checkpoint"
@@ -168,7 +169,15 @@ def capture(
     params = {f"W{i + 1}": np.array(W, copy=True) for i, W in enumerate(net.weights)}
     if net.biases is not None:
         params.update({f"b{i + 1}": np.array(b, copy=True) for i, b in enumerate(net.biases)})
-    crossbars = None if circ.crossbars is None else [cb.get_state() for cb in circ.crossbars]
+    crossbars = None
+    if circ.crossbars is not None:
+        if any(isinstance(cb, MappedCrossbar) for cb in circ.crossbars):
+            raise ValueError(
+                "checkpoints hold one device array per weight layer: chip.architecture."
+                "device_pairs > 1 or column_remap cannot be checkpointed; run without "
+                "--checkpoint"
+            )
+        crossbars = [cb.get_state() for cb in circ.crossbars]
     optimizer: dict[str, list[np.ndarray]] = {}
     opt_state: dict[str, Any] = {"name": type(opt).__name__.lower()}
     if hasattr(opt, "step_count"):

@@ -8,7 +8,9 @@ converters at the edges, the simulated time and the energy ledger. With no chip,
 Time is in units of ``tau_x``; ``chip.tau_x_s`` converts to seconds. Costs (docs/math.md,
 section 6) are charged as the engines report what happened:
 
-- static power of every biased unit (value and error units) x time, per sample circuit;
+- static power of every biased unit (value and error units) x time, per sample circuit; time
+  is ``read_period_s`` per ``tau_x`` of the dynamics: ``tau_x``, or the tiles' conversion
+  time where per-tile ADCs (shared columns) take longer than ``tau_x`` to close the loop;
 - crossbar reads: each synapse conducts continuously in both directions (predictions up,
   errors down); pcsim counts one multiply-accumulate per synapse and direction per ``tau_x``
   (the crossbar's RC settling time is about one tau), priced at ``read_energy_per_mac_j``;
@@ -17,7 +19,11 @@ section 6) are charged as the engines report what happened:
 - write pulses fired by the update model, priced at ``write_energy_per_pulse_j``;
 - one DAC conversion per clamped input or target value, one ADC conversion per output read;
 - with digital partial sums (``chip.architecture``), one ADC conversion per tile output per
-  read, at the crossbar-read clock (one read per ``tau_x`` and direction): ``tile_adc``;
+  read, at the crossbar-read clock (one read per ``tau_x`` and direction): ``tile_adc``.
+  With ``chip.architecture.tile_adc_reads`` those conversions also shape what is read: every
+  product goes through the tiles' ADCs (``partial_sums``, :mod:`hardware_models.partial_sums`),
+  which the clocked engine's numpy path evaluates (the fused numba kernels read plain
+  products and are not used then);
 - with ``synapses.stuck_aware_mapping``, a one-time read-out of every device at placement
   (``stuck_map_readout``, :func:`hardware_models.stuck_aware.readout_energy_j`).
 """
@@ -32,7 +38,10 @@ from typing import ClassVar
 import numpy as np
 
 from hardware_models import Chip, stuck_aware
+from hardware_models.architecture import output_conversion_s, read_period_s
 from hardware_models.costs import EnergyLedger
+from hardware_models.mapping import MappedCrossbar
+from hardware_models.partial_sums import TileReads
 from pcsim import blas
 from pcsim.field import UnitParams
 from pcsim.network import Network
@@ -127,6 +136,11 @@ class Circuit:
     units: UnitParams = field(init=False)
     thermal_sigma: list[np.ndarray] = field(init=False)
     crossbars: list | None = field(default=None, init=False, repr=False)
+    # products read through per-tile ADCs (hardware_models.partial_sums); None: plain products
+    partial_sums: TileReads | None = field(default=None, init=False, repr=False)
+    # the largest number of bound-management repeats of the last output read (converters)
+    adc_retries: int = field(default=0, init=False, repr=False)
+    _read_periods: dict[bool, float] = field(default_factory=dict, init=False, repr=False)
     read_sigma: np.ndarray = field(init=False, repr=False)
     read_window_tau: float = field(default=1.0, init=False, repr=False)
     _exact_quantum: list = field(default_factory=list, init=False, repr=False)
@@ -164,6 +178,7 @@ class Circuit:
         if not all(cb.is_ideal for cb in self.crossbars):
             self._read_bufs = [np.empty_like(W) for W in net.weights]
         self.read_sigma = np.array([cb.read_sigma for cb in self.crossbars])
+        self.partial_sums = chip.tile_reads()
         self._exact_quantum = [self._write_quantum(cb) for cb in self.crossbars]
         t_read = chip.synapses.read_time_s
         self.read_window_tau = 1.0 if t_read is None else t_read / chip.tau_x_s
@@ -261,8 +276,9 @@ class Circuit:
             for l, (cb, d) in enumerate(zip(self.crossbars, deltas_w, strict=True)):
                 fired = cb.update(d, self.rng, t_s)
                 q = self._exact_quantum[l]
-                pulses += fired if q is None else float(np.abs(d).sum()) / q
+                pulses += fired if q is None else _device_change(cb, d) / q
             self.charge_writes(replicas * pulses)
+
         if deltas_b is not None and self.net.biases is not None:
             for b, d in zip(self.net.biases, deltas_b, strict=True):
                 b += d
@@ -284,8 +300,11 @@ class Circuit:
         if self.chip is None:
             return x
         cv = self.chip.converters
-        y, n, _ = cv.convert_output(x)  # bound management repeats clipped reads
-        self.ledger.charge("adc", n * cv.adc_energy_j, n)
+        y, n, k = cv.convert_output(x)  # bound management repeats clipped reads
+        self.ledger.charge("adc", x.size * cv.adc_energy_j, x.size)
+        if n > x.size:  # the repeats: their own ledger entry
+            self.ledger.charge("bound_management", (n - x.size) * cv.adc_energy_j, n - x.size)
+        self.adc_retries = k
         return y
 
     def initial_activities(self, x: np.ndarray, y: np.ndarray | None) -> list[np.ndarray]:
@@ -304,6 +323,17 @@ class Circuit:
         xs = [x0] + [np.empty((x0.shape[0], n), net.dtype) for n in net.sizes[1:]]
         ws = self.workspace(x0.shape[0])
         units = self.units
+        if self.partial_sums is not None:  # products through per-tile ADCs: the numpy pass
+            from pcsim import field
+
+            ff = field.feedforward(
+                net, x0, self.read_weights(), None if self.ideal else units, self.partial_sums
+            )
+            for xl, v in zip(xs[1:], ff[1:], strict=True):
+                xl[...] = v
+            if y is not None:
+                xs[-1][...] = self.dac(y)
+            return xs
         kernels.feedforward(
             kernels.seq(xs),
             kernels.seq(self.read_weights()),
@@ -321,6 +351,27 @@ class Circuit:
         if y is not None:
             xs[-1][...] = self.dac(y)
         return xs
+
+    def read_period_s(self, backward: bool = True) -> float:
+        """Seconds per crossbar read: ``tau_x`` or the tiles' conversion time, the longer
+        (:func:`hardware_models.architecture.read_period_s`); 0 without a chip."""
+        if self.chip is None:
+            return 0.0
+        period = self._read_periods.get(backward)
+        if period is None:
+            maps = self.chip.layer_maps(list(self.net.sizes))
+            period = self._read_periods[backward] = read_period_s(maps, self.chip.tau_x_s, backward)
+        return period
+
+    def output_conversion_s(self, retries: int = 0) -> float:
+        """Seconds to convert the top layer at the edge ADCs (shared columns, ``retries``
+        bound-management repeats; :func:`hardware_models.architecture.output_conversion_s`)."""
+        if self.chip is None:
+            return 0.0
+        cv = self.chip.converters
+        return output_conversion_s(
+            self.net.sizes[-1], self.chip.architecture, cv.adc_bits, cv.sar_cycle_s, retries
+        )
 
     def gammas(self, dt: float) -> tuple[np.ndarray, ...]:
         """Per-unit Euler rates ``dt / tau_unit`` (dt in units of tau_x); cached per dt."""
@@ -355,12 +406,19 @@ class Circuit:
         if self.chip is None:
             return
         c = self.chip.costs
-        seconds = duration_tau * self.chip.tau_x_s * batch
+        # one read per tau_x of the dynamics, each tau_x or the tiles' conversion if longer
+        seconds = duration_tau * self.read_period_s() * batch
         self.ledger.charge("static", c.static_energy_j(self.n_units, seconds))
-        macs = 2.0 * self.n_synapses * duration_tau * batch
+        macs = 2.0 * self.n_synapses * self.device_pairs * duration_tau * batch
         self.ledger.charge("crossbar_read", c.read_energy_j(macs), macs)
         self.ledger.add_time(seconds)
         self.charge_periphery(duration_tau, batch)
+
+    @property
+    def device_pairs(self) -> int:
+        """Device pairs summed per weight (``architecture.device_pairs``; 1 without a chip):
+        each conducts, so reads cost that many MACs (:mod:`hardware_models.mapping`)."""
+        return 1 if self.chip is None else self.chip.architecture.device_pairs
 
     @property
     def tile_conversions_per_read(self) -> int:
@@ -375,7 +433,15 @@ class Circuit:
         """Per-tile ADC conversions with digital partial sums: every tile output is converted
         once per read, and the crossbars are read once per ``tau_x`` in each direction (the
         same clock as ``crossbar_read``)."""
-        if self.chip is None or self.chip.converters.adc_bits is None:
+        if self.chip is None:
+            return
+        if self.crossbars is not None and any(
+            isinstance(cb, MappedCrossbar) and cb.column_remap for cb in self.crossbars
+        ):  # one digital multiply per output and read direction (hardware_models.mapping)
+            n = 2.0 * sum(self.net.sizes[1:]) * duration_tau * batch
+            e = n * self.chip.costs.baseline.mult_energy_j
+            self.ledger.charge("column_remap", e, n)
+        if self.chip.converters.adc_bits is None:
             return
         n = self.tile_conversions_per_read * duration_tau * batch
         if n:
@@ -418,3 +484,11 @@ class Circuit:
         if self.chip is None:
             return
         self.ledger.charge("unit_dynamic", total_swing * self.chip.transition_energy_j, total_swing)
+
+
+def _device_change(cb, d: np.ndarray) -> float:
+    """Total absolute conductance change (weight units) that writing ``d`` asks of the
+    devices of ``cb``: ``sum |d|``, or ``n * sum |s_o d|`` on a mapped crossbar."""
+    if not isinstance(cb, MappedCrossbar):
+        return float(np.abs(d).sum())
+    return cb.n_pairs * float(np.abs(d * cb.scale).sum())

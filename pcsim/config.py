@@ -378,6 +378,10 @@ def _cross_checks(cfg: RunConfig) -> None:
                 "engine.kind = 'events' integrates the plain weight flow: set "
                 "learning.optimizer = 'sgd' and learning.tau_w (or lr = dt / tau_w)"
             )
+        if cfg.chip_model().tile_reads() is not None:
+            from hardware_models.partial_sums import CLOCKED_ONLY
+
+            raise ConfigError(f"engine.kind = 'events': {CLOCKED_ONLY}")
     if cfg.engine.kind == "brian2":
         from pcsim.engines.brian import BrianUnsupported, check_config
 

@@ -14,6 +14,11 @@ are their own circuit: ``tau_x dx_l/dt = -B dF/dx_l``. Weights follow the batch-
 The error units of a modelled chip may have a gain and an offset, and value units a leak; they
 enter as optional per-layer arrays (``UnitParams``), identity by default, so that the fused
 kernels and every engine evaluate one and the same field.
+
+A chip whose tiles convert their own partial sums reads every product through its ADCs: the
+optional ``reads`` (:class:`hardware_models.partial_sums.TileReads`, ``Circuit.partial_sums``)
+then computes ``a_l phi @ W_l.T`` as ``reads.forward(phi, W_l, a_l)`` and ``a_l eps @ W_l`` as
+``reads.backward(eps, W_l, a_l)``; omitted, the products are the plain ones.
 """
 
 from __future__ import annotations
@@ -63,14 +68,22 @@ def presynaptic(net: Network, xs: Sequence[np.ndarray], i: int) -> np.ndarray:
     return activations.get(net.activation)[0](xs[i])
 
 
+def _forward(reads, pre: np.ndarray, W: np.ndarray, scale: float) -> np.ndarray:
+    """``scale * pre @ W.T``, through the tiles' ADCs when ``reads`` is given."""
+    return scale * (pre @ W.T) if reads is None else reads.forward(pre, W, scale)
+
+
 def predictions(
-    net: Network, xs: Sequence[np.ndarray], weights: Sequence[np.ndarray] | None = None
+    net: Network,
+    xs: Sequence[np.ndarray],
+    weights: Sequence[np.ndarray] | None = None,
+    reads=None,
 ) -> list[np.ndarray]:
     """``[mu_1, ..., mu_L]`` from activities ``xs = [x_0, ..., x_L]`` (each ``(B, n_l)``)."""
     Ws = net.weights if weights is None else weights
     mus = []
     for i in range(net.n_layers):
-        mu = net.scales[i] * (presynaptic(net, xs, i) @ Ws[i].T)
+        mu = _forward(reads, presynaptic(net, xs, i), Ws[i], net.scales[i])
         if net.biases is not None:
             mu = mu + net.biases[i]
         if net.residual[i]:
@@ -84,9 +97,10 @@ def errors(
     xs: Sequence[np.ndarray],
     weights: Sequence[np.ndarray] | None = None,
     units: UnitParams | None = None,
+    reads=None,
 ) -> list[np.ndarray]:
     """``[eps_1, ..., eps_L]``, the prediction errors ``x_l - mu_l`` (through the error units)."""
-    eps = [xs[i + 1] - mu for i, mu in enumerate(predictions(net, xs, weights))]
+    eps = [xs[i + 1] - mu for i, mu in enumerate(predictions(net, xs, weights, reads))]
     if units is not None:
         eps = [units.error_gain[i + 1] * e + units.error_offset[i + 1] for i, e in enumerate(eps)]
     return eps
@@ -119,6 +133,7 @@ def activity_drift(
     eps: Sequence[np.ndarray],
     weights: Sequence[np.ndarray] | None = None,
     units: UnitParams | None = None,
+    reads=None,
 ) -> list[np.ndarray]:
     """Per-sample ``-B dF/dx_l`` for every layer ``0..L`` (engines zero the clamped ones).
 
@@ -131,7 +146,10 @@ def activity_drift(
     for l in range(L + 1):
         g = -eps[l - 1] if l > 0 else np.zeros_like(xs[0])
         if l < L:
-            back = net.scales[l] * (eps[l] @ Ws[l])
+            if reads is None:
+                back = net.scales[l] * (eps[l] @ Ws[l])
+            else:
+                back = reads.backward(eps[l], Ws[l], net.scales[l])
             g = g + (back if l == 0 else dphi(xs[l]) * back)
             if net.residual[l]:
                 g = g + eps[l]
@@ -156,6 +174,7 @@ def feedforward(
     x0: np.ndarray,
     weights: Sequence[np.ndarray] | None = None,
     units: UnitParams | None = None,
+    reads=None,
 ) -> list[np.ndarray]:
     """The bottom-up pass: each layer at the equilibrium of its value and error units with
     top-down input off. Ideal units: ``x_l = mu_l`` (every error zero). With ``units`` (gain g,
@@ -164,7 +183,7 @@ def feedforward(
     xs = [np.asarray(x0, dtype=net.dtype)]
     Ws = net.weights if weights is None else weights
     for i in range(net.n_layers):
-        mu = net.scales[i] * (presynaptic(net, xs, i) @ Ws[i].T)
+        mu = _forward(reads, presynaptic(net, xs, i), Ws[i], net.scales[i])
         if net.biases is not None:
             mu = mu + net.biases[i]
         if net.residual[i]:

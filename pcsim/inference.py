@@ -51,6 +51,7 @@ class InferenceCost:
     protocol: str = "free"
     tol: float = NAN  # activity units
     max_tau: float = NAN  # the cap, tau_x
+    adc_retries: int = 0  # bound-management repeats of the output read (converters)
 
     @property
     def criterion(self) -> str:
@@ -120,18 +121,28 @@ def _settled_cost(
     tol: float,
     max_tau: float,
 ) -> InferenceCost:
-    """A settled inference: its latency (the settle in seconds plus one ADC conversion) and
-    its energy per sample, the sum of ``breakdown``."""
-    adc_latency = circ.chip.converters.adc_latency_s if circ.chip is not None else 0.0
+    """A settled inference: its latency and its energy per sample, the sum of ``breakdown``.
+
+    Latency: ``settle_tau`` crossbar reads, each ``tau_x`` or the tiles' conversion time if
+    longer (forward reads only for the feedforward protocol, both directions for free
+    relaxation: :meth:`Circuit.read_period_s`), then the output read at the edge ADCs with
+    shared columns and the bound-management repeats of that read
+    (:meth:`Circuit.output_conversion_s`)."""
+    if circ.chip is None:
+        latency = 0.0
+    else:
+        period = circ.read_period_s(backward=protocol == "free")
+        latency = settle_tau * period + circ.output_conversion_s(circ.adc_retries)
     return InferenceCost(
         settle_tau=settle_tau,
-        latency_s=circ.seconds(settle_tau) + adc_latency,
+        latency_s=latency,
         energy_j=float(sum(breakdown.values())),
         breakdown_j=breakdown,
         settled=True,
         protocol=protocol,
         tol=tol,
         max_tau=max_tau,
+        adc_retries=circ.adc_retries if circ.chip is not None else 0,
     )
 
 
@@ -215,7 +226,7 @@ def settle_feedforward(
     swing = np.zeros(n_steps + 1)
     z = [np.empty_like(v) for v in xs]
     for step in range(1, n_steps + 1):
-        eps = field.errors(net, xs, weights, units)
+        eps = field.errors(net, xs, weights, units, circ.partial_sums)
         total = 0.0
         for l in range(1, net.n_layers + 1):
             dx = gam[l] * (-eps[l - 1] - units.leak[l] * xs[l])
@@ -255,7 +266,7 @@ def measure_feedforward(
         circ.ledger = EnergyLedger()
         x0 = np.asarray(circ.dac(x.astype(net.dtype, copy=False)), dtype=net.dtype)
         Ws = circ.read_weights()
-        target = field.feedforward(net, x0, Ws, circ.units)[-1]
+        target = field.feedforward(net, x0, Ws, circ.units, circ.partial_sums)[-1]
         n_steps = int(math.ceil(max_time / dt))
         xs, outputs, swing = settle_feedforward(circ, x0, Ws, dt, n_steps, engine.sigma)
         k = settle_index(outputs, target, tol)
@@ -264,9 +275,9 @@ def measure_feedforward(
         settle_tau = k * dt
         if circ.chip is not None:
             c = circ.chip.costs
-            seconds = settle_tau * circ.chip.tau_x_s * B
+            seconds = settle_tau * circ.read_period_s(backward=False) * B
             circ.ledger.charge("static", c.static_energy_j(circ.n_units, seconds))
-            macs = float(circ.n_synapses) * settle_tau * B
+            macs = float(circ.n_synapses * circ.device_pairs) * settle_tau * B
             circ.ledger.charge("crossbar_read", c.read_energy_j(macs), macs)
         circ.charge_transitions(swing[k])
         circ.adc(xs[-1])

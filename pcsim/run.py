@@ -33,6 +33,7 @@ from pcsim.inference import (
     settle_steps,
 )
 from pcsim.optim import make_optimizer
+from pcsim.periphery import accumulator_energy, management_summary
 from pcsim.results import ResultsError, RunResult
 from pcsim.train import History, Interrupted, Trainer
 
@@ -508,6 +509,7 @@ def _summarise(
     # digital backprop priced at the batch it trains with (its own choice, baseline.batch_size)
     digital = chip.baselines(list(net.sizes), cfg.baseline.batch_size)
     breakdown = {k: v / n_presented for k, v in train_ledger.items()}
+    breakdown.update(accumulator_energy(chip, cfg.algorithm.name, list(net.sizes), T))
     energy = float(sum(breakdown.values()))
     # the optimiser's per-weight state on the digital co-processor (FP32 words): Adam m and v,
     # momentum's velocity; the plain flow keeps none. A batch of B runs on B circuit replicas.
@@ -549,7 +551,9 @@ def _summarise(
         "tau_x_s": chip.tau_x_s,
         # training: one presentation of one sample (the chip holds each sample for T)
         "energy_per_sample_j": energy,
-        "latency_per_sample_s": T * chip.tau_x_s,
+        # T crossbar reads, each tau_x or the tiles' conversion if longer (read_period_s)
+        "latency_per_sample_s": T * circ.read_period_s(),
+        "conversion_latency_per_sample_s": T * (circ.read_period_s() - chip.tau_x_s),
         "energy_breakdown_j": breakdown,
         # update pulses fired per training sample (pulse-equivalents for exactly written devices)
         "write_pulses_per_sample": float(train_counts.get("synapse_write", 0.0)) / n_presented,
@@ -586,6 +590,7 @@ def _summarise(
             inference_settle_criterion=inference.criterion,
             inference_settle_tol=inference.tol,
             inference_max_tau=inference.max_tau,
+            **management_summary(circ, inference),
         )
     # digital baselines (FP32/FP16/INT8 at the chip's node and 45 nm) and the fair defaults:
     # FP16 at the chip's node for training (what digital trainers are built with), INT8 at
@@ -595,7 +600,7 @@ def _summarise(
             digital,
             chip.node_nm,
             energy,
-            T * chip.tau_x_s,
+            summary["latency_per_sample_s"],
             summary.get("inference_energy_per_sample_j"),
             summary.get("inference_latency_per_sample_s"),
         )

@@ -61,6 +61,17 @@ def test_run_writes_results_and_json(tmp_path):
     tiles = sum(-(-a // 128) * -(-b // 128) for a, b in zip(n[:-1], n[1:], strict=True))
     assert summary["tiles"] == tiles and summary["partial_sums"] == "digital"
     assert summary["energy_breakdown_j"]["tile_adc"] > 0  # per-tile conversions are charged
+    # rram's 8 columns per 8-bit ADC convert in 72 ns, inside tau_x = 100 ns: no stretch
+    assert summary["conversion_latency_per_sample_s"] == 0.0
+    # iPC clocks every weight's pulse accumulator once per tau_x of its presentation
+    chip = load_preset("rram")
+    n_w = sum(a * b for a, b in zip(n[:-1], n[1:], strict=True))
+    T = 2.0  # presentation_time / tau_x (the default)
+    assert summary["energy_breakdown_j"]["pulse_accumulators"] == pytest.approx(
+        n_w * T * chip.accumulator_add_energy_j
+    )
+    assert summary["bound_management_retries"] == 0  # off in the preset
+    assert summary["bound_management_energy_per_sample_j"] == 0.0
     r = results.load(out)
     assert r.summary["test_accuracy"] == pytest.approx(summary["test_accuracy"])
     assert r.metrics["test_accuracy"].shape == (2,)

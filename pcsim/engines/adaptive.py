@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.integrate import solve_ivp
 
+from hardware_models.partial_sums import CLOCKED_ONLY
 from pcsim import field
 from pcsim.circuit import Circuit
 from pcsim.engines.protocol import Batch, Learning, Presentation, learn_after, start
@@ -84,6 +85,8 @@ class AdaptiveEngine:
         """Integrate from ``xs`` (left unchanged) for ``duration``; with ``tau_w`` the weights
         learn too (plain gradient flow, biases included). Sets ``xs`` to the final state."""
         net = circ.net
+        if circ.partial_sums is not None:
+            raise ValueError(CLOCKED_ONLY)
         shapes = [x.shape for x in xs]
         free_idx = [l for l in range(len(xs)) if free[l]]
         w_shapes = [W.shape for W in net.weights] if tau_w else []

@@ -67,6 +67,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hardware_models.partial_sums import CLOCKED_ONLY
 from hardware_models.quantisers import UniformQuantiser
 from pcsim import field as pcfield
 from pcsim.activations import LEAKY_SLOPE
@@ -146,6 +147,8 @@ def _check_circuit(circ: Circuit, learning: bool) -> None:
         )
     crossbars = getattr(circ, "crossbars", None) or []
     if all(cb.is_ideal for cb in crossbars):
+        if getattr(circ, "partial_sums", None) is not None:
+            raise BrianUnsupported(CLOCKED_ONLY)
         return
     syn = crossbars[0].config
     if syn.read_noise_std > 0 or syn.has_drift:
@@ -161,6 +164,8 @@ def _check_circuit(circ: Circuit, learning: bool) -> None:
             "Brian2 synaptic variable cannot express; iPC on this chip needs [engine] kind = "
             "'clocked' (frozen-weight runs, e.g. PC inference, are fine)"
         )
+    if getattr(circ, "partial_sums", None) is not None:
+        raise BrianUnsupported(CLOCKED_ONLY)
 
 
 def _quantiser_of(circ: Circuit) -> UniformQuantiser | None:
@@ -806,3 +811,5 @@ def check_config(cfg) -> None:
             "stochastic rounding, bounds), which Brian2 cannot express; use [engine] kind = "
             "'clocked' (or algorithm.name = 'pc', whose weight step pcsim applies)"
         )
+    if cfg.chip_model().tile_reads() is not None:
+        raise BrianUnsupported(CLOCKED_ONLY)

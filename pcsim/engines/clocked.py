@@ -206,7 +206,7 @@ class ClockedEngine:
         """Advance the free layers of ``xs`` (in place) by ``dt``; return what the step saw."""
         if self.method == "heun":
             rec = self._heun_step(circ, xs, free)
-        elif self.backend == "numba":
+        elif self.backend == "numba" and circ.partial_sums is None:
             rec = self._kernel_step(circ, xs, free)
         else:
             rec = self._reference_step(circ, xs, free)
@@ -246,7 +246,8 @@ class ClockedEngine:
         Ws = circ.read_weights()
         ws = circ.workspace(xs[0].shape[0])
         pre = [field.presynaptic(net, xs, i).copy() for i in range(net.n_layers)]  # before update
-        eps = field.errors(net, xs, Ws, circ.units)
+        tiles = circ.partial_sums  # products through per-tile ADCs (None: plain)
+        eps = field.errors(net, xs, Ws, circ.units, tiles)
         read_noise = self._draw_read_noise(circ, free, ws)
         sig = circ.read_sigma_step(self.dt)
         if read_noise:  # mu_l += a_l sig_l ||phi(x_{l-1})|| z (Crossbar.read_mean)
@@ -255,7 +256,7 @@ class ClockedEngine:
                 eps[i] = eps[i] - circ.units.error_gain[i + 1] * (
                     net.scales[i] * (sig[i] * nrm) * ws.read_fwd[i]
                 )
-        drift = field.activity_drift(net, xs, eps, Ws, circ.units)
+        drift = field.activity_drift(net, xs, eps, Ws, circ.units, tiles)
         if read_noise:  # top-down sums carry the read noise of W_{l+1}
             dphi = activations.get(net.activation)[1]
             for l in range(net.n_layers):
@@ -334,13 +335,14 @@ class ClockedEngine:
     def _heun_step(self, circ: Circuit, xs: list[np.ndarray], free: Sequence[bool]) -> StepRecord:
         net = circ.net
         Ws = circ.read_weights()
-        eps0 = field.errors(net, xs, Ws, circ.units)
+        tiles = circ.partial_sums
+        eps0 = field.errors(net, xs, Ws, circ.units, tiles)
         pre = [field.presynaptic(net, xs, i).copy() for i in range(net.n_layers)]  # before update
-        d0 = field.activity_drift(net, xs, eps0, Ws, circ.units)
+        d0 = field.activity_drift(net, xs, eps0, Ws, circ.units, tiles)
         gammas = circ.gammas(self.dt)
         trial = [x + g * d if f else x for x, g, d, f in zip(xs, gammas, d0, free, strict=True)]
         d1 = field.activity_drift(
-            net, trial, field.errors(net, trial, Ws, circ.units), Ws, circ.units
+            net, trial, field.errors(net, trial, Ws, circ.units, tiles), Ws, circ.units, tiles
         )
         lo, hi = circ.rails
         for l, x in enumerate(xs):
@@ -353,9 +355,10 @@ class ClockedEngine:
         """The errors and presynaptic inputs of the state ``xs`` as it stands (weights as read
         now, without read noise): what PC's weight step learns from after settling."""
         net = circ.net
-        if self.backend != "numba" or self.method == "heun":
+        if not self._numba_path(circ):
             pre = [field.presynaptic(net, xs, i) for i in range(net.n_layers)]
-            return StepRecord(field.errors(net, xs, circ.read_weights(), circ.units), pre)
+            eps = field.errors(net, xs, circ.read_weights(), circ.units, circ.partial_sums)
+            return StepRecord(eps, pre)
         ws = circ.workspace(xs[0].shape[0])
         kernels.compute_errors(
             seq(xs),
@@ -375,12 +378,17 @@ class ClockedEngine:
         )
         return StepRecord(ws.eps, (xs[0],) + ws.phis[1:])
 
+    def _numba_path(self, circ: Circuit) -> bool:
+        """True when steps run in the numba kernels (their errors live in the workspace);
+        reads through per-tile ADCs (``circ.partial_sums``) take the numpy path."""
+        return self.backend == "numba" and self.method != "heun" and circ.partial_sums is None
+
     def weight_drift(
         self, circ: Circuit, rec: StepRecord
     ) -> tuple[Sequence[np.ndarray], Sequence[np.ndarray] | None]:
         """``-dF/dW`` and ``-dF/db`` from what a step saw (batch means)."""
         net = circ.net
-        if self.backend == "numba" and self.method != "heun":
+        if self._numba_path(circ):
             ws = circ.workspace(rec.pre[0].shape[0])
             kernels.weight_gradients(
                 seq(rec.pre),
@@ -524,13 +532,15 @@ class ClockedEngine:
 
     def fusable(self, circ: Circuit) -> bool:
         """True when many steps can run in one kernel call: numba Euler, no noise of any kind,
-        and weights that read the same at every step (no drift)."""
+        weights that read the same at every step (no drift) and plain products (no per-tile
+        ADCs)."""
         return (
             self.backend == "numba"
             and self.method == "euler"
             and not circ.noisy
             and not circ.has_read_noise
             and circ.static_reads
+            and circ.partial_sums is None
         )
 
     def run_ipc_sgd(

@@ -148,6 +148,11 @@ def crossbar_model(circ: Circuit, i: int, W_eff: np.ndarray) -> CrossbarModel:
     chip = circ.chip
     scale = float(circ.net.scales[i])
     cb = circ.crossbars[i] if circ.crossbars is not None else None
+    if cb is not None and hasattr(cb, "n_pairs"):  # hardware_models.mapping
+        raise ValueError(
+            "the netlist draws one differential pair per weight: chip.architecture."
+            "device_pairs > 1 or column_remap cannot be exported"
+        )
     if cb is not None and math.isfinite(cb.w_max):
         gp, gm = cb.conductances()
         gain = cb.gain  # what the read circuit sees: the device gain times the programmed g
