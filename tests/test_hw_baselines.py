@@ -18,12 +18,12 @@ from hardware_models.baselines import (
 
 def test_node_scaling_is_the_ratio_of_the_stillmaker_fits_at_0p9_v():
     assert energy_scale(45) == pytest.approx(1.0)
-    # 20 nm fit 0.373 V^2 - 0.1582 V + 0.04104, 45 nm fit 1.103 V^2 - 0.362 V + 0.2767, V = 0.9
+    # HP fits: 20 nm 0.373 V^2 - 0.1582 V + 0.04104, 45 nm 1.018 V^2 - 0.3107 V + 0.1539, V = 0.9
     e20 = 0.373 * 0.81 - 0.1582 * 0.9 + 0.04104
-    e45 = 1.103 * 0.81 - 0.362 * 0.9 + 0.2767
+    e45 = 1.018 * 0.81 - 0.3107 * 0.9 + 0.1539
     assert energy_scale(20) == pytest.approx(e20 / e45, rel=1e-12)
     # 22 nm lies 1/6 of the way from the 20 nm fit to the 32 nm fit
-    e32 = 0.9559 * 0.81 - 0.7823 * 0.9 + 0.471
+    e32 = 0.8367 * 0.81 - 0.4341 * 0.9 + 0.1701
     assert energy_scale(22) == pytest.approx((5 * e20 + e32) / 6 / e45, rel=1e-12)
     with pytest.raises(ValueError, match="node_nm"):
         energy_scale(3)
