@@ -56,6 +56,7 @@ __all__ = [
     "map_layer",
     "map_network",
     "chip_area",
+    "layer_area_um2",
     "read_period_s",
     "output_conversion_s",
 ]
@@ -278,6 +279,21 @@ def dac_area_um2(bits: int | None, area_1bit_um2: float) -> float:
     return 0.0 if bits is None else area_1bit_um2 * 2.0 ** (bits - 1)
 
 
+def layer_area_um2(m: LayerMap, arch: ArchitectureConfig, adc_bits: int | None) -> dict[str, float]:
+    """Area in um^2 of one mapped matrix ``m`` (its whole tiles): ``synapse_cells`` (``cells *
+    devices_per_weight * device_pairs * cell_area_f2 * F^2``), its per-tile ``adc``s and the
+    ``partial_sum_adders`` beside them (one per tile ADC). Units and edge converters are not
+    included (:func:`chip_area` adds them per network)."""
+    f2_um2 = (arch.feature_size_m * 1e6) ** 2  # F^2 in um^2
+    cells = m.cells * arch.devices_per_weight * arch.cell_area_f2 * f2_um2
+    cells *= arch.device_pairs  # hardware_models.mapping: n pairs per weight
+    return {
+        "synapse_cells": cells,
+        "adc": m.adcs * adc_area_um2(adc_bits, arch.adc_area_8bit_um2),
+        "partial_sum_adders": m.adcs * arch.adder_area_um2,
+    }
+
+
 def chip_area(
     sizes: Sequence[int],
     arch: ArchitectureConfig,
@@ -302,8 +318,8 @@ def chip_area(
     f2_um2 = (arch.feature_size_m * 1e6) ** 2  # F^2 in um^2
     n_weights = sum(m.n_out * m.n_in for m in maps)
     n_value, n_error = sum(sizes), sum(sizes[1:])
-    cells = sum(m.cells for m in maps) * arch.devices_per_weight * arch.cell_area_f2 * f2_um2
-    cells *= arch.device_pairs  # hardware_models.mapping: n pairs per weight
+    per_layer = [layer_area_um2(m, arch, adc_bits) for m in maps]
+    cells = sum(a["synapse_cells"] for a in per_layer)
     a_adc = adc_area_um2(adc_bits, arch.adc_area_8bit_um2)
     tile_adcs = sum(m.adcs for m in maps)
     # the edges: a DAC per input and target line, an ADC per output read (shared as the tiles)
