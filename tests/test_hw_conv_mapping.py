@@ -126,3 +126,21 @@ def test_bad_mapping_options_name_the_field():
         map_conv(SMALL, ARCH, replicas=0)
     with pytest.raises(ValueError, match="parallel_rows"):
         map_conv(SMALL, ARCH, parallel_rows=0)
+
+
+def test_neurosim_preset_read_energy_is_its_own_device_physics():
+    """The preset's read energy per MAC is computed from its own constants (two devices of a
+    pair at the mean conductance, the read voltage, one read pulse), not NeuroSim's TOPS/W."""
+    from hardware_models import load_preset
+    from hardware_models.chip import preset_path, toml_sources
+
+    chip = load_preset("neurosim-rram-22nm")
+    s = chip.synapses
+    g_mid = 0.5 * (s.g_min_s + s.g_max_s)
+    e = chip.architecture.devices_per_weight * chip.value_units.signal_scale_v**2 * g_mid
+    assert chip.costs.read_energy_per_mac_j == pytest.approx(e * s.read_time_s, rel=0.01)
+    # every constant carries its source comment
+    text = preset_path("neurosim-rram-22nm").read_text(encoding="utf-8")
+    sources = toml_sources(text)
+    keys = [k for k, _, _, _ in chip.describe() if "." in k and k in sources]
+    assert len(keys) >= 15 and all(sources[k] for k in keys)
