@@ -213,6 +213,42 @@ def table(results: list[dict[str, object]], ops: int) -> str:
     return "\n".join(lines)
 
 
+def predictive_coding(base: Chip) -> dict[str, object]:
+    """VGG8 as a predictive-coding chip on the same preset (pcsim's analog mapping, no
+    replicas): both read directions, a value and an error unit per output position, reads
+    settling in ``tau_x``. Per sweep (every position read once in both directions) and the
+    effective time constant of each layer's units (``hardware_models/conv_mapping.py``)."""
+    costs = [conv_layer_cost(g, base) for g, _ in vgg8()]
+    energy: dict[str, float] = {}
+    area: dict[str, float] = {}
+    for c in costs:
+        for k, v in c.energy_j.items():
+            energy[k] = energy.get(k, 0.0) + v
+        for k, v in c.area_mm2.items():
+            area[k] = area.get(k, 0.0) + v
+    return {
+        "energy_per_sweep_j": math.fsum(energy.values()),
+        "energy_by_component_j": energy,
+        "sweep_s": max(c.map.latency_s for c in costs),
+        "area_mm2": math.fsum(area.values()),
+        "area_by_component_mm2": area,
+        "effective_tau_s": [c.map.effective_tau_s for c in costs],
+        "tau_x_s": base.tau_x_s,
+    }
+
+
+def pc_text(pc: dict[str, object]) -> str:
+    taus = ", ".join(f"{t * 1e6:.2f}" for t in pc["effective_tau_s"])
+    area = ", ".join(f"{k} {v:.1f}" for k, v in pc["area_by_component_mm2"].items())
+    return (
+        f"as a predictive-coding chip (tau_x {pc['tau_x_s'] * 1e9:.0f} ns, both directions, units"
+        f" per position): {pc['energy_per_sweep_j'] * 1e6:.2f} uJ and "
+        f"{pc['sweep_s'] * 1e6:.1f} us per sweep of all positions;\n"
+        f"  effective tau of each layer's units, us: {taus}\n"
+        f"  area {pc['area_mm2']:.1f} mm^2: {area}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
@@ -222,8 +258,14 @@ def main(argv: list[str] | None = None) -> int:
     ops = int(results[0]["ops_per_image"])
     print(f"VGG8 / CIFAR-10 on {base.name}: {ops / 1e9:.4f} G ops per image (NeuroSim's count)")
     print(table(results, ops))
+    pc = predictive_coding(base)
+    print(pc_text(pc))
     if args.json:
-        out = {"results": results, "published": {r: published(r, ops) for r in PUBLISHED}}
+        out = {
+            "results": results,
+            "published": {r: published(r, ops) for r in PUBLISHED},
+            "predictive_coding": pc,
+        }
         try:
             with open(args.json, "w", encoding="utf-8") as f:
                 json.dump(out, f, indent=1)
