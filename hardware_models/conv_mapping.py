@@ -51,10 +51,16 @@ only the kernel array: a time-multiplexed array visits the positions in turn, an
 visits each position's units hold their drive by sample-and-hold. A unit then receives its
 input during one read in every ``m = ceil(positions / replicas)``, so its relaxation runs ``m``
 times slower in wall-clock time: the layer's effective time constant is ``m`` read periods
-(:attr:`ConvMap.effective_tau_s`), the layer needs ``m`` times more seconds to settle, and the
-held drive is stale by up to ``m`` reads (a discrete-time loop whose stability the dt probe
-of the engines must cover). ``replicas = positions`` removes the multiplexing (one array per
-position, ``effective_tau_s = read_period``) at ``positions`` times the array area.
+(:attr:`ConvMap.effective_tau_s`) and the layer needs ``m`` times more seconds to settle. The
+held drive is also up to ``m`` reads old, which makes the layer a sampled-data loop; pcsim's
+engines integrate the continuous limit and do not model that staleness. ``replicas =
+positions`` removes the multiplexing (one array per position, ``effective_tau_s =
+read_period``) at ``positions`` times the array area.
+
+Writes. The kernel is shared by all positions, so the local rule's update of a weight is the
+sum over positions of ``e_p x_p`` (what the per-weight pulse accumulator integrates while the
+array sweeps the positions) and is written once per weight, to every replica:
+:attr:`ConvMap.write_copies` times the pulses of one copy.
 """
 
 from __future__ import annotations
@@ -121,6 +127,11 @@ class ConvMap:
         """Wall-clock time constant of the layer's units under time multiplexing (s):
         ``multiplexing * read_period_s`` (see the module docstring)."""
         return self.multiplexing * self.read_period_s
+
+    @property
+    def write_copies(self) -> int:
+        """Copies of every kernel weight a write must program (the replicas)."""
+        return self.replicas
 
     @property
     def directions(self) -> int:

@@ -144,3 +144,23 @@ def test_neurosim_preset_read_energy_is_its_own_device_physics():
     sources = toml_sources(text)
     keys = [k for k, _, _, _ in chip.describe() if "." in k and k in sources]
     assert len(keys) >= 15 and all(sources[k] for k in keys)
+
+
+def test_dense_case_charges_what_the_circuit_charges_per_tau():
+    """pcsim's Circuit charges a dense layer per tau_x of the dynamics (one read in each
+    direction); the one-position conv layer on the same chip costs the same."""
+    from pcsim import network
+    from pcsim.circuit import Circuit
+
+    chip = _chip()
+    g = ConvGeometry(in_channels=3, height=4, width=4, out_channels=7, kernel=4)
+    circ = Circuit(network.build((g.n_in, 7), "tanh", rng=0), chip)
+    circ.charge_time(1.0, 1)
+    led = circ.ledger.by_component()
+    cost = conv_layer_cost(g, chip, backward=True)
+    assert cost.energy_j["crossbar_read"] == pytest.approx(led["crossbar_read"], rel=1e-12)
+    assert cost.energy_j["tile_adc"] == pytest.approx(led["tile_adc"], rel=1e-12)
+    assert cost.map.latency_s == pytest.approx(circ.ledger.time_s, rel=1e-12)
+    # the circuit's static power also covers the input layer's value units: compare per unit
+    n_units = circ.n_units
+    assert cost.energy_j["static"] / (2 * 7) == pytest.approx(led["static"] / n_units)
