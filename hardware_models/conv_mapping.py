@@ -35,14 +35,20 @@ Latency of a sweep: ``reads = ceil(positions / replicas) * input_cycles`` read p
 sharing (:func:`hardware_models.architecture.read_period_s`); ``settle_s`` is ``tau_x`` on a
 predictive-coding chip, or the read pulse (``synapses.read_time_s``) on an inference chip.
 
+Row drivers (``row_dacs``). On a feedforward inference chip the activations between layers
+are digital (a buffer feeds the patches), so every row is driven by a DAC. On a
+predictive-coding chip the patch comes from the previous layer's analog value units (and the
+errors from the analog error units) through analog multiplexers, without conversion, as a
+dense layer's analog hand-over: no DACs are charged (the default follows ``units``).
+
 Energy uses the dense layers' prices: ``costs.read_energy_per_mac_j`` per weight read
 (``device_pairs`` of them), :attr:`ConverterConfig.adc_energy_j` per conversion and the same
 Walden energy per DAC value (:func:`~hardware_models.converters.conversion_energy_j`), one
 ``architecture.accumulator_add_8bit_j`` add at the chip's node per digital add, and, with
 ``units``, ``costs.static_power_per_unit_w`` for every value and error unit over the sweep.
 Area (:func:`~hardware_models.architecture.layer_area_um2`): the replicas' cells, tile ADCs
-and adders, a row driver (``dac_bits`` DAC, 1-bit with ``input_cycles > 1``) per tile row, and
-with ``units`` the layer's value and error units.
+and adders, with ``row_dacs`` a row driver (``dac_bits`` DAC, 1-bit with ``input_cycles >
+1``) per tile row, and with ``units`` the layer's value and error units.
 
 Streaming in a predictive-coding chip. Continuous relaxation needs every output position's
 value unit ``x`` and error unit ``e`` to exist at once: they are the state of the dynamics
@@ -264,13 +270,15 @@ def conv_layer_cost(
     input_cycles: int = 1,
     weight_slices: int = 1,
     parallel_rows: int | None = None,
+    row_dacs: bool | None = None,
 ) -> ConvLayerCost:
     """One sweep of a convolutional layer on ``chip`` (module docstring), for one sample.
 
     Defaults are a predictive-coding layer: both read directions, value and error units for
     every output position, reads settling in ``tau_x`` (``settle_s=None``). For deployed
     feedforward inference pass ``backward=False``; ``units=False`` leaves the PC units out
-    (a feedforward inference chip). Multiply by the sweeps of a presentation (one per
+    (a feedforward inference chip). ``row_dacs``: rows driven by DACs (default: without
+    ``units``; see the module docstring). Multiply by the sweeps of a presentation (one per
     ``tau_x`` of the dynamics, as dense layers are read) for a run's totals.
     """
     cv, arch, costs = chip.converters, chip.architecture, chip.costs
@@ -287,6 +295,8 @@ def conv_layer_cost(
         parallel_rows=parallel_rows,
     )
     bit_serial = input_cycles > 1
+    if row_dacs is None:
+        row_dacs = not units
     e_dac = (
         input_cycles * conversion_energy_j(1, cv.walden_fom_j) if bit_serial else cv.dac_energy_j
     )
@@ -294,7 +304,7 @@ def conv_layer_cost(
     energy = {
         "crossbar_read": costs.read_energy_j(m.cell_reads * arch.device_pairs),
         "tile_adc": m.adc_conversions * cv.adc_energy_j,
-        "dac": m.dac_activations * e_dac,
+        "dac": m.dac_activations * e_dac if row_dacs else 0.0,
         "partial_sum_adders": m.digital_adds * add_j,
     }
     n_units = 2 * geometry.n_out  # a value and an error unit per output position and channel
@@ -303,7 +313,7 @@ def conv_layer_cost(
     area_um2 = {k: replicas * v for k, v in layer_area_um2(m.layer, arch, cv.adc_bits).items()}
     dac_bits = 1 if bit_serial else cv.dac_bits
     driver = 0.0 if dac_bits is None else dac_area_um2(dac_bits, arch.dac_area_1bit_um2)
-    area_um2["dac"] = replicas * m.layer.tiles * m.layer.rows * driver
+    area_um2["dac"] = replicas * m.layer.tiles * m.layer.rows * driver if row_dacs else 0.0
     if units:
         unit_cap = chip.value_units.capacitance_f / arch.mim_density_f_per_m2 * 1e12
         err_cap = arch.error_unit_capacitance_f / arch.mim_density_f_per_m2 * 1e12

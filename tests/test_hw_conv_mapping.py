@@ -76,9 +76,10 @@ def test_bit_serial_sliced_partial_parallel_counts_by_hand():
 
 def test_replicas_trade_latency_for_area():
     chip = _chip()
-    one = conv_layer_cost(SMALL, chip, backward=False, units=True)
+    one = conv_layer_cost(SMALL, chip, backward=False, units=True, row_dacs=True)
+    assert one.area_mm2["dac"] > 0
     for r in (3, 9):  # divisors of the 9 positions: latency exactly / r
-        many = conv_layer_cost(SMALL, chip, backward=False, units=True, replicas=r)
+        many = conv_layer_cost(SMALL, chip, backward=False, units=True, replicas=r, row_dacs=True)
         assert many.map.latency_s == pytest.approx(one.map.latency_s / r)
         for k in ("synapse_cells", "adc", "partial_sum_adders", "dac"):
             assert many.area_mm2[k] == pytest.approx(r * one.area_mm2[k])
@@ -161,6 +162,8 @@ def test_dense_case_charges_what_the_circuit_charges_per_tau():
     assert cost.energy_j["crossbar_read"] == pytest.approx(led["crossbar_read"], rel=1e-12)
     assert cost.energy_j["tile_adc"] == pytest.approx(led["tile_adc"], rel=1e-12)
     assert cost.map.latency_s == pytest.approx(circ.ledger.time_s, rel=1e-12)
+    # analog hand-over between PC layers: no row DACs, as the circuit charges none inside
+    assert cost.energy_j["dac"] == 0.0 and "dac" not in led
     # the circuit's static power also covers the input layer's value units: compare per unit
     n_units = circ.n_units
     assert cost.energy_j["static"] / (2 * 7) == pytest.approx(led["static"] / n_units)
