@@ -47,8 +47,9 @@ Walden energy per DAC value (:func:`~hardware_models.converters.conversion_energ
 ``architecture.accumulator_add_8bit_j`` add at the chip's node per digital add, and, with
 ``units``, ``costs.static_power_per_unit_w`` for every value and error unit over the sweep.
 Area (:func:`~hardware_models.architecture.layer_area_um2`): the replicas' cells, tile ADCs
-and adders, with ``row_dacs`` a row driver (``dac_bits`` DAC, 1-bit with ``input_cycles >
-1``) per tile row, and with ``units`` the layer's value and error units.
+and adders (on both edges of a tile; on the column edge only without ``backward``), with
+``row_dacs`` a row driver (``dac_bits`` DAC, 1-bit with ``input_cycles > 1``) per tile row,
+and with ``units`` the layer's value and error units.
 
 Streaming in a predictive-coding chip. Continuous relaxation needs every output position's
 value unit ``x`` and error unit ``e`` to exist at once: they are the state of the dynamics
@@ -311,6 +312,10 @@ def conv_layer_cost(
     if units:
         energy["static"] = costs.static_energy_j(n_units, m.latency_s)
     area_um2 = {k: replicas * v for k, v in layer_area_um2(m.layer, arch, cv.adc_bits).items()}
+    if not backward and m.layer.adcs:  # read one way only: no ADCs (and adders) on the rows' edge
+        forward = m.layer.tiles * math.ceil(m.layer.cols / arch.adc_share_columns)
+        area_um2["adc"] *= forward / m.layer.adcs
+        area_um2["partial_sum_adders"] *= forward / m.layer.adcs
     dac_bits = 1 if bit_serial else cv.dac_bits
     driver = 0.0 if dac_bits is None else dac_area_um2(dac_bits, arch.dac_area_1bit_um2)
     area_um2["dac"] = replicas * m.layer.tiles * m.layer.rows * driver if row_dacs else 0.0

@@ -167,3 +167,14 @@ def test_dense_case_charges_what_the_circuit_charges_per_tau():
     # the circuit's static power also covers the input layer's value units: compare per unit
     n_units = circ.n_units
     assert cost.energy_j["static"] / (2 * 7) == pytest.approx(led["static"] / n_units)
+
+
+def test_forward_only_layers_have_adcs_on_the_column_edge_only():
+    chip = _chip()
+    both = conv_layer_cost(SMALL, chip, backward=True)
+    fwd = conv_layer_cost(SMALL, chip, backward=False)
+    a_adc = adc_area_um2(4, ARCH.adc_area_8bit_um2) / 1e6
+    # 3 tiles, each with ceil(4 / 2) column ADCs (and ceil(8 / 2) row ADCs when read both ways)
+    assert both.area_mm2["adc"] == pytest.approx(3 * (2 + 4) * a_adc)
+    assert fwd.area_mm2["adc"] == pytest.approx(3 * 2 * a_adc)
+    assert fwd.area_mm2["partial_sum_adders"] == pytest.approx(3 * 2 * ARCH.adder_area_um2 / 1e6)
