@@ -55,14 +55,18 @@ Streaming in a predictive-coding chip. Continuous relaxation needs every output 
 value unit ``x`` and error unit ``e`` to exist at once: they are the state of the dynamics
 (``out_channels * positions`` of each, as in a dense layer of that width). What is shared is
 only the kernel array: a time-multiplexed array visits the positions in turn, and between
-visits each position's units hold their drive by sample-and-hold. A unit then receives its
-input during one read in every ``m = ceil(positions / replicas)``, so its relaxation runs ``m``
-times slower in wall-clock time: the layer's effective time constant is ``m`` read periods
-(:attr:`ConvMap.effective_tau_s`) and the layer needs ``m`` times more seconds to settle. The
-held drive is also up to ``m`` reads old, which makes the layer a sampled-data loop; pcsim's
-engines integrate the continuous limit and do not model that staleness. ``replicas =
-positions`` removes the multiplexing (one array per position, ``effective_tau_s =
-read_period``) at ``positions`` times the array area.
+visits each position's units hold their state (sample-and-hold). The design priced here lets a
+unit integrate only while its position is read, so that its drive is always fresh: it
+integrates during one read in every ``m = ceil(positions / replicas)``, and in wall-clock time
+its relaxation runs ``m`` times slower: the layer's effective time constant is ``m`` read
+periods (:attr:`ConvMap.effective_tau_s`) and it needs ``m`` times more seconds to settle.
+(Letting the units integrate a held drive all the time instead keeps ``tau_x`` but makes the
+layer a sampled-data loop whose drive is up to ``m`` reads old, close to the continuous
+dynamics only while ``m`` read periods are short against ``tau_x``.) pcsim's engines integrate
+the continuous limit; layers with different ``m`` relax at different wall-clock rates unless
+the chip clocks them all to the slowest. ``replicas = positions`` removes the multiplexing
+(one array per position, ``effective_tau_s = read_period``) at ``positions`` times the array
+area.
 
 Writes. The kernel is shared by all positions, so the local rule's update of a weight is the
 sum over positions of ``e_p x_p`` (what the per-weight pulse accumulator integrates while the
