@@ -32,6 +32,7 @@ from pcsim import network, spice
 from pcsim.blas import limit_threads
 from pcsim.circuit import Circuit
 from pcsim.engines.clocked import ClockedEngine
+from pcsim.engines.protocol import Batch
 
 DETERMINISTIC = {
     "value_units.thermal_noise": False,
@@ -60,7 +61,7 @@ def clocked_wall(nl: spice.SpiceNetlist, engine: ClockedEngine) -> float:
     for p in range(P):
         xs[0][0] = nl.bottom[p]
         xs[L][0] = nl.top[p]
-        engine.run(rc, xs, nl.free, T_TAU)
+        engine.present(rc, Batch(nl.free, xs=xs), T_TAU)
     return time.perf_counter() - t0
 
 
@@ -98,8 +99,12 @@ def main() -> None:
                 w["heun"].append(clocked_wall(nl, heun))
             err = {
                 "adaptive": spice.agreement(nl, res, ref).max_rel,
-                "euler": spice.agreement(nl, res, spice.reference(nl, res.time_s, euler)).max_rel,
-                "heun": spice.agreement(nl, res, spice.reference(nl, res.time_s, heun)).max_rel,
+                "euler": spice.agreement(
+                    nl, res, spice.reference(nl, res.time_s, euler, step=euler.dt)
+                ).max_rel,
+                "heun": spice.agreement(
+                    nl, res, spice.reference(nl, res.time_s, heun, step=heun.dt)
+                ).max_rel,
             }
             n_syn = sum(W.size for W in nl.net.weights)
             rows.append((s, n_syn, nl.text.count("\n"), len(res.time_s), w, err))
