@@ -112,3 +112,20 @@ def test_stepped_weight_flow_converges_to_the_adaptive_one_at_first_order():
     span = float(np.ptp(exact[0]))
     assert err[0] < 0.01 * span
     assert err[0] / err[1] == pytest.approx(2.0, rel=0.1)  # Euler: error proportional to dt
+
+
+def test_the_comparison_calls_only_the_engine_protocol():
+    """pcsim/spice/compare.py asks an engine for ``present`` and nothing else."""
+    import ast
+    from pathlib import Path
+
+    src = Path(spice.compare.__file__).read_text(encoding="utf-8")
+    calls = [
+        node.func.attr
+        for node in ast.walk(ast.parse(src))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id in ("engine", "eng")
+    ]
+    assert calls and set(calls) == {"present"}, calls
