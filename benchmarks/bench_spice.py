@@ -9,13 +9,15 @@ start), exported with :func:`pcsim.spice.export` and run
 
 - in ngspice (``pcsim.spice.run``: process start, netlist parse, transient at reltol 1e-6,
   raw file written and read back); its own analysis time (``rusage time``) is shown apart;
-- in pcsim's adaptive engine (DOP853, rtol 1e-10), sampled at the ngspice time points;
-- in pcsim's clocked engine: Euler (numba, dt 0.1) and Heun (numpy, dt 0.02), stepped over the
-  same 20 tau_x at batch 1.
+- in pcsim's adaptive engine (DOP853, rtol 1e-10);
+- in pcsim's clocked engine: Euler (numba, dt 0.1) and Heun (numpy, dt 0.02);
 
-The four are timed alternately inside one loop (medians of ``--reps``). The error column is the
-largest difference from ngspice at any ngspice time point over the full-scale voltage
-(:func:`pcsim.spice.agreement`; the clocked engines are interpolated linearly between steps).
+each pcsim engine presented over the same 20 tau_x at batch 1 (``Engine.present``, one call per
+presentation). The four are timed alternately inside one loop (medians of ``--reps``). The error
+column is the largest difference from ngspice at any ngspice time point over the full-scale
+voltage (:func:`pcsim.spice.agreement` on :func:`pcsim.spice.reference`, untimed: the adaptive
+engine presented from one ngspice time point to the next, the clocked engines step by step and
+interpolated linearly between steps).
 Needs ngspice (``apt-get install ngspice``).
 """
 
@@ -31,7 +33,9 @@ from hardware_models import load_preset
 from pcsim import network, spice
 from pcsim.blas import limit_threads
 from pcsim.circuit import Circuit
+from pcsim.engines.adaptive import AdaptiveEngine
 from pcsim.engines.clocked import ClockedEngine
+from pcsim.engines.protocol import Batch, Engine
 
 DETERMINISTIC = {
     "value_units.thermal_noise": False,
@@ -51,7 +55,7 @@ def build(sizes: tuple[int, ...]) -> spice.SpiceNetlist:
     return spice.export(circ, x, y, presentation_time=T_TAU)
 
 
-def clocked_wall(nl: spice.SpiceNetlist, engine: ClockedEngine) -> float:
+def engine_wall(nl: spice.SpiceNetlist, engine: Engine) -> float:
     """Wall time of the bare engine over the transient (presentations switched in between)."""
     rc = spice.reference_circuit(nl)
     L = nl.net.n_layers
@@ -60,7 +64,7 @@ def clocked_wall(nl: spice.SpiceNetlist, engine: ClockedEngine) -> float:
     for p in range(P):
         xs[0][0] = nl.bottom[p]
         xs[L][0] = nl.top[p]
-        engine.run(rc, xs, nl.free, T_TAU)
+        engine.present(rc, Batch(nl.free, xs=xs), T_TAU)
     return time.perf_counter() - t0
 
 
@@ -79,6 +83,7 @@ def main() -> None:
         raise SystemExit(spice.INSTALL_HINT)
     euler = ClockedEngine("euler", 0.1, backend="numba")
     heun = ClockedEngine("heun", 0.02, backend="numpy")
+    adaptive = AdaptiveEngine()
     rows = []
     with limit_threads(args.threads, user_api=None):
         for s in args.sizes:
@@ -86,20 +91,23 @@ def main() -> None:
             nl = build(sizes)
             timed = nl.text.replace("\nquit\n", "\nrusage time\nquit\n")
             res = spice.run(nl)  # warm-up and the time points
-            clocked_wall(nl, euler)  # numba compile
+            engine_wall(nl, euler)  # numba compile
             w = {"ngspice": [], "analysis": [], "adaptive": [], "euler": [], "heun": []}
             for _ in range(args.reps):
                 r = spice.run(timed)
                 w["ngspice"].append(r.wall_s)
                 w["analysis"].append(r.analysis_s or float("nan"))
-                ref = spice.reference(nl, res.time_s)
-                w["adaptive"].append(ref.wall_s)
-                w["euler"].append(clocked_wall(nl, euler))
-                w["heun"].append(clocked_wall(nl, heun))
+                w["adaptive"].append(engine_wall(nl, adaptive))
+                w["euler"].append(engine_wall(nl, euler))
+                w["heun"].append(engine_wall(nl, heun))
             err = {
-                "adaptive": spice.agreement(nl, res, ref).max_rel,
-                "euler": spice.agreement(nl, res, spice.reference(nl, res.time_s, euler)).max_rel,
-                "heun": spice.agreement(nl, res, spice.reference(nl, res.time_s, heun)).max_rel,
+                "adaptive": spice.agreement(nl, res, spice.reference(nl, res.time_s)).max_rel,
+                "euler": spice.agreement(
+                    nl, res, spice.reference(nl, res.time_s, euler, step=euler.dt)
+                ).max_rel,
+                "heun": spice.agreement(
+                    nl, res, spice.reference(nl, res.time_s, heun, step=heun.dt)
+                ).max_rel,
             }
             n_syn = sum(W.size for W in nl.net.weights)
             rows.append((s, n_syn, nl.text.count("\n"), len(res.time_s), w, err))

@@ -11,14 +11,26 @@ of names are checked, in every ``.py``, ``.toml`` and ``.md`` file under ``pcsim
   match any name and must match at least one file.
 
 A name resolves relative to the naming file's folder or any folder above it, up to the root.
-Bare ``NAME.py`` / ``NAME.toml`` elsewhere are left alone: examples name users' own files
-(``run.toml``, ``model.py``); so are paths through hidden folders that a documented command
-creates (``benchmarks/peers/.venv``), and this file, whose own examples must not resolve.
+In the prose of a Python file (its docstrings and comments; string literals in code are
+users' files written by tests) and in the markdown and presets, two more kinds are checked:
+
+- a bare module or notebook name (``synapses.py``, ``NAME.ipynb``): some file of that name
+  exists somewhere in the repository;
+- a path relative to a folder (``engines/protocol.py``, ``peers/README.md``): it resolves as
+  above.
+
+Bare ``NAME.toml`` outside the presets is left alone: examples name users' own files
+(``run.toml``); so are paths through hidden folders that a documented command creates
+(``benchmarks/peers/.venv``), and this file, whose own examples must not resolve.
 """
 
 from __future__ import annotations
 
+import ast
+import fnmatch
+import io
 import re
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -37,6 +49,47 @@ _CHARS = r"[A-Za-z0-9_<>*.\-/]"
 MARKDOWN = re.compile(rf"(?<![A-Za-z0-9_./-]){_CHARS}*[A-Za-z0-9_>*]\.md\b")
 TOP_PATH = re.compile(rf"(?<![A-Za-z0-9_./-])(?:{'|'.join(TOP)})/{_CHARS}*[A-Za-z0-9_>*]")
 PRESET_TOML = re.compile(r"(?<![A-Za-z0-9_./-])[A-Za-z0-9_-]+\.toml\b")
+BARE_MODULE = re.compile(r"(?<![A-Za-z0-9_./<-])[A-Za-z0-9_*-]+\.(?:py|ipynb)\b")
+RELATIVE = re.compile(
+    rf"(?<![A-Za-z0-9_./-]){_CHARS}*/{_CHARS}*[A-Za-z0-9_>*]\.(?:py|ipynb|md|toml)\b"
+)
+REPO_FILES = sorted(
+    {
+        p.name
+        for p in ROOT.rglob("*")
+        if p.is_file()
+        and not any(q.startswith(".") or q == "__pycache__" for q in p.relative_to(ROOT).parts)
+    }
+)
+
+
+def prose(path: Path) -> str:
+    """What a reader reads in ``path``: a Python file's docstrings and comments, all of any
+    other file."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix != ".py":
+        return text
+    readline = io.StringIO(text).readline
+    parts = [t.string for t in tokenize.generate_tokens(readline) if t.type == tokenize.COMMENT]
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            doc = ast.get_docstring(node, clean=False)
+            if doc:
+                parts.append(doc)
+    return "\n".join(parts)
+
+
+def missing_in_prose(path: Path) -> list[str]:
+    """The bare module/notebook names and relative paths in ``path``'s prose that name no file
+    of the repository (module docstring rules)."""
+    text = prose(path)
+    out = [
+        n
+        for n in set(BARE_MODULE.findall(text))
+        if not fnmatch.filter(REPO_FILES, re.sub(r"<[^>]*>", "*", n))
+    ]
+    out += [n for n in set(RELATIVE.findall(text)) if not resolves(n, path.parent)]
+    return sorted(out)
 
 
 def named_files(path: Path) -> set[str]:
@@ -81,11 +134,25 @@ def test_the_scan_finds_the_citations():
     assert not resolves("/work/shared/REFERENCE_NUMBERS.md", ROOT / "benchmarks")
     assert not resolves("docs/nothing-here.md", ROOT / "tests")
     assert resolves("hardware_models/presets/<name>.toml", ROOT / "pcsim")
+    # prose only: a docstring's module names count, a test's file literals do not
+    stability = prose(ROOT / "pcsim" / "stability.py")
+    assert "synapses.py" in BARE_MODULE.findall(stability)
+    assert 'tmp_path / "m.py"' in (ROOT / "tests" / "test_cli.py").read_text(encoding="utf-8")
+    assert "m.py" not in prose(ROOT / "tests" / "test_cli.py")
+    assert "engines/protocol.py" in RELATIVE.findall("see engines/protocol.py.")
+    assert not fnmatch.filter(REPO_FILES, "nothing_here.py")
+    assert not resolves("spice/compare.py", ROOT / "tests")  # a path is relative to a folder
 
 
 @pytest.mark.parametrize("path", SCANNED, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_named_file_exists(path):
     missing = sorted(n for n in named_files(path) if not resolves(n, path.parent))
+    assert not missing, f"{path.relative_to(ROOT)} names files not in the repository: {missing}"
+
+
+@pytest.mark.parametrize("path", SCANNED, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_module_named_in_prose_exists(path):
+    missing = missing_in_prose(path)
     assert not missing, f"{path.relative_to(ROOT)} names files not in the repository: {missing}"
 
 

@@ -1,6 +1,8 @@
 """Sweeps: sweep files, seeds, the results file, and runs on Dask (local, killed worker, external).
 
-Budget: about 60 s on 2 cores (three small Dask clusters; 12 tiny points of ~0.1-0.5 s each).
+Budget: about 100 s of CPU (three small Dask clusters and two external processes; the grid
+file's 12 points are parsed, and a 6-point grid, each point a full run of a few seconds,
+is run four times).
 """
 
 from __future__ import annotations
@@ -49,6 +51,11 @@ seed = 7
 "learning.batch_size" = [8, 16, 32]
 "algorithm.presentation_time" = [1.0, 2.0, 3.0, 4.0]
 """
+
+# the sweep that runs (through Dask, four times): 6 of the grid's points, each a full run
+RUN_SWEEP_TOML = SWEEP_TOML.replace("[8, 16, 32]", "[8, 32]").replace(
+    "[1.0, 2.0, 3.0, 4.0]", "[1.0, 2.0, 4.0]"
+)
 
 # columns that must be identical whoever runs a point (wall time and summary_json, which holds
 # train_seconds, legitimately differ)
@@ -317,10 +324,16 @@ def test_resume_refuses_a_different_sweep(tmp_path, sweep_file, capsys):
 
 # --- on Dask ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def reference(sweep_file, tmp_path_factory):
-    """The 12-point sweep run through the CLI on a local cluster of ONE worker process."""
+def run_sweep_file(tmp_path_factory) -> Path:
+    return write_sweep(tmp_path_factory.mktemp("run_sweep"), RUN_SWEEP_TOML)
+
+
+@pytest.fixture(scope="module")
+def reference(run_sweep_file, tmp_path_factory):
+    """The 6-point sweep run through the CLI on a local cluster of ONE worker process."""
     out = tmp_path_factory.mktemp("ref") / "ref.h5"
-    assert sw.sweep_main([str(sweep_file), "--out", str(out), "--workers", "1", "--quiet"]) == 0
+    args = [str(run_sweep_file), "--out", str(out), "--workers", "1", "--quiet"]
+    assert sw.sweep_main(args) == 0
     return sw.load_sweep(out)
 
 
@@ -343,12 +356,12 @@ def client2():
         cluster.close()
 
 
-def test_two_workers_give_the_same_numbers_as_one(sweep_file, reference, client2, tmp_path):
-    assert len(reference) == 12 and set(reference["status"]) == {"ok"}
+def test_two_workers_give_the_same_numbers_as_one(run_sweep_file, reference, client2, tmp_path):
+    assert len(reference) == 6 and set(reference["status"]) == {"ok"}
     assert reference["test_accuracy"].nunique() > 3  # the axes matter
     out = tmp_path / "two.h5"
-    res = sw.run_sweep(sw.load_sweep_file(sweep_file), out, client=client2, progress=False)
-    assert res.ran == list(range(12)) and res.ok == 12 and res.failed == 0
+    res = sw.run_sweep(sw.load_sweep_file(run_sweep_file), out, client=client2, progress=False)
+    assert res.ran == list(range(6)) and res.ok == 6 and res.failed == 0
     assert_same_results(sw.load_sweep(out), reference)
 
 
@@ -391,10 +404,10 @@ def _mark_failed(path: Path, index: int) -> None:
     integrity.seal(path)  # a deliberate edit: sealed again
 
 
-def test_killed_worker_then_resume(sweep_file, reference, tmp_path):
+def test_killed_worker_then_resume(run_sweep_file, reference, tmp_path):
     from distributed import Client, LocalCluster
 
-    s = sw.load_sweep_file(sweep_file)
+    s = sw.load_sweep_file(run_sweep_file)
     out = tmp_path / "kill.h5"
     cluster = LocalCluster(
         n_workers=2,
@@ -422,22 +435,22 @@ def test_killed_worker_then_resume(sweep_file, reference, tmp_path):
 
         res = sw.run_sweep(s, out, client=client, progress=False, on_result=kill_one)
         assert killed and killed["keys"], "no worker was killed mid-point"
-        assert sorted(seen) == list(range(12)) and res.ran == list(range(12))
+        assert sorted(seen) == list(range(6)) and res.ran == list(range(6))
         df = sw.load_sweep(out)
-        assert len(df) == 12 and df.index.is_unique and set(df["status"]) == {"ok"}
+        assert len(df) == 6 and df.index.is_unique and set(df["status"]) == {"ok"}
         assert_same_results(df, reference)
         pids = set(client.run(os.getpid).values())
         assert killed["pid"] not in pids  # the nanny replaced the killed process
 
         again = sw.run_sweep(s, out, client=client, progress=False)
-        assert again.ran == [] and again.skipped == 12
-        _drop_rows(out, {3, 7})
-        _mark_failed(out, 5)
-        assert len(sw.load_sweep(out)) == 10
+        assert again.ran == [] and again.skipped == 6
+        _drop_rows(out, {1, 4})
+        _mark_failed(out, 3)
+        assert len(sw.load_sweep(out)) == 4
         third = sw.run_sweep(s, out, client=client, progress=False)
-        assert third.ran == [3, 5, 7] and third.skipped == 9
+        assert third.ran == [1, 3, 4] and third.skipped == 3
         df = sw.load_sweep(out)
-        assert len(df) == 12 and df.index.is_unique
+        assert len(df) == 6 and df.index.is_unique
         assert_same_results(df, reference)
     finally:
         client.close()
@@ -459,7 +472,7 @@ def _stop(*procs: subprocess.Popen) -> None:
 
 
 @pytest.mark.slow
-def test_separately_started_scheduler(sweep_file, reference, tmp_path, capsys):
+def test_separately_started_scheduler(run_sweep_file, reference, tmp_path, capsys):
     """`dask scheduler` + `dask worker` processes on localhost, reached through --scheduler."""
     from distributed import Client
 
@@ -515,7 +528,8 @@ def test_separately_started_scheduler(sweep_file, reference, tmp_path, capsys):
         with Client(addr, timeout="30s") as c:
             c.wait_for_workers(2, timeout=90)
         out = tmp_path / "ext.h5"
-        code = sw.sweep_main([str(sweep_file), "--out", str(out), "--scheduler", addr, "--quiet"])
+        args = [str(run_sweep_file), "--out", str(out), "--scheduler", addr, "--quiet"]
+        code = sw.sweep_main(args)
         assert code == 0
         assert "Dask scheduler at tcp://127.0.0.1" in capsys.readouterr().out
         assert_same_results(sw.load_sweep(out), reference)

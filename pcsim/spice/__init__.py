@@ -4,7 +4,8 @@
 transistor-free ngspice netlist in the physical units the chip gives (``pcsim export spice
 CONFIG.toml -o net.cir`` calls :func:`export_spice_from_config`); :func:`run` runs ngspice in
 batch mode and returns the node trajectories in seconds; :func:`reference` integrates the same
-transient with pcsim's adaptive engine at the same times, so the two can be compared; and
+transient with pcsim at the same times through the engine protocol (the adaptive engine by
+default, or any engine), so the two can be compared; and
 :func:`energy_report` puts the energy ngspice integrates next to the cost ledger's.
 
 The mapping (one activity unit = ``V_s = chip.value_units.signal_scale_v`` volts; time in seconds,

@@ -8,16 +8,15 @@ import copy
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pcsim.circuit import Circuit
+from pcsim.engines.adaptive import AdaptiveEngine
+from pcsim.engines.protocol import Batch, Engine, Learning
+from pcsim.optim import SGD
 from pcsim.spice.netlist import SpiceNetlist
 from pcsim.spice.ngspice import SpiceResult
-
-if TYPE_CHECKING:
-    from pcsim.engines.clocked import ClockedEngine
 
 
 @dataclass
@@ -45,24 +44,33 @@ def reference_circuit(nl: SpiceNetlist) -> Circuit:
 def reference(
     nl: SpiceNetlist,
     t_s: np.ndarray | None = None,
-    engine: ClockedEngine | None = None,
+    engine: Engine | None = None,
+    step: float | None = None,
 ) -> Reference:
-    """Integrate the exported transient with pcsim and sample it at ``t_s`` (seconds; default:
-    20 points per tau_x). Presentations run one after the other with the free activities (and
-    weights) carried over, as in the circuit.
+    """Integrate the exported transient with a pcsim engine and sample it at ``t_s`` (seconds;
+    default: 20 points per tau_x). Presentations run one after the other with the free
+    activities (and weights) carried over, as in the circuit; each is presented through the
+    engine protocol (:class:`pcsim.engines.protocol.Engine`) in pieces, and learning (when the
+    netlist learns) is the weight flow of time constant ``nl.tau_w`` during every piece.
 
-    By default the adaptive engine integrates each presentation (DOP853, rtol 1e-10; no
-    rails, learning included). ``engine``, a fixed-step engine (which clips at the rails), is
-    stepped over each presentation instead and interpolated linearly at ``t_s`` (inference
-    only)."""
-    if engine is not None and nl.learning:
-        raise ValueError("a stepping engine compares inference transients only")
+    ``engine`` defaults to the adaptive engine (DOP853, rtol 1e-10; no rails), presented from
+    one sample time to the next, so every sample is exact. A fixed-step engine (which clips at
+    the rails) needs ``step``, its ``dt`` in tau_x units: it is presented one step at a time
+    (the weight flow as plain SGD with ``lr = step / tau_w``) and interpolated linearly at
+    ``t_s``."""
     T = nl.presentation_tau
     P = nl.n_presentations
     if t_s is None:
         t_s = np.linspace(0.0, nl.duration_s, int(round(nl.duration_tau * 20)) + 1)[1:]
+    if step is not None and not (step > 0 and np.isfinite(step)):
+        raise ValueError(f"step must be a positive number of tau_x (the engine's dt), got {step}")
     t_tau = np.asarray(t_s, dtype=np.float64) / nl.tau_x_s
     rc = reference_circuit(nl)
+    eng = AdaptiveEngine() if engine is None else engine
+    learning = None
+    if nl.learning:
+        piece_lr = (step if step is not None else 1.0) / nl.tau_w
+        learning = Learning(SGD(piece_lr), when="during", tau_w=nl.tau_w)
     L = nl.net.n_layers
     xs = [x.reshape(1, -1).copy() for x in nl.x_init]
     out_x = [np.empty((len(t_tau), n)) for n in nl.net.sizes]
@@ -76,10 +84,18 @@ def reference(
         lo, hi = p * T, (p + 1) * T
         sel = np.flatnonzero((t_tau >= lo) & ((t_tau < hi) | (p == P - 1)))
         local = np.clip(t_tau[sel] - lo, 0.0, T)
-        if engine is None:
-            _adaptive_presentation(nl, rc, xs, local, sel, out_x, out_w)
+        if step is None:
+            grid = np.unique(np.concatenate([local[local > 0.0], [T]]))
         else:
-            _stepped_presentation(nl, rc, xs, engine, local, sel, out_x)
+            n = max(1, int(round(T / step)))
+            grid = np.arange(1, n + 1) * (T / n)
+        states, weights = _present_pieces(eng, rc, xs, nl.free, grid, learning, step is None)
+        grid = np.concatenate([[0.0], grid])
+        for l in range(L + 1):  # linear interpolation between pieces (exact at their ends)
+            out_x[l][sel] = _interp_rows(local, grid, states[l])
+        if out_w is not None:
+            for k in range(L):
+                out_w[k][sel] = _interp_rows(local, grid, weights[k])
     wall = time.perf_counter() - t0
     return Reference(
         t_s=np.asarray(t_s, dtype=np.float64),
@@ -91,37 +107,52 @@ def reference(
     )
 
 
-def _adaptive_presentation(nl, rc, xs, local, sel, out_x, out_w) -> None:
-    """One presentation by the adaptive engine, sampled at ``local`` (tau_x from its start)
-    into rows ``sel`` of ``out_x`` (and ``out_w``); ``xs`` and ``rc`` end where it ends."""
-    from pcsim.engines.adaptive import AdaptiveEngine
+def _present_pieces(
+    engine: Engine,
+    rc: Circuit,
+    xs: list[np.ndarray],
+    free: Sequence[bool],
+    ends: np.ndarray,
+    learning: Learning | None,
+    clock_free: bool,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Present ``engine`` from 0 to each of ``ends`` (tau_x from the presentation's start,
+    increasing) in turn, continuing from ``xs`` (left at the last end). Returns the activities
+    (len(ends) + 1, n_l) per layer and the weights (len(ends) + 1, n_out, n_in) per crossbar
+    at 0 and at every end. ``clock_free``: the pieces are sample intervals, which a fixed-step
+    engine would round to whole steps (refused)."""
+    n = len(ends) + 1
+    states = [np.empty((n, x.shape[1])) for x in xs]
+    weights = [np.empty((n, *W.shape)) for W in rc.net.weights] if learning is not None else []
+    for l, x in enumerate(xs):
+        states[l][0] = x[0]
+    for k, W in enumerate(rc.net.weights if learning is not None else []):
+        weights[k][0] = W
+    batch = Batch(free, xs=xs)
+    prev = 0.0
+    for i, end in enumerate(ends, start=1):
+        rec = engine.present(rc, batch, float(end - prev), learning)
+        if rec.steps > 1 or (clock_free and rec.steps > 0):
+            raise ValueError(
+                "a fixed-step engine needs step= its dt (tau_x): sample intervals would be "
+                "rounded to whole steps"
+            )
+        prev = float(end)
+        for l, x in enumerate(xs):
+            states[l][i] = x[0]
+        for k, W in enumerate(rc.net.weights if learning is not None else []):
+            weights[k][i] = W
+    return states, weights
 
-    L = nl.net.n_layers
-    traj = AdaptiveEngine().solve(
-        rc, xs, nl.free, nl.presentation_tau, t_eval=local, tau_w=nl.tau_w
-    )
-    for l in range(L + 1):
-        out_x[l][sel] = traj.xs[l][: len(sel), 0]
-    if out_w is not None:
-        for k in range(L):
-            out_w[k][sel] = traj.weights[k][: len(sel)]
 
-
-def _stepped_presentation(nl, rc, xs, engine: ClockedEngine, local, sel, out_x) -> None:
-    """One presentation stepped by ``engine``, interpolated linearly at ``local``."""
-    L, T = nl.net.n_layers, nl.presentation_tau
-    n = max(1, int(round(T / engine.dt)))
-    grid = np.arange(n + 1) * (T / n)
-    states = [np.empty((n + 1, x.shape[1])) for x in xs]
-    for l in range(L + 1):
-        states[l][0] = xs[l][0]
-    for s in range(n):
-        engine.step(rc, xs, nl.free)
-        for l in range(L + 1):
-            states[l][s + 1] = xs[l][0]
-    for l in range(L + 1):  # linear interpolation between steps
-        for u in range(states[l].shape[1]):
-            out_x[l][sel, u] = np.interp(local, grid, states[l][:, u])
+def _interp_rows(at: np.ndarray, grid: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` (len(grid), ...) interpolated linearly along axis 0 at ``at`` (exact at the
+    grid points); returns (len(at), ...)."""
+    flat = values.reshape(len(grid), -1)
+    out = np.empty((len(at), flat.shape[1]))
+    for j in range(flat.shape[1]):
+        out[:, j] = np.interp(at, grid, flat[:, j])
+    return out.reshape(len(at), *values.shape[1:])
 
 
 @dataclass
