@@ -14,7 +14,7 @@ piece of state that training changes. Layout (format ``pcsim-checkpoint``, versi
     /parameters/W<l>, b<l>  weights as stored on the devices, biases
     /crossbars/<l>/...      device state per weight layer: gain, drift exponents (nu),
                             write-pulse accumulators (acc), drift clocks (t_write),
-                            stuck_idx, stuck_val
+                            persistent weights under write noise (wp), stuck_idx, stuck_val
                             (datasets, when present); attrs w_max,
                             t_program_s
     /optimizer/<name>/<i>   optimiser arrays (Adam m and v, SGD velocity), one per parameter
@@ -259,6 +259,7 @@ def save(path: str | Path, ck: Checkpoint) -> None:
                     "gp",
                     "gm",
                     "z1f",
+                    "wp",
                     "stuck_idx",
                     "stuck_val",
                 ):
@@ -441,7 +442,7 @@ def _read(f: h5py.File, name: str) -> Checkpoint:
                 if not isinstance(v, float | np.floating):
                     raise ResultsError(f"{name}: /crossbars/{i} attribute {attr} is missing")
                 cb[attr] = float(v)
-            for k in ("gain", "nu", "acc", "t_write", "gp", "gm", "z1f"):
+            for k in ("gain", "nu", "acc", "t_write", "gp", "gm", "z1f", "wp"):
                 cb[k] = None
                 if k in c:
                     a = _float_array(c[k][()], f"/crossbars/{i}/{k}", name, 1)
