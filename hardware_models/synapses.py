@@ -354,14 +354,15 @@ class Crossbar:
             "gm": copy(self._gm),
             "z1f": copy(self._z1f),
             "wp": None if self._wp is None else self._wp.astype(np.float64).reshape(-1),
+            "refresh_counts": self.refresh_counts.copy(),
             "stuck_idx": self._stuck_idx.astype(np.int64),
             "stuck_val": self._stuck_val.copy(),
         }
 
     def set_state(self, state: dict) -> None:
-        """Restore :meth:`get_state` (``acc``, ``t_write``, ``gp``, ``gm``, ``z1f`` and ``wp`` may
-        be absent: zeros, every device as old as its programming, no pairs, draws or write
-        noise)."""
+        """Restore :meth:`get_state` (``acc``, ``t_write``, ``gp``, ``gm``, ``z1f``, ``wp`` and
+        ``refresh_counts`` may be absent: zeros, every device as old as its programming, no
+        pairs, draws, write noise or refreshes)."""
         self.w_max = state["w_max"]
         self.t_program_s = state["t_program_s"]
         self._gain = state["gain"]
@@ -369,6 +370,8 @@ class Crossbar:
         self._acc = state.get("acc")
         self._t_write = state.get("t_write")
         self._gp, self._gm, self._z1f = state.get("gp"), state.get("gm"), state.get("z1f")
+        rc = state.get("refresh_counts")
+        self.refresh_counts = np.zeros(2, np.int64) if rc is None else np.array(rc, np.int64)
         wp = state.get("wp")
         self._wp = None if wp is None else wp.reshape(self.shape).astype(self.dtype)
         self._stuck_idx = state["stuck_idx"]
