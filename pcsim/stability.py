@@ -59,15 +59,24 @@ class OscillationWarning(RuntimeWarning):
     oscillate instead of settling (the numbers stay finite but are not the settled ones)."""
 
 
-def oscillation_message(dt: float, layer: int, rate: float, n_bad: int, n: int) -> str:
-    """The one-line warning: the step, the layer, the rate and the step to use."""
+def oscillation_message(
+    dt: float, layer: int, rate: float, n_bad: int, n: int, T: float | None = None
+) -> str:
+    """The one-line warning: the step, the layer, the rate, how much the mode grows over a
+    presentation of ``T`` tau_x (Euler's factor ``|1 - dt rate|`` per step) and the step to
+    use."""
+    growth = ""
+    if T is not None and T > 0:
+        steps = max(1, round(T / dt))
+        g = abs(1.0 - dt * rate) ** steps
+        growth = f"; over one presentation of {T:g} tau_x ({steps} steps) it grows x{g:.3g}"
     return (
         f"engine.dt = {dt:.3g} tau_x is beyond Euler's stability limit for the settled "
         f"inference: its fastest mode (mostly in layer {layer}) relaxes at {rate:.3g}/tau_x, "
         f"dt x rate = {dt * rate:.3g} >= {EULER_LIMIT:g} on {n_bad} of {n} probe samples, so "
         "the activities oscillate between states (period 2 or longer) instead of settling and "
-        f"the settled energies and accuracies are not those of the circuit; set engine.dt "
-        f"below {EULER_LIMIT / rate:.3g} tau_x"
+        f"the settled energies and accuracies are not those of the circuit{growth}; set "
+        f"engine.dt below {EULER_LIMIT / rate:.3g} tau_x"
     )
 
 
@@ -286,7 +295,7 @@ class HealthCheck:
         layer = modes.worst_layer(bad)
         rate = float(np.median(modes.rate[bad]))
         warnings.warn(
-            oscillation_message(dt, layer, rate, int(bad.sum()), bad.size),
+            oscillation_message(dt, layer, rate, int(bad.sum()), bad.size, self.T),
             OscillationWarning,
             stacklevel=2,
         )

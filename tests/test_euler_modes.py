@@ -96,7 +96,10 @@ def test_generative_net_oscillates_at_the_default_step_and_is_flagged(generative
         health(tr)
     msg = str(rec[0].message)
     assert "engine.dt = 0.5 tau_x" in msg and f"layer {modes.worst_layer()}" in msg
-    assert f"below {2 / np.median(modes.rate):.3g} tau_x" in msg
+    med = np.median(modes.rate)
+    assert f"below {2 / med:.3g} tau_x" in msg
+    # T = 2 tau_x is 4 steps of 0.5: the mode grows |1 - 0.5 rate|^4 per presentation
+    assert f"(4 steps) it grows x{abs(1 - 0.5 * med) ** 4:.3g}" in msg
     with warnings.catch_warnings():
         warnings.simplefilter("error", stability.OscillationWarning)
         health(tr)  # once per run
