@@ -13,10 +13,11 @@ cycle, a longer cycle or chaos. A chip without rails stays finite and never sett
 energy it reports is not the settled energy.
 
 :func:`fastest_modes` settles a batch with a step that is stable by construction and
-estimates ``lambda_max`` there per sample by power iteration on finite differences of the
-flow (read weights without read noise, exact products: the ADC's steps are piecewise
-constant and have no derivative). ``dt * lambda_max`` against 2 says whether the run's own
-step oscillates, and the eigenvector's weight per layer names where.
+estimates ``lambda_max`` there per sample by power iteration on the flow's Jacobian
+(:func:`jvp`, with ``phi'`` taken where the state is; read weights without read noise, exact
+products: the ADC's steps are piecewise constant and have no derivative). ``dt * lambda_max``
+against 2 says whether the run's own step oscillates, and the eigenvector's weight per layer
+names where.
 
 Not this instability: leaky ReLU's kink makes ``x'`` jump (``phi'`` does), and Euler
 chatters across it with an amplitude proportional to ``dt`` at any step; halving ``dt``
@@ -31,9 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pcsim import field
+from pcsim import activations, field
 
-FD_STEP = 1e-5  # finite-difference step, activity units (float64 states)
 POWER_ITERATIONS = 40  # power-iteration steps at the settled state (< 1 % on PC nets)
 ROUGH_ITERATIONS = 15  # for the settling step only (FINE_STEP leaves a factor 4 of margin)
 FINE_STEP = 0.5  # the settling step times the fastest rate: |1 - 0.5| < 1, no oscillation
@@ -72,6 +72,59 @@ def _norms(vs: Sequence[np.ndarray]) -> np.ndarray:
     return np.sqrt(sum(np.sum(a * a, axis=1) for a in vs))
 
 
+def _d2_tanh(x: np.ndarray) -> np.ndarray:
+    t = np.tanh(x)
+    return -2.0 * t * (1.0 - t * t)
+
+
+def _d2_sigmoid(x: np.ndarray) -> np.ndarray:
+    s = 1.0 / (1.0 + np.exp(-x))
+    return s * (1.0 - s) * (1.0 - 2.0 * s)
+
+
+# phi'' of the smooth activations; the piecewise-linear ones (relu, leaky_relu, linear) have
+# phi'' = 0 between their kinks, and the linearisation takes phi' where the state is: a
+# finite difference across a kink would measure the jump of phi' divided by the step
+SECOND_DERIVATIVES = {"tanh": _d2_tanh, "sigmoid": _d2_sigmoid}
+
+
+def jvp(circ, xs: Sequence[np.ndarray], free: Sequence[bool], Ws, v: Sequence[np.ndarray]):
+    """The flow's Jacobian times ``v`` at ``xs`` (each (B, n_l); tau_x units): the derivative
+    of :func:`pcsim.field.activity_drift` (errors through the units' gain and offset, leak,
+    residual skips) times the per-unit rate ``1 / s``, zero on clamped layers. Exact products
+    (no tile ADCs)."""
+    net, u = circ.net, circ.units
+    phi, dphi = activations.get(net.activation)
+    d2 = SECOND_DERIVATIVES.get(net.activation)
+    L = net.n_layers
+    slopes = [np.ones_like(xs[0])] + [dphi(x) for x in xs[1:]]
+    # d eps_{i+1} = g (v_{i+1} - a_i W_i (phi'(x_i) v_i) - [skip] v_i)
+    deps = []
+    for i in range(L):
+        dmu = net.scales[i] * ((slopes[i] * v[i]) @ Ws[i].T)
+        if net.residual[i]:
+            dmu = dmu + v[i]
+        deps.append(u.error_gain[i + 1] * (v[i + 1] - dmu))
+    eps = field.errors(net, xs, Ws, u) if d2 is not None else None
+    g = circ.gammas(1.0)
+    out = []
+    for l in range(L + 1):
+        if not free[l]:
+            out.append(np.zeros_like(xs[l]))
+            continue
+        d = -deps[l - 1] if l > 0 else np.zeros_like(xs[l])
+        if l < L:
+            back = net.scales[l] * (deps[l] @ Ws[l])
+            d = d + (back if l == 0 else slopes[l] * back)
+            if l > 0 and eps is not None:  # phi'' v times the top-down input
+                d = d + d2(xs[l]) * v[l] * (net.scales[l] * (eps[l] @ Ws[l]))
+            if net.residual[l]:
+                d = d + deps[l]
+        d = d - u.leak[l] * v[l]
+        out.append(g[l] * d)
+    return out
+
+
 def _top_rate(
     circ,
     xs: list[np.ndarray],
@@ -80,20 +133,16 @@ def _top_rate(
     rng: np.random.Generator,
     iterations: int = POWER_ITERATIONS,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Power iteration on ``v -> -(x'(x + h v) - x'(x)) / h`` per sample: (rate, layer share).
-    Units pinned at a rail do not move (their rows are zero), nor do clamped layers."""
+    """Power iteration on ``v -> -J v`` (:func:`jvp`) per sample: (rate, layer share). Units
+    pinned at a rail do not move (their rows are zero), nor do clamped layers."""
     lo, hi = circ.rails
     mask = [((x > lo) & (x < hi)) & f for x, f in zip(xs, free, strict=True)]
-    base = _rates(circ, xs, free, Ws)
     v = [rng.standard_normal(x.shape) * m for x, m in zip(xs, mask, strict=True)]
     rate = np.zeros(xs[0].shape[0])
     for _ in range(iterations):
         n = _norms(v)
         v = [a / np.where(n > 0, n, 1.0)[:, None] for a in v]
-        moved = _rates(circ, [x + FD_STEP * a for x, a in zip(xs, v, strict=True)], free, Ws)
-        av = [
-            (m0 - m1) / FD_STEP * m for m1, m0, m in zip(moved, base, mask, strict=True)
-        ]  # A v = -J v
+        av = [-j * m for j, m in zip(jvp(circ, xs, free, Ws, v), mask, strict=True)]
         rayleigh = sum(np.sum(a * b, axis=1) for a, b in zip(av, v, strict=True))
         rate = np.sign(rayleigh) * _norms(av)
         v = av

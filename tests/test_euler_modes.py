@@ -35,6 +35,29 @@ def test_fastest_rate_is_the_closed_form_of_a_linear_layer():
     assert not modes.unstable(2.0 / (2 * want) * 0.999).any()
 
 
+@pytest.mark.parametrize("activation", ["tanh", "leaky_relu", "sigmoid"])
+def test_jacobian_product_matches_central_differences_on_a_chip(activation):
+    """:func:`euler_modes.jvp` against (x'(x + h v) - x'(x - h v)) / 2h of the field itself,
+    with rram's unit gains, offsets, leak and time-constant mismatch and a skip connection
+    (states kept 1e-3 away from leaky ReLU's kink, where x' has no derivative)."""
+    from hardware_models import load_preset
+
+    net = network.build([5, 7, 7, 3], activation, rng=1, residual=[False, True, False])
+    circ = Circuit(net, chip=load_preset("rram"), rng=np.random.default_rng(0))
+    rng = np.random.default_rng(2)
+    xs = [rng.uniform(-1.5, 1.5, (4, n)) for n in net.sizes]
+    xs = [np.where(np.abs(x) < 1e-3, 1e-2, x) for x in xs]
+    free = [False, True, True, True]
+    v = [rng.standard_normal(x.shape) * f for x, f in zip(xs, free, strict=True)]
+    Ws = [np.asarray(W, np.float64) for W in circ.read_weights()]
+    h = 1e-6
+    up = euler_modes._rates(circ, [x + h * a for x, a in zip(xs, v, strict=True)], free, Ws)
+    dn = euler_modes._rates(circ, [x - h * a for x, a in zip(xs, v, strict=True)], free, Ws)
+    got = euler_modes.jvp(circ, xs, free, Ws, v)
+    for l in range(4):
+        np.testing.assert_allclose(got[l], (up[l] - dn[l]) / (2 * h), rtol=1e-5, atol=1e-7)
+
+
 def _run(mode: str, dt: float, n_train: int):
     cfg = config.from_dict(
         {
