@@ -29,6 +29,32 @@ slower than ``tau_x`` stretch every presentation. The network's output is read a
 ``ceil(n_out / k)`` ADCs, ``min(k, n_out) * t_adc`` per read, repeated by bound management
 (:func:`output_conversion_s`).
 
+Why the products are read exact by default (``tile_adc_reads = false``) while the per-tile
+conversions are charged: the conversions are what a chip with digital partial sums spends
+(``tile_adc`` energy, and the read period when they are slower than ``tau_x``), so they are
+charged whenever ``partial_sums = "digital"``; their rounding of the products is an option
+because, measured on the default run (rram preset: 128 x 128 tiles, 8-bit tile ADCs over +-4
+activity units, one code 0.031; 3 seeds, 2026-12-07), it lowers no reported accuracy: test
+accuracy 95.33 +- 0.80 % with exact reads, 96.00 +- 0.22 % through the tile ADCs, with 12 %
+more write pulses (836 -> 933 per sample) and 1 % more training energy per sample. But with
+the units' thermal noise in the loop an output read through tile ADCs toggles between adjacent
+codes, so neither inference protocol settles within half an ADC code (the default criterion:
+latency and energy NaN, "not settled"); on a shorter run (300 training digits) they settle
+within 1.5 codes, deployed in 6.3 tau_x (5.5 with exact reads at that tolerance). And the
+products through the tile ADCs have no fused kernel: the default run takes 2.4 times as long.
+So the option is for studying the rounding itself; making it the default needs a settling
+criterion that allows the one-code toggle.
+
+Bit slicing (``cell_bits = c``, ISAAC: Shafiee et al. ISCA 2016, 16-bit weights in eight 2-bit
+cells): a weight of ``bits`` bits (``chip.synapses.bits``) is held by ``s = ceil(bits / c)``
+devices (pairs), one per ``c``-bit slice. Each slice of a matrix sits on its own tiles and is
+read and converted like a whole matrix; the slices' converted partial sums are shifted and
+added digitally (``ceil(log2 s)`` more adder stages per read). So tiles, cells, tile ADCs,
+conversions per read and crossbar reads (energy) grow ``s`` times; the latency only by the
+shift-and-add. Needs ``partial_sums = "digital"``. Omitted (the presets): one device (pair)
+holds the whole weight, as a multi-level cell. Costs only: the weight levels a run learns and
+reads are those of ``bits``; noise per slice is not modelled.
+
 Area (mm^2, :func:`chip_area`), each constant with its source in the field's doc:
 synapse cells ``tiles * tile_rows * tile_cols * devices_per_weight * device_pairs *
 cell_area_f2 * F^2`` (``device_pairs``: :mod:`hardware_models.mapping`);
@@ -100,13 +126,19 @@ class ArchitectureConfig(ConfigBase):
         False,
         "",
         "bool",
-        "digital partial sums: products read through the tile ADCs (else charged only)",
+        "digital partial sums: products read through the tile ADCs (else charged, read exact)",
     )
     devices_per_weight: int = param(
         2, "device", "count", "cells per weight (2: differential pair; SRAM: bits)"
     )
     device_pairs: int = param(
         1, "pair", "count", "pairs summed per weight (hardware_models.mapping): n x cells"
+    )
+    cell_bits: int | None = param(
+        None,
+        "bit",
+        "count_or_none",
+        "bits one device stores: weights bit-sliced over ceil(bits / cell_bits) (ISAAC)",
     )
     column_remap: bool = param(
         False, "", "bool", "each column programmed at full range, rescaled digitally"
@@ -161,6 +193,20 @@ class ArchitectureConfig(ConfigBase):
     def _cross_checks(self) -> None:
         if (self.tile_rows is None) != (self.tile_cols is None):
             self._fail("tile_rows", "and tile_cols must be given together or both omitted")
+        if self.cell_bits is not None and self.partial_sums != "digital":
+            self._fail(
+                "cell_bits",
+                "needs partial_sums = 'digital' (each slice is converted, then shifted and "
+                "added digitally)",
+            )
+
+    def weight_slices(self, weight_bits: int | None) -> int:
+        """Devices (or device pairs) holding one weight of ``weight_bits`` bits side by side:
+        ``ceil(weight_bits / cell_bits)``; 1 when ``cell_bits`` is omitted or the weight is
+        analog (``weight_bits`` None)."""
+        if self.cell_bits is None or weight_bits is None:
+            return 1
+        return math.ceil(weight_bits / self.cell_bits)
 
     @property
     def tiled(self) -> bool:
@@ -187,10 +233,11 @@ class LayerMap:
     conversions_backward: int
     latency_forward_s: float
     latency_backward_s: float
+    slices: int = 1  # bit slices: each on its own tiles, shifted and added after conversion
 
     @property
     def tiles(self) -> int:
-        return self.row_tiles * self.col_tiles
+        return self.slices * self.row_tiles * self.col_tiles
 
     @property
     def cells(self) -> int:
@@ -209,8 +256,10 @@ def map_layer(
     arch: ArchitectureConfig,
     adc_bits: int | None = None,
     sar_cycle_s: float = 1e-9,
+    weight_bits: int | None = None,
 ) -> LayerMap:
-    """Place one ``(n_out, n_in)`` matrix on ``arch``'s tiles (see the module docstring)."""
+    """Place one ``(n_out, n_in)`` matrix of ``weight_bits``-bit weights on ``arch``'s tiles
+    (see the module docstring; ``arch.cell_bits``: bit slices)."""
     if n_out < 1 or n_in < 1:
         raise ValueError(f"a weight matrix needs n_out, n_in >= 1, got ({n_out}, {n_in})")
     rows = arch.tile_rows if arch.tile_rows is not None else n_in
@@ -218,14 +267,28 @@ def map_layer(
     rt, ct = math.ceil(n_in / rows), math.ceil(n_out / cols)
     if arch.partial_sums == "analog":
         return LayerMap(n_out, n_in, rows, cols, rt, ct, 0, 0, 0, 0.0, 0.0)
+    s = arch.weight_slices(weight_bits)
     k = arch.adc_share_columns
     adcs_per_tile = math.ceil(cols / k) + math.ceil(rows / k)
     t_adc = _adc_time_s(adc_bits, sar_cycle_s)
-    # each ADC converts its min(k, lines) lines one after another; then the adder tree
-    fwd = min(k, cols) * t_adc + math.ceil(math.log2(rt)) * sar_cycle_s
-    bwd = min(k, rows) * t_adc + math.ceil(math.log2(ct)) * sar_cycle_s
+    # each ADC converts its min(k, lines) lines one after another; then the adder tree over
+    # the tiles and, with bit slices, the shift-and-add over the slices (converted at once)
+    shift = math.ceil(math.log2(s))
+    fwd = min(k, cols) * t_adc + (math.ceil(math.log2(rt)) + shift) * sar_cycle_s
+    bwd = min(k, rows) * t_adc + (math.ceil(math.log2(ct)) + shift) * sar_cycle_s
     return LayerMap(
-        n_out, n_in, rows, cols, rt, ct, rt * ct * adcs_per_tile, rt * n_out, ct * n_in, fwd, bwd
+        n_out,
+        n_in,
+        rows,
+        cols,
+        rt,
+        ct,
+        s * rt * ct * adcs_per_tile,
+        s * rt * n_out,
+        s * ct * n_in,
+        fwd,
+        bwd,
+        s,
     )
 
 
@@ -234,10 +297,11 @@ def map_network(
     arch: ArchitectureConfig,
     adc_bits: int | None = None,
     sar_cycle_s: float = 1e-9,
+    weight_bits: int | None = None,
 ) -> list[LayerMap]:
     """:func:`map_layer` for every weight matrix ``(sizes[l+1], sizes[l])``."""
     return [
-        map_layer(sizes[i + 1], sizes[i], arch, adc_bits, sar_cycle_s)
+        map_layer(sizes[i + 1], sizes[i], arch, adc_bits, sar_cycle_s, weight_bits)
         for i in range(len(sizes) - 1)
     ]
 
@@ -305,6 +369,7 @@ def chip_area(
     digital_state_bits_per_weight: int = 0,
     replicas: int = 1,
     sar_cycle_s: float = 1e-9,
+    weight_bits: int | None = None,
 ) -> dict[str, float]:
     """Area in mm^2 by component of a network ``sizes`` on ``arch`` (see the module docstring).
 
@@ -312,9 +377,10 @@ def chip_area(
     is the state a digital co-processor keeps per weight (e.g. 64 for Adam's two FP32 moments;
     0: no co-processor). ``replicas`` copies of the analog circuit (a batch executed as parallel
     replicas) multiply every analog component. Returns ``{component: mm^2}`` (all keys present,
-    zeros included).
+    zeros included). ``weight_bits``: the weights' precision, bit-sliced over
+    ``arch.weight_slices(weight_bits)`` devices (``arch.cell_bits``).
     """
-    maps = map_network(sizes, arch, adc_bits, sar_cycle_s)
+    maps = map_network(sizes, arch, adc_bits, sar_cycle_s, weight_bits)
     f2_um2 = (arch.feature_size_m * 1e6) ** 2  # F^2 in um^2
     n_weights = sum(m.n_out * m.n_in for m in maps)
     n_value, n_error = sum(sizes), sum(sizes[1:])

@@ -80,6 +80,11 @@ class Chip:
         for key, cls in _SECTIONS.items():
             if not isinstance(getattr(self, key), cls):
                 raise ChipConfigError(f"chip.{key} must be a {cls.__name__}")
+        if self.architecture.cell_bits is not None and self.synapses.bits is None:
+            raise ChipConfigError(
+                "chip.architecture.cell_bits needs chip.synapses.bits (an analog weight has no "
+                "bits to slice)"
+            )
 
     # -- physics -----------------------------------------------------------------------------
     @property
@@ -170,7 +175,15 @@ class Chip:
     def layer_maps(self, sizes: list[int]) -> list[LayerMap]:
         """Each weight matrix of a network ``sizes`` on this chip's tiles (per-read costs)."""
         cv = self.converters
-        return map_network(sizes, self.architecture, cv.adc_bits, cv.sar_cycle_s)
+        return map_network(
+            sizes, self.architecture, cv.adc_bits, cv.sar_cycle_s, self.synapses.bits
+        )
+
+    @property
+    def weight_slices(self) -> int:
+        """Devices (pairs) per weight from bit slicing (``architecture.cell_bits``; 1 when
+        omitted)."""
+        return self.architecture.weight_slices(self.synapses.bits)
 
     def area_mm2(
         self, sizes: list[int], digital_state_bits_per_weight: int = 0, replicas: int = 1
@@ -187,6 +200,7 @@ class Chip:
             digital_state_bits_per_weight=digital_state_bits_per_weight,
             replicas=replicas,
             sar_cycle_s=cv.sar_cycle_s,
+            weight_bits=self.synapses.bits,
         )
 
     # -- dicts and overrides -----------------------------------------------------------------

@@ -142,6 +142,9 @@ class SynapseConfig(ConfigBase):
     dw_min_std: float = param(
         0.0, "", "std", "cycle-to-cycle pulse-size std (relative, per pulse, unclipped)"
     )
+    write_noise_std: float = param(
+        0.0, "dw_min", "std", "write noise: a written device reads its state + this x dw_min N(0,1)"
+    )
     unit_cell: str = param(
         "signed",
         "",
@@ -207,6 +210,13 @@ class SynapseConfig(ConfigBase):
                     f"must be <= refresh_upper ({self.refresh_upper!r}), "
                     f"got {self.refresh_lower!r}",
                 )
+        if self.write_noise_std > 0 and (
+            (self.dw_min is None and self.bits is None) or self.unit_cell == "one_sided"
+        ):
+            self._fail(
+                "write_noise_std",
+                "needs a pulsed signed device (dw_min or bits set, unit_cell = 'signed')",
+            )
         if self.update_scheme == "stochastic" and self.dw_min is None and self.bits is None:
             self._fail("update_scheme", "'stochastic' needs a pulsed device (dw_min or bits)")
         if self.read_noise_model == "pcm" and self.read_time_s is None:
@@ -306,6 +316,9 @@ class Crossbar:
         self._gm: np.ndarray | None = None
         # 1/f read noise (read_noise_model = "pcm"): one standard normal per device, float64
         self._z1f: np.ndarray | None = None
+        # write noise (write_noise_std > 0): the persistent state updates act on, (n_out, n_in)
+        # in the crossbar's dtype; the weights read are it plus each written device's noise
+        self._wp: np.ndarray | None = None
         #: one-sided pairs: ``[refreshes, pulses they fired]`` since programming
         self.refresh_counts = np.zeros(2, np.int64)
         #: ``(tile_rows, tile_cols, wire_segment_ohm)``: reads go through the tiles' wires
@@ -324,8 +337,8 @@ class Crossbar:
     def get_state(self) -> dict:
         """The device state beyond the weights that a checkpoint keeps (copies): bound,
         programming time, per-device gains and drift exponents, pulse accumulators, write
-        clocks, one-sided pairs' conductances, 1/f read-noise draws and stuck devices (None
-        where uniform or absent)."""
+        clocks, one-sided pairs' conductances, 1/f read-noise draws, the persistent weights
+        under write noise and stuck devices (None where uniform or absent)."""
 
         def copy(a):
             return None if a is None else a.copy()
@@ -340,13 +353,16 @@ class Crossbar:
             "gp": copy(self._gp),
             "gm": copy(self._gm),
             "z1f": copy(self._z1f),
+            "wp": None if self._wp is None else self._wp.astype(np.float64).reshape(-1),
+            "refresh_counts": self.refresh_counts.copy(),
             "stuck_idx": self._stuck_idx.astype(np.int64),
             "stuck_val": self._stuck_val.copy(),
         }
 
     def set_state(self, state: dict) -> None:
-        """Restore :meth:`get_state` (``acc``, ``t_write``, ``gp``, ``gm`` and ``z1f`` may be
-        absent: zeros, every device as old as its programming, no pairs or draws)."""
+        """Restore :meth:`get_state` (``acc``, ``t_write``, ``gp``, ``gm``, ``z1f``, ``wp`` and
+        ``refresh_counts`` may be absent: zeros, every device as old as its programming, no
+        pairs, draws, write noise or refreshes)."""
         self.w_max = state["w_max"]
         self.t_program_s = state["t_program_s"]
         self._gain = state["gain"]
@@ -354,6 +370,10 @@ class Crossbar:
         self._acc = state.get("acc")
         self._t_write = state.get("t_write")
         self._gp, self._gm, self._z1f = state.get("gp"), state.get("gm"), state.get("z1f")
+        rc = state.get("refresh_counts")
+        self.refresh_counts = np.zeros(2, np.int64) if rc is None else np.array(rc, np.int64)
+        wp = state.get("wp")
+        self._wp = None if wp is None else wp.reshape(self.shape).astype(self.dtype)
         self._stuck_idx = state["stuck_idx"]
         self._stuck_val = state["stuck_val"].astype(self.dtype)
 
@@ -531,6 +551,8 @@ class Crossbar:
         else:
             self._gp = self._gm = None
         self._z1f = rng.standard_normal(size) if cfg.read_noise_model == "pcm" else None
+        # write noise starts at the first update: programming has its own noise model
+        self._wp = self._w.copy() if cfg.write_noise_std > 0 else None
 
     @property
     def pair_conductances(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -812,6 +834,10 @@ class Crossbar:
         refresh pulses are in the count and in :attr:`refresh_counts`). ``update_scheme =
         "stochastic"``: no accumulator; a rank-one ``dW`` fires the coincidences of random
         row and column pulse trains (:meth:`pulse_counts`), whose mean is ``dW``.
+
+        ``write_noise_std > 0`` (aihwkit's write noise): the update acts on the hidden
+        :attr:`persistent_weights`; each device it moved then reads that value plus
+        ``write_noise_std * dw_min * w_max * N(0, 1)``, drawn anew at each write.
         """
         cfg = self.config
         if cfg.is_ideal:
@@ -820,6 +846,10 @@ class Crossbar:
         dW = np.asarray(dW)
         if dW.shape != self.shape:
             raise ValueError(f"dW has shape {dW.shape}, crossbar is {self.shape}")
+        apparent = None
+        if self._wp is not None:  # the update acts on the persistent state
+            apparent = self._w.copy()
+            self._w[...] = self._wp
         r = cfg.relative_dw_min()
         clocks = t_s is not None and cfg.time_varying_reads
         if clocks and self._t_write is None:
@@ -860,7 +890,31 @@ class Crossbar:
                 v = self._stuck_val.astype(np.float64)
                 self._gp[self._stuck_idx] = np.maximum(v, 0.0)
                 self._gm[self._stuck_idx] = np.maximum(-v, 0.0)
+        if apparent is not None:
+            self._write_noise(apparent, rng)
         return int(n)
+
+    @property
+    def persistent_weights(self) -> np.ndarray:
+        """The state updates act on, ``(n_out, n_in)``: :attr:`weights` without the write
+        noise (the weights themselves when ``write_noise_std = 0``)."""
+        return self._w if self._wp is None else self._wp
+
+    def _write_noise(self, apparent: np.ndarray, rng: np.random.Generator) -> None:
+        """After an update (``self._w`` holds the new persistent state, ``apparent`` the
+        weights read before it): every device the update moved reads its persistent value
+        plus ``write_noise_std * dw_min * w_max * N(0, 1)``, drawn anew; the others read
+        what they read before. aihwkit (``PulsedRPUDevice::applyUpdateWriteNoise``) redraws
+        the noise of every device at every update; pcsim follows its documented semantics,
+        "sampled anew when the device is touched again" (``write_noise_std`` docstring)."""
+        assert self._wp is not None
+        w, wp = self._w.reshape(-1), self._wp.reshape(-1)
+        hit = np.flatnonzero(w != wp)
+        wp[hit] = w[hit]
+        sigma = self.config.write_noise_std * self.config.relative_dw_min() * self.w_max
+        out = apparent.reshape(-1)
+        out[hit] = wp[hit] + sigma * rng.standard_normal(hit.size)
+        w[...] = out
 
     def _fire(
         self, d: np.ndarray, acc: np.ndarray, rng: np.random.Generator, t_s: float | None

@@ -14,9 +14,9 @@ piece of state that training changes. Layout (format ``pcsim-checkpoint``, versi
     /parameters/W<l>, b<l>  weights as stored on the devices, biases
     /crossbars/<l>/...      device state per weight layer: gain, drift exponents (nu),
                             write-pulse accumulators (acc), drift clocks (t_write),
-                            stuck_idx, stuck_val
+                            persistent weights under write noise (wp), stuck_idx, stuck_val
                             (datasets, when present); attrs w_max,
-                            t_program_s
+                            t_program_s, refreshes, refresh_pulses
     /optimizer/<name>/<i>   optimiser arrays (Adam m and v, SGD velocity), one per parameter
     /algorithm/carry/<l>    iPC's carried activities (init = "carry"), when present
     /metrics/<name>         per-epoch history so far (as in results files)
@@ -251,6 +251,10 @@ def save(path: str | Path, ck: Checkpoint) -> None:
                 c = g.create_group(str(i))
                 c.attrs["w_max"] = cb["w_max"]
                 c.attrs["t_program_s"] = cb["t_program_s"]
+                if cb.get("refresh_counts") is not None:  # one-sided pairs' refreshes, pulses
+                    c.attrs["refreshes"], c.attrs["refresh_pulses"] = (
+                        int(v) for v in cb["refresh_counts"]
+                    )
                 for k in (
                     "gain",
                     "nu",
@@ -259,6 +263,7 @@ def save(path: str | Path, ck: Checkpoint) -> None:
                     "gp",
                     "gm",
                     "z1f",
+                    "wp",
                     "stuck_idx",
                     "stuck_val",
                 ):
@@ -441,7 +446,14 @@ def _read(f: h5py.File, name: str) -> Checkpoint:
                 if not isinstance(v, float | np.floating):
                     raise ResultsError(f"{name}: /crossbars/{i} attribute {attr} is missing")
                 cb[attr] = float(v)
-            for k in ("gain", "nu", "acc", "t_write", "gp", "gm", "z1f"):
+            if "refreshes" in c.attrs and "refresh_pulses" in c.attrs:
+                counts = [c.attrs["refreshes"], c.attrs["refresh_pulses"]]
+                if not all(isinstance(v, int | np.integer) and v >= 0 for v in counts):
+                    raise ResultsError(
+                        f"{name}: /crossbars/{i} refresh counts must be integers >= 0"
+                    )
+                cb["refresh_counts"] = np.array(counts, np.int64)
+            for k in ("gain", "nu", "acc", "t_write", "gp", "gm", "z1f", "wp"):
                 cb[k] = None
                 if k in c:
                     a = _float_array(c[k][()], f"/crossbars/{i}/{k}", name, 1)

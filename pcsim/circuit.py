@@ -172,7 +172,7 @@ class Circuit:
         if chip.synapses.stuck_aware_mapping:
             # the stuck map is read out once (every device read once) before mapping
             n_w = sum(W.size for W in net.weights)
-            dpw = chip.architecture.devices_per_weight
+            dpw = chip.architecture.devices_per_weight * chip.weight_slices
             e = stuck_aware.readout_energy_j(n_w, dpw, chip.costs.read_energy_per_mac_j)
             self.ledger.charge("stuck_map_readout", e, count=n_w * dpw)
         if not all(cb.is_ideal for cb in self.crossbars):
@@ -409,7 +409,7 @@ class Circuit:
         # one read per tau_x of the dynamics, each tau_x or the tiles' conversion if longer
         seconds = duration_tau * self.read_period_s() * batch
         self.ledger.charge("static", c.static_energy_j(self.n_units, seconds))
-        macs = 2.0 * self.n_synapses * self.device_pairs * duration_tau * batch
+        macs = 2.0 * self.n_synapses * self.device_pairs * self.weight_slices * duration_tau * batch
         self.ledger.charge("crossbar_read", c.read_energy_j(macs), macs)
         self.ledger.add_time(seconds)
         self.charge_periphery(duration_tau, batch)
@@ -419,6 +419,12 @@ class Circuit:
         """Device pairs summed per weight (``architecture.device_pairs``; 1 without a chip):
         each conducts, so reads cost that many MACs (:mod:`hardware_models.mapping`)."""
         return 1 if self.chip is None else self.chip.architecture.device_pairs
+
+    @property
+    def weight_slices(self) -> int:
+        """Bit slices per weight (``architecture.cell_bits``; 1 without a chip): each slice's
+        devices conduct, so reads cost that many MACs (:mod:`hardware_models.architecture`)."""
+        return 1 if self.chip is None else self.chip.weight_slices
 
     @property
     def tile_conversions_per_read(self) -> int:

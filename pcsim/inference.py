@@ -277,7 +277,7 @@ def measure_feedforward(
             c = circ.chip.costs
             seconds = settle_tau * circ.read_period_s(backward=False) * B
             circ.ledger.charge("static", c.static_energy_j(circ.n_units, seconds))
-            macs = float(circ.n_synapses * circ.device_pairs) * settle_tau * B
+            macs = float(circ.n_synapses * circ.device_pairs * circ.weight_slices) * settle_tau * B
             circ.ledger.charge("crossbar_read", c.read_energy_j(macs), macs)
         circ.charge_transitions(swing[k])
         circ.adc(xs[-1])

@@ -489,6 +489,17 @@ def _train_baseline(
         raise DivergenceError(f"BP baseline: {exc}") from None
 
 
+def refresh_summary(circ: Circuit) -> dict[str, int]:
+    """``{"refreshes": n, "refresh_pulses": p}``: the refreshes of one-sided device pairs
+    since programming (:mod:`hardware_models.pcm_pair`) and the SET pulses they fired, summed
+    over every crossbar (and every pair of a mapped one)."""
+    counts = np.zeros(2, np.int64)
+    for cb in circ.crossbars or []:
+        for dev in getattr(cb, "pairs", [cb]):
+            counts += dev.refresh_counts
+    return {"refreshes": int(counts[0]), "refresh_pulses": int(counts[1])}
+
+
 def _summarise(
     cfg: RunConfig,
     run: PreparedRun,
@@ -557,6 +568,9 @@ def _summarise(
         "energy_breakdown_j": breakdown,
         # update pulses fired per training sample (pulse-equivalents for exactly written devices)
         "write_pulses_per_sample": float(train_counts.get("synapse_write", 0.0)) / n_presented,
+        # one-sided pairs (pcm-refresh): refreshes during training and the pulses they fired
+        # (included in write_pulses_per_sample); 0 for other cells
+        **refresh_summary(circ),
         "node_nm": chip.node_nm,
         "area_mm2": float(sum(area.values())),
         "area_mm2_by_component": area,

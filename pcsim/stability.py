@@ -18,6 +18,12 @@ and goes on producing numbers that mean nothing. These checks look for the signa
   from one step to the next (a negative amplification factor beyond -1), and noise far above
   the rail range does the same at random. More than ``FLIP_FRACTION`` of the free units
   jumping by more than half the rail range in one step is instability.
+* **activities oscillating around the settled state** (after every epoch, rails or not): a
+  step beyond Euler's limit for the fastest mode of the settled inference
+  (:mod:`pcsim.euler_modes`: ``dt * lambda_max >= 2``) makes the iterates alternate between
+  states (period 2, longer cycles or chaos) that stay finite and far from the rails, so
+  neither the engines nor the rail check see it; a warning (:class:`OscillationWarning`)
+  names the step and the layer, since the run's numbers are still produced.
 * **weights pinned at the device range or non-finite** (after every epoch): the learning rate
   drove them there.
 * **non-finite or exploding energies** (after every epoch, and the BP baseline's weights).
@@ -28,10 +34,12 @@ and goes on producing numbers that mean nothing. These checks look for the signa
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 
+from pcsim import euler_modes
 from pcsim.engines.clocked import DivergenceError
 
 EULER_LIMIT = 2.0  # dt * rate below this: Euler's amplification factor 1 - dt*rate > -1
@@ -43,6 +51,33 @@ ENERGY_GROWTH = 1e6  # an epoch's mean PC energy this many times the first batch
 
 OWN_MESSAGES = ("learning diverged", "run diverged", "the run would diverge")
 COUPLING_GROWTH = 2.0  # ||W||_F^2 this many times its initial value: the weights' doing
+OSCILLATION_FRACTION = 0.25  # of probe samples whose settled state Euler's step cannot reach
+
+
+class OscillationWarning(RuntimeWarning):
+    """The run's step is beyond Euler's limit at the settled inference: the activities
+    oscillate instead of settling (the numbers stay finite but are not the settled ones)."""
+
+
+def oscillation_message(
+    dt: float, layer: int, rate: float, n_bad: int, n: int, T: float | None = None
+) -> str:
+    """The one-line warning: the step, the layer, the rate, how much the mode grows over a
+    presentation of ``T`` tau_x (Euler's factor ``|1 - dt rate|`` per step) and the step to
+    use."""
+    growth = ""
+    if T is not None and T > 0:
+        steps = max(1, round(T / dt))
+        g = abs(1.0 - dt * rate) ** steps
+        growth = f"; over one presentation of {T:g} tau_x ({steps} steps) it grows x{g:.3g}"
+    return (
+        f"engine.dt = {dt:.3g} tau_x is beyond Euler's stability limit for the settled "
+        f"inference: its fastest mode (mostly in layer {layer}) relaxes at {rate:.3g}/tau_x, "
+        f"dt x rate = {dt * rate:.3g} >= {EULER_LIMIT:g} on {n_bad} of {n} probe samples, so "
+        "the activities oscillate between states (period 2 or longer) instead of settling and "
+        f"the settled energies and accuracies are not those of the circuit{growth}; set "
+        f"engine.dt below {EULER_LIMIT / rate:.3g} tau_x"
+    )
 
 
 def coupling(weights: Sequence[np.ndarray]) -> float:
@@ -201,6 +236,8 @@ class HealthCheck:
         self.first_energy: float | None = None
         self.coupling0 = coupling(weights)  # at initialisation
         self.probe = probe  # False: the training engine has no fixed step (events)
+        self.warned = False  # the oscillation warning was given
+        self.fastest_rate: float | None = None  # of the last probe, 1/tau_x
 
     def diagnose(self, circ, exc: DivergenceError) -> DivergenceError:
         """The engines' divergence error with its cause: the learning rate when the weights
@@ -227,17 +264,45 @@ class HealthCheck:
             self.first_energy = float(energies[0])
         check_weights(circ.net.weights, circ.crossbars, self.rate_field, self.rate)
         check_energies(energies, self.first_energy or 0.0, self.rate_field, self.rate)
-        lo, hi = circ.rails
-        if not (self.probe and math.isfinite(lo) and math.isfinite(hi)):
-            return  # no rails: the engines catch a blow-up themselves
+        if not (self.probe and self.T > 0):
+            return  # no fixed step (events) or no inference (the BP baseline)
         d = trainer.data
         n = min(self.n_probe, len(d.x_train))
         net = circ.net
         x = d.x_train[:n].astype(net.dtype)
         y = d.one_hot(d.y_train[:n]).astype(net.dtype)
         bottom, top = (x, y) if net.mode == "supervised" else (y, x)
-        if probe_flips(circ, self.engine, bottom, top, self.T) <= FLIP_FRACTION:
+        lo, hi = circ.rails
+        if math.isfinite(lo) and math.isfinite(hi):
+            if probe_flips(circ, self.engine, bottom, top, self.T) > FLIP_FRACTION:
+                self._flips(circ, bottom, top)  # raises with the cause
+        self.check_oscillation(circ, bottom, top)
+
+    def check_oscillation(self, circ, bottom: np.ndarray, top: np.ndarray) -> None:
+        """Warn (:class:`OscillationWarning`, once per run) when the run's step is beyond
+        Euler's limit for the fastest mode of the settled inference on more than
+        ``OSCILLATION_FRACTION`` of the probe samples (:mod:`pcsim.euler_modes`). With the
+        rails far away the activities then alternate between states (period 2 or longer)
+        without reaching them, which :func:`rail_flips` cannot see."""
+        free = circ.net.free_mask(True)
+        modes = euler_modes.fastest_modes(circ, bottom, top, free, self.T)
+        dt = self.engine.dt
+        bad = modes.unstable(dt, EULER_LIMIT)
+        self.fastest_rate = float(np.max(modes.rate))
+        if self.warned or np.count_nonzero(bad) <= OSCILLATION_FRACTION * bad.size:
             return
+        self.warned = True
+        layer = modes.worst_layer(bad)
+        rate = float(np.median(modes.rate[bad]))
+        warnings.warn(
+            oscillation_message(dt, layer, rate, int(bad.sum()), bad.size, self.T),
+            OscillationWarning,
+            stacklevel=2,
+        )
+
+    def _flips(self, circ, bottom: np.ndarray, top: np.ndarray) -> None:
+        """Raise DivergenceError naming why the activities flip between the rails."""
+        lo, hi = circ.rails
         e = self.engine
         if e.sigma > 0 or circ.noisy:
             from pcsim.engines.clocked import ClockedEngine

@@ -11,6 +11,7 @@ with the same weights, pulse trains or inputs, and compares statistics:
   ``ConstantStepDevice``), and the one-sided SET-only PCM pair with refresh (aihwkit
   ``PCMPresetUnitCell``, pcsim ``unit_cell = "one_sided"``): one pulse per device per call
   (aihwkit: ``desired_bl = 1`` with unit probabilities; pcsim: one nominal pulse requested);
+- write noise (aihwkit ``write_noise_std``, pcsim ``write_noise_std``) on constant steps;
 - PCM programming noise, drift (conductance-dependent exponent), 1/f read noise growing with
   time, global drift compensation (aihwkit ``PCMLikeNoiseModel`` on an ``InferenceTile``,
   pcsim ``prog_noise_scale``, ``drift_nu_model = "pcm"``, ``read_noise_model = "pcm"``,
@@ -222,6 +223,37 @@ def check_hard_bounds(n: int, seed: int) -> list[Row]:
     runs = _runs(dev, cfg, n, 0.0, seq, seed)
     marks = {"after 80 up": 79, "after 100 down": 179, "after 200 alternating": len(seq) - 1}
     return _trajectory_rows("hard bounds, up_down -0.2, c2c 0.3", runs, marks)
+
+
+def check_write_noise(n: int, seed: int) -> list[Row]:
+    """Write noise 0.7 dw_min on constant steps (dw_min 0.01, no cycle-to-cycle noise; aihwkit
+    ``LinearStepDevice`` with zero slopes, its ``ConstantStepDevice`` has no write noise): the
+    weights read are the persistent state (ramped by the pulses) plus fresh N(0, (0.7
+    dw_min)^2). Every device receives a pulse at every call, so aihwkit's redraw of all
+    devices and pcsim's redraw of the written ones coincide."""
+    from aihwkit.simulator.configs.devices import LinearStepDevice
+
+    from hardware_models import SynapseConfig
+
+    dw, wn = 0.01, 0.7
+    dev = LinearStepDevice(
+        dw_min=dw, write_noise_std=wn, dw_min_std=0.0, w_max=1.0, w_min=-1.0, dw_min_dtod=0.0,
+        up_down_dtod=0.0, w_max_dtod=0.0, w_min_dtod=0.0, gamma_up=0.0, gamma_down=0.0,
+        gamma_up_dtod=0.0, gamma_down_dtod=0.0,
+    )  # fmt: skip
+    cfg = SynapseConfig(w_max=1.0, dw_min=dw, update_bound="hard", write_noise_std=wn)
+    seq = _pulse_sequence(20, 10, 0)
+    runs = _runs(dev, cfg, n, 0.0, seq, seed)
+    marks = {"after 20 up": 19, "after 10 down": 29}
+    rows = _trajectory_rows("write noise 0.7 dw_min, constant steps", runs, marks)
+    # the noise of one read against the next: drawn anew at every write (correlation 0)
+    rows.append(
+        _stat_row("write noise 0.7 dw_min, constant steps",
+                  "corr of successive reads' noise (0 when redrawn)",
+                  lambda x: np.corrcoef(x[-1] - x[-1].mean(), x[-2] - x[-2].mean())[0, 1],
+                  runs, True, 1.0)
+    )  # fmt: skip
+    return rows
 
 
 def check_pcm_pair(n: int, seed: int) -> list[Row]:
@@ -439,6 +471,7 @@ def check_bound_management(n: int, seed: int) -> list[Row]:
 CHECKS = {
     "soft": check_soft_bounds,
     "hard": check_hard_bounds,
+    "write_noise": check_write_noise,
     "pcm_pair": check_pcm_pair,
     "pcm_inference": check_pcm_inference,
     "quantisers": check_quantisers,
