@@ -165,6 +165,9 @@ class AlgorithmConfig:
     name: str = spec(one_of(*ALGORITHMS), "ipc")
     presentation_time: float = spec(positive, 2.0, "T: time each batch is held (tau_x units)")
     inference_time: float = spec(positive, 5.0, "settling at test time on a non-ideal chip")
+    inference_samples: int = spec(
+        pos_int, 64, "test images whose deployed and free inference are priced (their mean)"
+    )
     init: str = spec(one_of(*INITS), "feedforward", "activities at a new batch")
 
 

@@ -443,12 +443,12 @@ def _train(cfg: RunConfig, run: PreparedRun, cp, checkpoint: ckpt.Policy | None)
 def _measure_inference(
     cfg: RunConfig, run: PreparedRun, data: Dataset, check_stop, should_stop, interrupted
 ):
-    """Supervised runs: one deployed inference and one free relaxation, priced on 64 test
-    samples (None, None otherwise)."""
+    """Supervised runs: one deployed inference and one free relaxation, priced on the first
+    ``algorithm.inference_samples`` test images (None, None otherwise)."""
     if cfg.network.mode != "supervised":
         return None, None
     check_stop()
-    x_inf = data.x_test[:64].astype(run.net.dtype)
+    x_inf = data.x_test[: cfg.algorithm.inference_samples].astype(run.net.dtype)
     inference = measure_feedforward(run.circ, x_inf, run.clocked)  # deployed
     check_stop()
     try:
