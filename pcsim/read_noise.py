@@ -1,0 +1,110 @@
+"""Crossbar read noise with a bandwidth: one Ornstein-Uhlenbeck process per read line.
+
+A read line is one output of a forward product ``W_l phi(x_{l-1})`` (an error unit's
+prediction) or one input of a backward product ``W_l^T e_l`` (a value unit's top-down sum),
+per sample. Its noise is ``sigma_s ||v|| u(t)`` in weight units (``v`` the read's input
+vector, docs/math.md section 5), where ``u`` is a unit Ornstein-Uhlenbeck process::
+
+    du = -u / tau_r dt + sqrt(2 / tau_r) dW,     stationary std 1, correlation e^{-|t|/tau_r}
+
+with ``tau_r = Circuit.read_window_tau`` (the preset's ``read_time_s`` in ``tau_x`` units).
+``read_noise_std`` keeps its cited meaning, the std of one read lasting ``read_time_s``: the
+mean of a stationary OU of std ``s`` over a window ``T`` has variance
+``2 s^2 (tau/T) (1 - (tau/T)(1 - e^{-T/tau}))`` (:func:`window_variance`), ``2 s^2 / e`` at
+``T = tau``, so ``sigma_s = read_noise_std * sqrt(e / 2)`` (:func:`stationary_std`).
+
+An engine step of length ``h`` sees the step mean ``m = (1/h) int_t^{t+h} u``. The pair
+``(u(t+h), m)`` given ``u(t)`` is jointly Gaussian, and :func:`ou_coefficients` gives the
+exact update (no discretisation error at any ``h``)::
+
+    u' = a u + sx z1,     m = cm u + bm z1 + sm z2,     z1, z2 ~ N(0, 1)
+
+with ``x = h / tau_r``, ``a = e^{-x}``, ``sx^2 = 1 - a^2``, ``cm = (1 - a) / x``,
+and, given ``u``, ``Cov(u', m) = (1 - a)^2 / x``, ``Var(m) = 2 (x - 2(1 - a) + (1 - a^2)/2) / x^2``
+(unconditionally ``Var(m) = 2 (x - 1 + a) / x^2``, :func:`window_variance`). For
+``h >> tau_r`` the step mean is white noise of variance ``2 tau_r / h`` (``e`` times the
+variance per ``h`` of a white noise whose one-read mean has std ``read_noise_std``: the OU's
+spectrum is flat up to ``1 / (2 pi tau_r)`` and the calibration is on a window of one
+``tau_r``); for ``h << tau_r`` it is the smooth current ``u(t)`` itself.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from pcsim.vecmath import standard_normal
+
+# Var of the mean over one window T = tau of a unit stationary OU: 2 (1 - (1 - e^-1)) = 2/e
+WINDOW_FACTOR = 2.0 / math.e
+
+
+def window_variance(window: float, tau: float) -> float:
+    """Variance of the mean over ``window`` of a stationary unit-variance OU process of
+    correlation time ``tau`` (same time units): ``2 (tau/T)(1 - (tau/T)(1 - e^{-T/tau}))``."""
+    if window <= 0:
+        return 1.0
+    r = window / tau
+    if r < 1e-4:  # 1 - r/3 + r^2/12: the series avoids the cancellation
+        return 1.0 - r / 3.0 + r * r / 12.0
+    return 2.0 / r * (1.0 - (-math.expm1(-r)) / r)
+
+
+def stationary_std(read_sigma: np.ndarray) -> np.ndarray:
+    """Stationary std of the read-line OU process whose mean over one read window (the
+    correlation time ``tau_r`` itself) has std ``read_sigma``: ``read_sigma * sqrt(e / 2)``."""
+    return np.asarray(read_sigma, dtype=np.float64) / math.sqrt(WINDOW_FACTOR)
+
+
+@njit(cache=True, error_model="numpy")
+def ou_coefficients(x: float) -> tuple[float, float, float, float, float]:
+    """Exact step of a unit OU process over ``x = h / tau_r`` (module docstring):
+    ``(a, sx, cm, bm, sm)`` with ``u' = a u + sx z1`` and ``m = cm u + bm z1 + sm z2``."""
+    if x <= 0.0:
+        return 1.0, 0.0, 1.0, 0.0, 0.0
+    a = math.exp(-x)
+    om = -math.expm1(-x)  # 1 - a
+    sx = math.sqrt(-math.expm1(-2.0 * x))
+    cm = om / x
+    bm = om * om / x / sx
+    if x < 1e-2:  # f = x - 2(1-a) + (1-a^2)/2 by its series (the closed form cancels)
+        f = x * x * x * (1.0 / 3.0 - x / 4.0 + 7.0 * x * x / 60.0 - x * x * x / 24.0)
+    else:
+        f = x - 2.0 * om + 0.5 * om * (1.0 + a)
+    var_m = 2.0 * f / (x * x)
+    rest = var_m - bm * bm
+    sm = math.sqrt(rest) if rest > 0.0 else 0.0
+    return a, sx, cm, bm, sm
+
+
+def advance(
+    u: np.ndarray,
+    x: float,
+    rng: np.random.Generator,
+    mean_out: np.ndarray,
+    scratch: np.ndarray,
+) -> None:
+    """Advance the unit OU states ``u`` (in place) by ``x = h / tau_r`` and write each line's
+    mean over the step into ``mean_out`` (same shape). ``scratch``: a buffer of ``u``'s shape
+    and dtype. Draws ``2 u.size`` normals from ``rng`` (:func:`pcsim.vecmath.standard_normal`):
+    ``z1`` into ``scratch``, then ``z2`` into ``mean_out``."""
+    a, sx, cm, bm, sm = ou_coefficients(float(x))
+    standard_normal(rng, scratch)
+    standard_normal(rng, mean_out)
+    mean_out *= sm
+    mean_out += cm * u
+    mean_out += bm * scratch
+    u *= a
+    u += sx * scratch
+
+
+def relax(u: np.ndarray, x: float, rng: np.random.Generator, scratch: np.ndarray) -> None:
+    """Advance ``u`` (in place) over a gap of ``x = h / tau_r`` nobody read: the exact
+    transition ``u' = e^{-x} u + sqrt(1 - e^{-2x}) z``."""
+    if x <= 0.0:
+        return
+    standard_normal(rng, scratch)
+    u *= math.exp(-x)
+    u += math.sqrt(-math.expm1(-2.0 * x)) * scratch
