@@ -317,6 +317,22 @@ class Circuit:
             self.read_ou_t[g] = t1
         return self.read_ou_sigma
 
+    def read_noise_catch_up(self, batch: int) -> None:
+        """Advance every read line not read since before ``t`` exactly to ``t`` (an engine
+        that takes the states as they are, Brian2, starts from here)."""
+        self.read_noise_state(batch)
+        assert self.read_ou_fwd is not None and self.read_ou_bwd is not None
+        assert self.read_ou_t is not None
+        tau = self.read_window_tau
+        for g, u in enumerate(self.read_ou_fwd + self.read_ou_bwd):
+            gap = self.t - self.read_ou_t[g]
+            if gap > 0:
+                scratch = self._read_scratch.get(u.shape)
+                if scratch is None:
+                    scratch = self._read_scratch[u.shape] = np.empty(u.shape)
+                read_noise.relax(u, gap / tau, self.rng, scratch)
+                self.read_ou_t[g] = self.t
+
     def get_read_noise_state(self) -> dict | None:
         """The read lines' OU states as a checkpoint keeps them (None where there are none)."""
         if self.read_ou_fwd is None or self.read_ou_bwd is None or self.read_ou_t is None:

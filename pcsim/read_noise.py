@@ -108,3 +108,18 @@ def relax(u: np.ndarray, x: float, rng: np.random.Generator, scratch: np.ndarray
     standard_normal(rng, scratch)
     u *= math.exp(-x)
     u += math.sqrt(-math.expm1(-2.0 * x)) * scratch
+
+
+def unresolved_warning(dt: float, tau_r: float, has_read_noise: bool, pulsed: bool) -> str | None:
+    """One line warning that a clocked step ``dt`` longer than the read noise's correlation
+    time ``tau_r`` (both tau_x units) leaves the write pulses the noise fires unconverged
+    (benchmarks/RESULTS.md, "Read noise with a bandwidth"); None when it does not apply (no
+    read noise, writes without pulses, or ``dt <= tau_r``)."""
+    if not (has_read_noise and pulsed and dt > tau_r):
+        return None
+    return (
+        f"engine.dt is {dt:.3g} tau_x, longer than the read noise's correlation time "
+        f"(chip.synapses.read_time_s = {tau_r:.3g} tau_x): write pulses fired by read noise "
+        "are not converged in dt; use engine.dt <= read_time_s for pulse counts and write "
+        "energy you can trust"
+    )

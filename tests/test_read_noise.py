@@ -174,3 +174,12 @@ def test_ou_driven_pulse_count_converges_at_first_order():
     assert np.all(d_ou[:-1] / d_ou[1:] > 1.7)  # first order or better
     assert np.all(d_w[:-1] / d_w[1:] < 1.5)  # white: no better than sqrt(dt)
     assert d_ou[-1] < 0.02 * c_ou[-1] < d_w[-1]
+
+
+def test_a_step_longer_than_the_read_time_warns_when_noise_fires_pulses():
+    """The warning names the field and appears only for dt > tau_r with noise and pulses."""
+    msg = read_noise.unresolved_warning(0.2, 0.1, True, True)
+    assert msg is not None and "chip.synapses.read_time_s" in msg and "\n" not in msg
+    assert read_noise.unresolved_warning(0.1, 0.1, True, True) is None
+    assert read_noise.unresolved_warning(0.2, 0.1, False, True) is None
+    assert read_noise.unresolved_warning(0.2, 0.1, True, False) is None
