@@ -38,7 +38,8 @@ on an error unit for its prediction, ``ub`` on a value unit for its top-down sum
 exactly by a ``run_regularly`` operation at ``before_groups 0`` (``z = randn(); m = cm u + bm z
 + sm randn(); u = a u + sx z``), and the products add ``rs * sqrt(psq) * mf`` and
 ``rs * sqrt(esq) * mb``, with the squared input norms ``psq``/``esq`` as summed variables
-beside ``mu``/``back``; the lines start from the circuit's OU state and hand it back. Quantised weights: a chip's crossbar (``hardware_models``) quantises when it is
+beside ``mu``/``back``; the lines start from the circuit's OU state and hand it back.
+Quantised weights: a chip's crossbar (``hardware_models``) quantises when it is
 programmed, so its stored weights already sit on the levels and a frozen-weight run reads them
 as they are. For a quantised *read* of full-precision stored weights, ``w_read`` is a
 subexpression of ``w`` (:class:`hardware_models.quantisers.UniformQuantiser`), and pcsim reads
@@ -48,9 +49,10 @@ stored ``w``, as pcsim does.
 What Brian2 cannot express is refused with :class:`BrianUnsupported`: one weight matrix learned
 across a batch (a summed variable targets a pre- or postsynaptic group, never another synapse,
 so per-sample synapses cannot share one ``w``), weight optimisers other than plain SGD, Heun,
-drift (or PCM's age-dependent read noise) of the chip's synapses, learning through a chip's device update model
-(pulses with stochastic rounding), and circuits with other read/write hooks. Frozen batches are
-expressed by replicating the groups (sample ``b`` of layer ``l`` is neurons ``b*n_l..``).
+drift (or PCM's age-dependent read noise) of the chip's synapses, learning through a chip's
+device update model (pulses with stochastic rounding), and circuits with other read/write
+hooks. Frozen batches are expressed by replicating the groups (sample ``b`` of layer ``l`` is
+neurons ``b*n_l..``).
 The engine does not feed the chip's energy ledger.
 
 The model is held as a plain description (:func:`model_spec`: equations as strings, numbers,
