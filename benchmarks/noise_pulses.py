@@ -49,7 +49,7 @@ def fine_requests(
         raise ValueError(f"kind must be 'white' or 'ou', got {kind!r}")
     c = s / np.sqrt(2.0 * tau_r)
     u = rng.standard_normal((n, n))  # the stationary law
-    scratch = np.empty((n, n))
+    scratch = np.empty(2 * n * n)
     out = np.empty((steps, n, n))
     for k in range(steps):
         read_noise.advance(u, dt / tau_r, rng, out[k], scratch)

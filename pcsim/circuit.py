@@ -45,6 +45,7 @@ from hardware_models.partial_sums import TileReads
 from pcsim import blas, read_noise
 from pcsim.field import UnitParams
 from pcsim.network import Network
+from pcsim.vecmath import standard_normal
 
 # Exact writes are priced as pulses of a device with this many bits over the programmed range
 # (the 8-bit weights of the NeuroSim V1.4 benchmark, docs/sources.md): see exact_write_pulses.
@@ -271,8 +272,6 @@ class Circuit:
         if self.read_ou_fwd is None or self.read_ou_fwd[0].shape[0] != batch:
             sizes = self.net.sizes
             L = len(sizes) - 1
-            from pcsim.vecmath import standard_normal
-
             self.read_ou_fwd = [
                 standard_normal(self.rng, np.empty((batch, sizes[i + 1]))) for i in range(L)
             ]
@@ -306,14 +305,21 @@ class Circuit:
         t0, t1 = self.t, self.t + dt
         groups = [(i, ufwd[i], fwd[i]) for i in range(L) if sig[i] > 0]
         groups += [(L + l, ubwd[l], bwd[l]) for l in range(L) if free[l] and sig[l] > 0]
-        for g, u, out in groups:
-            scratch = self._read_scratch.get(u.shape)
-            if scratch is None:
-                scratch = self._read_scratch[u.shape] = np.empty(u.shape)
+        n_draw = 2 * sum(u.size for _, u, _ in groups)
+        z = self._read_scratch.get("z")
+        if z is None or z.size < n_draw:
+            z = self._read_scratch["z"] = np.empty(n_draw)
+        for g, u, _ in groups:
             gap = t0 - self.read_ou_t[g]
-            if gap > 0:
-                read_noise.relax(u, gap / tau, self.rng, scratch)
-            read_noise.advance(u, dt / tau, self.rng, out, scratch)
+            if gap > 0:  # not read since before t: the exact transition over the gap
+                read_noise.relax(u, gap / tau, self.rng, z)
+        zs = standard_normal(self.rng, z[:n_draw])  # every line's (z1, z2) of this step
+        coeffs = read_noise.coefficients(dt / tau)
+        off = 0
+        for g, u, out in groups:
+            n = u.size
+            read_noise.advance_with(u.reshape(-1), out.reshape(-1), zs[off : off + 2 * n], *coeffs)
+            off += 2 * n
             self.read_ou_t[g] = t1
         return self.read_ou_sigma
 
@@ -327,10 +333,7 @@ class Circuit:
         for g, u in enumerate(self.read_ou_fwd + self.read_ou_bwd):
             gap = self.t - self.read_ou_t[g]
             if gap > 0:
-                scratch = self._read_scratch.get(u.shape)
-                if scratch is None:
-                    scratch = self._read_scratch[u.shape] = np.empty(u.shape)
-                read_noise.relax(u, gap / tau, self.rng, scratch)
+                read_noise.relax(u, gap / tau, self.rng, np.empty(u.size))
                 self.read_ou_t[g] = self.t
 
     def get_read_noise_state(self) -> dict | None:

@@ -79,6 +79,30 @@ def ou_coefficients(x: float) -> tuple[float, float, float, float, float]:
     return a, sx, cm, bm, sm
 
 
+@njit(cache=True, error_model="numpy")
+def advance_with(u, mean_out, z, a, sx, cm, bm, sm) -> None:
+    """The exact step with given normals: ``u``, ``mean_out`` flat (n,), ``z`` flat (2n,):
+    ``z1 = z[:n]``, ``z2 = z[n:]``; coefficients from :func:`ou_coefficients`."""
+    n = u.shape[0]
+    for k in range(n):
+        z1 = z[k]
+        mean_out[k] = cm * u[k] + bm * z1 + sm * z[n + k]
+        u[k] = a * u[k] + sx * z1
+
+
+_COEFFS: dict[float, tuple[float, float, float, float, float]] = {}
+
+
+def coefficients(x: float) -> tuple[float, float, float, float, float]:
+    """:func:`ou_coefficients`, cached per ``x`` (an engine uses one or two values)."""
+    c = _COEFFS.get(x)
+    if c is None:
+        if len(_COEFFS) > 64:
+            _COEFFS.clear()
+        c = _COEFFS[x] = tuple(float(v) for v in ou_coefficients(float(x)))  # type: ignore[assignment]
+    return c  # type: ignore[return-value]
+
+
 def advance(
     u: np.ndarray,
     x: float,
@@ -86,28 +110,29 @@ def advance(
     mean_out: np.ndarray,
     scratch: np.ndarray,
 ) -> None:
-    """Advance the unit OU states ``u`` (in place) by ``x = h / tau_r`` and write each line's
-    mean over the step into ``mean_out`` (same shape). ``scratch``: a buffer of ``u``'s shape
-    and dtype. Draws ``2 u.size`` normals from ``rng`` (:func:`pcsim.vecmath.standard_normal`):
-    ``z1`` into ``scratch``, then ``z2`` into ``mean_out``."""
-    a, sx, cm, bm, sm = ou_coefficients(float(x))
-    standard_normal(rng, scratch)
-    standard_normal(rng, mean_out)
-    mean_out *= sm
-    mean_out += cm * u
-    mean_out += bm * scratch
-    u *= a
-    u += sx * scratch
+    """Advance the unit OU states ``u`` (C-contiguous, in place) by ``x = h / tau_r`` and write
+    each line's mean over the step into ``mean_out`` (same shape, C-contiguous). ``scratch``:
+    a float64 buffer of ``2 u.size`` entries (allocated here if smaller). Draws ``2 u.size``
+    normals from ``rng`` (:func:`pcsim.vecmath.standard_normal`): ``z1`` for every line, then
+    ``z2``."""
+    n = u.size
+    if scratch.size < 2 * n or scratch.dtype != np.float64:
+        scratch = np.empty(2 * n)
+    z = standard_normal(rng, scratch.reshape(-1)[: 2 * n])
+    advance_with(u.reshape(-1), mean_out.reshape(-1), z, *coefficients(x))
 
 
 def relax(u: np.ndarray, x: float, rng: np.random.Generator, scratch: np.ndarray) -> None:
     """Advance ``u`` (in place) over a gap of ``x = h / tau_r`` nobody read: the exact
-    transition ``u' = e^{-x} u + sqrt(1 - e^{-2x}) z``."""
+    transition ``u' = e^{-x} u + sqrt(1 - e^{-2x}) z``. ``scratch``: float64, ``u.size``
+    entries or more."""
     if x <= 0.0:
         return
-    standard_normal(rng, scratch)
+    if scratch.size < u.size or scratch.dtype != np.float64:
+        scratch = np.empty(u.size)
+    z = standard_normal(rng, scratch.reshape(-1)[: u.size]).reshape(u.shape)
     u *= math.exp(-x)
-    u += math.sqrt(-math.expm1(-2.0 * x)) * scratch
+    u += math.sqrt(-math.expm1(-2.0 * x)) * z
 
 
 def unresolved_warning(dt: float, tau_r: float, has_read_noise: bool, pulsed: bool) -> str | None:

@@ -34,7 +34,7 @@ def test_exact_step_matches_the_ou_closed_forms(x):
     rng = np.random.default_rng(int(x * 100))
     n = 200_000
     u0 = rng.standard_normal(n)
-    u, m0, m1, scratch = u0.copy(), np.empty(n), np.empty(n), np.empty(n)
+    u, m0, m1, scratch = u0.copy(), np.empty(n), np.empty(n), np.empty(2 * n)
     read_noise.advance(u, x, rng, m0, scratch)
     u1 = u.copy()
     read_noise.advance(u, x, rng, m1, scratch)
@@ -71,7 +71,7 @@ def test_one_read_window_has_the_cited_std():
     assert sig == pytest.approx(read_sigma * math.sqrt(math.e / 2))
     rng = np.random.default_rng(5)
     n = 200_000
-    u, m, scratch = rng.standard_normal(n), np.empty(n), np.empty(n)
+    u, m, scratch = rng.standard_normal(n), np.empty(n), np.empty(2 * n)
     read_noise.advance(u, 1.0, rng, m, scratch)
     assert sig * np.std(m) == pytest.approx(read_sigma, rel=0.01)
 
@@ -159,7 +159,7 @@ def test_ou_driven_pulse_count_converges_at_first_order():
     s, tau_r, n, t_end, fine = 3.0, 0.1, 16, 4.0, 0.0125
     rng = np.random.default_rng(1)
     steps = round(t_end / fine)
-    u, scratch = rng.standard_normal((n, n)), np.empty((n, n))
+    u, scratch = rng.standard_normal((n, n)), np.empty(2 * n * n)
     ou = np.empty((steps, n, n))
     for k in range(steps):
         read_noise.advance(u, fine / tau_r, rng, ou[k], scratch)
