@@ -135,16 +135,25 @@ def relax(u: np.ndarray, x: float, rng: np.random.Generator, scratch: np.ndarray
     u += math.sqrt(-math.expm1(-2.0 * x)) * z
 
 
-def unresolved_warning(dt: float, tau_r: float, has_read_noise: bool, pulsed: bool) -> str | None:
+# Read noise "drives the writes" when one read's noise std is at least this many write pulses.
+# benchmarks/RESULTS.md (issue 17): rram's own 0.01 per read is 5 pulses of 0.002 and its
+# default run's pulses converge in dt (noise fires few of them); 0.4 is 200 pulses and noise
+# fires 325x the default run's pulses.
+NOISE_DRIVEN_PULSES = 10.0
+
+
+def unresolved_warning(dt: float, tau_r: float, pulses_per_read: float) -> str | None:
     """One line warning that a clocked step ``dt`` longer than the read noise's correlation
-    time ``tau_r`` (both tau_x units) leaves the write pulses the noise fires unconverged
-    (benchmarks/RESULTS.md, "Read noise with a bandwidth"); None when it does not apply (no
-    read noise, writes without pulses, or ``dt <= tau_r``)."""
-    if not (has_read_noise and pulsed and dt > tau_r):
+    time ``tau_r`` (both tau_x units) leaves the write pulses that read noise fires
+    unconverged (benchmarks/RESULTS.md, "Read noise with a bandwidth"); ``pulses_per_read``:
+    one read's noise std in write pulses (``read_noise_std / dw_min``, 0 without noise or
+    pulses). None when it does not apply (``dt <= tau_r``, or below
+    :data:`NOISE_DRIVEN_PULSES`)."""
+    if not (pulses_per_read >= NOISE_DRIVEN_PULSES and dt > tau_r):
         return None
     return (
         f"engine.dt is {dt:.3g} tau_x, longer than the read noise's correlation time "
-        f"(chip.synapses.read_time_s = {tau_r:.3g} tau_x): write pulses fired by read noise "
-        "are not converged in dt; use engine.dt <= read_time_s for pulse counts and write "
-        "energy you can trust"
+        f"(chip.synapses.read_time_s = {tau_r:.3g} tau_x) while one read's noise is "
+        f"{pulses_per_read:.3g} write pulses: the pulses read noise fires are not converged "
+        "in dt; use engine.dt <= read_time_s for pulse counts and write energy you can trust"
     )

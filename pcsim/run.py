@@ -311,9 +311,13 @@ def prepare(
     circ = Circuit(net, chip=chip, rng=np.random.default_rng(s_chip))
     circ.rng = np.random.default_rng(s_noise)
     if cfg.engine.kind != "events" and circ.crossbars is not None:  # events: no fixed step
-        pulsed = any(cb.config.relative_dw_min() is not None for cb in circ.crossbars)
+        per_read = [
+            cb.config.read_noise_std / cb.config.relative_dw_min()
+            for cb in circ.crossbars
+            if cb.config.relative_dw_min()
+        ]
         msg = read_noise.unresolved_warning(
-            cfg.gamma, circ.read_window_tau, circ.has_read_noise, pulsed
+            cfg.gamma, circ.read_window_tau, max(per_read, default=0.0)
         )
         if msg is not None:
             warnings.warn(msg, stacklevel=2)
