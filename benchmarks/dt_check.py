@@ -23,6 +23,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--dt", type=float, nargs="+", default=[0.1, 0.05])
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds run: first .. first+seeds-1")
     ap.add_argument("--read-noise", type=float, default=None, help="chip.synapses.read_noise_std")
     ap.add_argument(
         "--epochs", type=int, default=None, help="learning.epochs (default: the default run's)"
@@ -30,7 +31,7 @@ def main() -> None:
     args = ap.parse_args()
     for dt in args.dt:
         rows = []
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             d: dict = {"seed": seed, "engine": {"dt": dt}, "baseline": {"bp": False}}
             if args.epochs is not None:
                 d["learning"] = {"epochs": args.epochs}
