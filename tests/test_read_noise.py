@@ -177,18 +177,19 @@ def test_ou_driven_pulse_count_converges_at_first_order():
 
 
 def test_a_step_longer_than_the_read_time_warns_when_noise_fires_pulses():
-    """The warning names the field and appears only for dt > tau_r with noise of at least
-    NOISE_DRIVEN_PULSES pulses per read."""
-    msg = read_noise.unresolved_warning(0.2, 0.1, 200.0)
+    """The warning names the field and appears only for dt > tau_r / STEPS_PER_READ with
+    noise of at least NOISE_DRIVEN_PULSES pulses per read."""
+    q = 0.1 / read_noise.STEPS_PER_READ
+    msg = read_noise.unresolved_warning(1.5 * q, 0.1, 200.0)
     assert msg is not None and "chip.synapses.read_time_s" in msg and "\n" not in msg
-    assert read_noise.unresolved_warning(0.1, 0.1, 200.0) is None
-    assert read_noise.unresolved_warning(0.2, 0.1, 5.0) is None
+    assert read_noise.unresolved_warning(q, 0.1, 200.0) is None
+    assert read_noise.unresolved_warning(1.5 * q, 0.1, 5.0) is None
 
 
 def test_a_run_warns_once_when_its_step_does_not_resolve_the_read_time():
     """rram (10 ns reads, tau_x = 100 ns, pulses of 0.002) with read_noise_std = 0.4 (200
-    pulses per read) warns at dt = 0.2 tau_x, once; at dt = 0.1 (one read time) it does not,
-    nor does the default run (rram's own 0.01 per read, 5 pulses) at its dt = 0.5."""
+    pulses per read) warns at dt = 0.1 tau_x, once; at dt = 0.025 (4 steps per read) it does
+    not, nor does the default run (rram's own 0.01 per read, 5 pulses) at its dt = 0.5."""
     import warnings
 
     from pcsim import config
@@ -196,9 +197,9 @@ def test_a_run_warns_once_when_its_step_does_not_resolve_the_read_time():
 
     noisy = {"preset": "rram", "synapses": {"read_noise_std": 0.4}}
     with pytest.warns(UserWarning, match="read_time_s") as got:
-        prepare(config.from_dict({"engine": {"dt": 0.2}, "chip": noisy}), progress=False)
+        prepare(config.from_dict({"engine": {"dt": 0.1}, "chip": noisy}), progress=False)
     assert len([w for w in got if "read_time_s" in str(w.message)]) == 1
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        prepare(config.from_dict({"engine": {"dt": 0.1}, "chip": noisy}), progress=False)
+        prepare(config.from_dict({"engine": {"dt": 0.025}, "chip": noisy}), progress=False)
         prepare(config.from_dict({}), progress=False)
