@@ -142,11 +142,10 @@ def relax(u: np.ndarray, x: float, rng: np.random.Generator, scratch: np.ndarray
 NOISE_DRIVEN_PULSES = 10.0
 
 
-# Engine steps per read time below which the pulses read noise fires are not converged in dt:
-# benchmarks/RESULTS.md ("Read noise with a bandwidth"), rram with read_noise_std = 0.4: the
-# pulses per sample move by 15 % from 1 to 2 steps per read time (dt = 0.1 -> 0.05 tau_x), and
-# the change halves with every halving of dt (first order), so within 5 % of the next halving
-# from 4 steps per read time.
+# Engine steps per read time from which the pulses read noise fires are converged in dt:
+# benchmarks/RESULTS.md ("Read noise with a bandwidth"), the default run on rram with
+# read_noise_std = 0.4 (1 epoch): pulses per sample move by 12 %, 7.5 % and (seed 0) 4.6 % from
+# 1 to 2, 2 to 4 and 4 to 8 steps per read time, so within 5 % of the next halving from 4.
 STEPS_PER_READ = 4
 
 
