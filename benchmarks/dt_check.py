@@ -26,6 +26,11 @@ def main() -> None:
     ap.add_argument("--first-seed", type=int, default=0, help="seeds run: first .. first+seeds-1")
     ap.add_argument("--read-noise", type=float, default=None, help="chip.synapses.read_noise_std")
     ap.add_argument(
+        "--no-unit-noise",
+        action="store_true",
+        help="value units without thermal noise, error units without noise (with --read-noise)",
+    )
+    ap.add_argument(
         "--epochs", type=int, default=None, help="learning.epochs (default: the default run's)"
     )
     args = ap.parse_args()
@@ -37,6 +42,9 @@ def main() -> None:
                 d["learning"] = {"epochs": args.epochs}
             if args.read_noise is not None:
                 d["chip"] = {"preset": "rram", "synapses": {"read_noise_std": args.read_noise}}
+                if args.no_unit_noise:
+                    d["chip"]["value_units"] = {"thermal_noise": False}
+                    d["chip"]["error_units"] = {"noise_std": 0.0}
             t0 = time.perf_counter()
             s = execute(config.from_dict(d), progress=False).summary
             row = {
