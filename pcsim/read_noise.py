@@ -144,14 +144,15 @@ NOISE_DRIVEN_PULSES = 10.0
 
 # Engine steps per read time from which the pulses read noise fires are converged in dt:
 # benchmarks/RESULTS.md ("Read noise with a bandwidth"), the default run on rram with
-# read_noise_std = 0.4 (1 epoch): pulses per sample move by 12 %, 7.5 % and (seed 0) 4.6 % from
-# 1 to 2, 2 to 4 and 4 to 8 steps per read time, so within 5 % of the next halving from 4.
-STEPS_PER_READ = 4
+# read_noise_std = 0.4 (1 epoch, mean of 3 seeds): pulses per sample move by 11.8 %, 7.5 % and
+# 5.4 % from 1 to 2, 2 to 4 and 4 to 8 steps per read time, the change shrinking by 1.3x to
+# 1.4x per halving, so below 5 % (about 4 %, extrapolated) from 8 steps per read time.
+STEPS_PER_READ = 8
 
 
 def unresolved_warning(dt: float, tau_r: float, pulses_per_read: float) -> str | None:
-    """One line warning that a clocked step ``dt`` longer than a quarter of the read noise's
-    correlation time ``tau_r`` (both tau_x units; :data:`STEPS_PER_READ`) leaves the write
+    """One line warning that a clocked step ``dt`` longer than ``1 / STEPS_PER_READ`` of the
+    read noise's correlation time ``tau_r`` (both tau_x units) leaves the write
     pulses that read noise fires unconverged (benchmarks/RESULTS.md, "Read noise with a
     bandwidth"); ``pulses_per_read``: one read's noise std in write pulses (``read_noise_std /
     dw_min``, 0 without noise or pulses). None when it does not apply (a finer step, or noise
