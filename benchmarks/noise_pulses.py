@@ -1,26 +1,66 @@
-"""How many write pulses does white noise fire through an accumulate-and-fire counter, and
-does the count converge as the step shrinks?
+"""How many write pulses does read noise fire through an accumulate-and-fire counter, and does
+the count converge as the step shrinks? White noise against the Ornstein-Uhlenbeck read noise
+of :mod:`pcsim.read_noise`.
 
-    python benchmarks/noise_pulses.py
+    python benchmarks/noise_pulses.py [--tau-r 0.1] [--s 3.0 0.3]
 
 A bare rram ``Crossbar`` (no stuck devices, no cycle-to-cycle or device-to-device spread)
-receives white increments of std ``s sqrt(dt)`` pulses per step for ``T = 20`` tau_x. A
-Brownian request fires about ``T s^2`` pulses per device in the limit dt -> 0; a finite step
-undercounts by the overshoot of each crossing, an error that shrinks only as ``sqrt(dt)``
-(benchmarks/RESULTS.md, "Read noise 0.4").
+receives for ``T = 20`` tau_x a noise request, in pulses:
+
+- white: increments of std ``s sqrt(dt)`` per step (a Brownian request, ``T s^2`` pulses per
+  device in the limit dt -> 0). A finite step undercounts by the overshoot of each crossing,
+  an error that shrinks only as ``sqrt(dt)`` (benchmarks/RESULTS.md, "Read noise 0.4");
+- OU: increments ``c m dt``, ``m`` the exact step mean of a unit OU process of correlation time
+  ``tau_r`` and ``c = s / sqrt(2 tau_r)`` (the same low-frequency spectrum as the white
+  request). The request is a smooth (C^1) path; the count converges once dt is well below
+  ``tau_r``.
+
+Every dt sees the same noise path (common random numbers): the path is drawn once at the finest
+step and block-averaged (the mean over a coarse step is the mean of its fine step means, the
+Brownian increment over it the sum of the fine ones), so the differences between steps are the
+discretisation error alone.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 
 import numpy as np
 
 from hardware_models.chip import load_preset
 from hardware_models.synapses import Crossbar
+from pcsim import read_noise
+
+T = 20.0
+DTS = (0.2, 0.1, 0.05, 0.025, 0.0125, 0.00625, 0.003125)
 
 
-def pulses_per_device(s: float, dt: float, T: float = 20.0, n: int = 20) -> float:
+def fine_requests(
+    kind: str, s: float, dt: float, n: int, tau_r: float, seed: int = 0, t_end: float = T
+) -> np.ndarray:
+    """Noise requests (in pulses) over each step of ``dt`` for ``t_end`` tau_x, one per device
+    of an ``n x n`` array: shape (steps, n, n). ``kind``: "white" or "ou" (module docstring)."""
+    rng = np.random.default_rng(seed)
+    steps = round(t_end / dt)
+    if kind == "white":
+        return s * np.sqrt(dt) * rng.standard_normal((steps, n, n))
+    if kind != "ou":
+        raise ValueError(f"kind must be 'white' or 'ou', got {kind!r}")
+    c = s / np.sqrt(2.0 * tau_r)
+    u = rng.standard_normal((n, n))  # the stationary law
+    scratch = np.empty(2 * n * n)
+    out = np.empty((steps, n, n))
+    for k in range(steps):
+        read_noise.advance(u, dt / tau_r, rng, out[k], scratch)
+    out *= c * dt
+    return out
+
+
+def pulses_per_device(requests: np.ndarray, block: int = 1) -> float:
+    """Pulses fired per device when ``requests`` (steps, n, n) are summed over blocks of
+    ``block`` steps (a step ``block`` times longer) and written by a bare rram crossbar."""
+    steps, n, _ = requests.shape
     syn = dataclasses.replace(
         load_preset("rram").synapses,
         stuck_fraction=0.0,
@@ -32,19 +72,42 @@ def pulses_per_device(s: float, dt: float, T: float = 20.0, n: int = 20) -> floa
     cb = Crossbar(syn, (n, n))
     cb.program(np.full((n, n), 0.5), rng)
     pulse = syn.relative_dw_min() * cb.w_max
+    coarse = requests[: steps // block * block].reshape(steps // block, block, n, n).sum(axis=1)
     fired = 0
-    for _ in range(round(T / dt)):
-        fired += cb.update(s * pulse * np.sqrt(dt) * rng.standard_normal((n, n)), rng)
+    for r in coarse:
+        fired += cb.update(pulse * r, rng)
     return fired / n**2
 
 
+def table(s: float, tau_r: float, n: int = 20, dts: tuple[float, ...] = DTS) -> list[dict]:
+    """Pulses per device against dt for white and OU requests (common random numbers)."""
+    fine = min(dts)
+    rows = []
+    paths = {k: fine_requests(k, s, fine, n, tau_r) for k in ("white", "ou")}
+    for dt in dts:
+        block = round(dt / fine)
+        row = {"dt": dt}
+        for k, p in paths.items():
+            row[k] = pulses_per_device(p, block)
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
-    for s in (0.3, 3.0):
-        for dt in (0.2, 0.05, 0.0125, 0.003125):
-            print(
-                f"s = {s:g} pulses/sqrt(tau)  dt = {dt:<9g} pulses per device "
-                f"{pulses_per_device(s, dt):8.2f}   (Brownian limit {20.0 * s**2:g})"
-            )
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--tau-r", type=float, default=0.1, help="OU correlation time, tau_x")
+    ap.add_argument("--s", type=float, nargs="+", default=[3.0, 0.3], help="pulses/sqrt(tau)")
+    args = ap.parse_args()
+    for s in args.s:
+        print(f"\ns = {s:g} pulses/sqrt(tau_x), tau_r = {args.tau_r:g} tau_x, T = {T:g} tau_x")
+        print(f"(white Brownian limit {T * s * s:g} pulses per device)")
+        print("| dt | white pulses/device | OU pulses/device | OU change from previous dt |")
+        print("|---|---|---|---|")
+        prev = None
+        for r in table(s, args.tau_r):
+            d = "" if prev is None else f"{r['ou'] - prev:+.3f}"
+            print(f"| {r['dt']:g} | {r['white']:.2f} | {r['ou']:.3f} | {d} |")
+            prev = r["ou"]
 
 
 if __name__ == "__main__":

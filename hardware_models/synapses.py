@@ -92,11 +92,20 @@ class SynapseConfig(ConfigBase):
         "bool",
         "the pair's idle device (at g_min) also gets PCM programming noise, clamped at g >= 0",
     )
+    # read noise is an Ornstein-Uhlenbeck process per read line (pcsim/read_noise.py) whose
+    # correlation time is read_time_s and whose mean over one read_time_s has std read_noise_std
+    # (its stationary std is read_noise_std * sqrt(e / 2)); docs/math.md section 5
     read_noise_std: float = param(
-        0.0, "w_max", "std", "read noise std of one read lasting read_time_s (white noise)"
+        0.0,
+        "w_max",
+        "std",
+        "read noise std of the mean over one read lasting read_time_s (OU process per line)",
     )
     read_time_s: float | None = param(
-        None, "s", "pos_or_none", "integration time of one read; omitted: one tau_x"
+        None,
+        "s",
+        "pos_or_none",
+        "integration time of one read = the read noise's correlation time; omitted: one tau_x",
     )
     drift_nu: float = param(0.0, "", "nonneg", "mean drift exponent: g(t) = g0 (t/t0)^-nu")
     drift_nu_std: float = param(0.0, "", "std", "device-to-device std of the drift exponent")

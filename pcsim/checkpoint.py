@@ -200,6 +200,7 @@ def capture(
         "t": float(circ.t),
         "rng_order": trainer.rng.bit_generator.state,
         "rng_noise": circ.rng.bit_generator.state,
+        "read_noise_ou": circ.get_read_noise_state(),
         "ledger": circ.ledger.to_dict(),
         "optimizer": opt_state,
         "algorithm": getattr(alg, "name", type(alg).__name__.lower()),
@@ -726,6 +727,7 @@ def restore(ck: Checkpoint, trainer, fingerprint: str, name: str = "checkpoint")
     # circuit clock, ledger, random streams
     circ.t = float(s["t"])
     try:
+        circ.set_read_noise_state(s.get("read_noise_ou"))
         circ.ledger = EnergyLedger.from_dict(s["ledger"])
         circ.rng.bit_generator.state = s["rng_noise"]
         trainer.rng.bit_generator.state = s["rng_order"]

@@ -42,9 +42,10 @@ from hardware_models.architecture import output_conversion_s, read_period_s
 from hardware_models.costs import EnergyLedger
 from hardware_models.mapping import MappedCrossbar
 from hardware_models.partial_sums import TileReads
-from pcsim import blas
+from pcsim import blas, read_noise
 from pcsim.field import UnitParams
 from pcsim.network import Network
+from pcsim.vecmath import standard_normal
 
 # Exact writes are priced as pulses of a device with this many bits over the programmed range
 # (the 8-bit weights of the NeuroSim V1.4 benchmark, docs/sources.md): see exact_write_pulses.
@@ -143,6 +144,12 @@ class Circuit:
     _read_periods: dict[bool, float] = field(default_factory=dict, init=False, repr=False)
     read_sigma: np.ndarray = field(init=False, repr=False)
     read_window_tau: float = field(default=1.0, init=False, repr=False)
+    # the read lines' unit OU states (pcsim.read_noise): forward products' outputs (B, n_{i+1}),
+    # backward products' inputs (B, n_i), and the circuit time each group was last advanced to
+    read_ou_fwd: list[np.ndarray] | None = field(default=None, init=False, repr=False)
+    read_ou_bwd: list[np.ndarray] | None = field(default=None, init=False, repr=False)
+    read_ou_t: np.ndarray | None = field(default=None, init=False, repr=False)
+    _read_scratch: dict = field(default_factory=dict, init=False, repr=False)
     _exact_quantum: list = field(default_factory=list, init=False, repr=False)
     _read_bufs: list[np.ndarray] | None = field(default=None, init=False, repr=False)
     _workspaces: dict[int, Workspace] = field(default_factory=dict, init=False, repr=False)
@@ -243,18 +250,110 @@ class Circuit:
         return bool(self.read_sigma.any())  # sigmas are >= 0
 
     def read_sigma_step(self, dt: float) -> np.ndarray:
-        """Per-device read-noise std (weight units) of the mean read over a step of ``dt``
-        (tau_x units), one entry per weight layer.
-
-        Read noise is white noise on the column current: ``read_sigma`` is its std averaged
-        over one read of ``read_time_s`` (``read_window_tau`` in tau_x units), so averaged
-        over a step it is ``read_sigma * sqrt(read_window_tau / dt)``. An Euler step scales
-        it by ``gamma = dt / tau``, so its variance per unit time does not depend on ``dt``
-        (the Euler-Maruyama discretisation of the same SDE): the dynamics converge as
-        ``dt -> 0``, and a step of exactly one read sees ``read_sigma``."""
+        """Per-device std (weight units) of the mean over a step of ``dt`` (tau_x units) of a
+        *white* read noise whose one-read mean has std ``read_sigma``:
+        ``read_sigma * sqrt(read_window_tau / dt)``, one entry per weight layer. The engines
+        no longer use it (read noise is an OU process per line, :meth:`read_noise_step`); it
+        is kept as the white-noise reference (benchmarks/noise_pulses.py)."""
         if not self.has_read_noise:
             return self.read_sigma
         return self.read_sigma * math.sqrt(self.read_window_tau / dt)
+
+    @property
+    def read_ou_sigma(self) -> np.ndarray:
+        """Stationary std (weight units, per device) of each weight layer's read-line OU
+        process: ``read_sigma * sqrt(e / 2)`` (:func:`pcsim.read_noise.stationary_std`)."""
+        return read_noise.stationary_std(self.read_sigma)
+
+    def read_noise_state(self, batch: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The read lines' unit OU states for ``batch`` samples (``read_ou_fwd``,
+        ``read_ou_bwd``); drawn from the stationary law (standard normals from ``rng``) when
+        there are none yet or the batch size changed."""
+        if self.read_ou_fwd is None or self.read_ou_fwd[0].shape[0] != batch:
+            sizes = self.net.sizes
+            L = len(sizes) - 1
+            self.read_ou_fwd = [
+                standard_normal(self.rng, np.empty((batch, sizes[i + 1]))) for i in range(L)
+            ]
+            self.read_ou_bwd = [
+                standard_normal(self.rng, np.empty((batch, sizes[i]))) for i in range(L)
+            ]
+            self.read_ou_t = np.full(2 * L, self.t)
+        assert self.read_ou_bwd is not None
+        return self.read_ou_fwd, self.read_ou_bwd
+
+    def read_noise_step(
+        self,
+        dt: float,
+        free: Sequence[bool],
+        fwd: Sequence[np.ndarray],
+        bwd: Sequence[np.ndarray],
+    ) -> np.ndarray:
+        """Advance the read lines' OU processes exactly from ``t`` to ``t + dt`` (tau_x units)
+        and write each line's mean over the step: ``fwd[i]`` (B, n_{i+1}) for every weight
+        layer with read noise, ``bwd[l]`` (B, n_l) for the free layers among them (groups not
+        read this step wait, and catch up exactly over the gap when next read). Returns the
+        per-device stationary std of each layer (:attr:`read_ou_sigma`): the noise added to a
+        product is ``a_l * sigma * ||input|| * mean`` (:mod:`pcsim.read_noise`). Normals are
+        drawn from ``rng`` in a fixed order (forward groups, then backward), so both clocked
+        backends see the same noise."""
+        sig = self.read_sigma
+        L = len(sig)
+        ufwd, ubwd = self.read_noise_state(fwd[0].shape[0])
+        assert self.read_ou_t is not None
+        tau = self.read_window_tau
+        t0, t1 = self.t, self.t + dt
+        groups = [(i, ufwd[i], fwd[i]) for i in range(L) if sig[i] > 0]
+        groups += [(L + l, ubwd[l], bwd[l]) for l in range(L) if free[l] and sig[l] > 0]
+        n_draw = 2 * sum(u.size for _, u, _ in groups)
+        z = self._read_scratch.get("z")
+        if z is None or z.size < n_draw:
+            z = self._read_scratch["z"] = np.empty(n_draw)
+        for g, u, _ in groups:
+            gap = t0 - self.read_ou_t[g]
+            if gap > 0:  # not read since before t: the exact transition over the gap
+                read_noise.relax(u, gap / tau, self.rng, z)
+        zs = standard_normal(self.rng, z[:n_draw])  # every line's (z1, z2) of this step
+        coeffs = read_noise.coefficients(dt / tau)
+        off = 0
+        for g, u, out in groups:
+            n = u.size
+            read_noise.advance_with(u.reshape(-1), out.reshape(-1), zs[off : off + 2 * n], *coeffs)
+            off += 2 * n
+            self.read_ou_t[g] = t1
+        return self.read_ou_sigma
+
+    def read_noise_catch_up(self, batch: int) -> None:
+        """Advance every read line not read since before ``t`` exactly to ``t`` (an engine
+        that takes the states as they are, Brian2, starts from here)."""
+        self.read_noise_state(batch)
+        assert self.read_ou_fwd is not None and self.read_ou_bwd is not None
+        assert self.read_ou_t is not None
+        tau = self.read_window_tau
+        for g, u in enumerate(self.read_ou_fwd + self.read_ou_bwd):
+            gap = self.t - self.read_ou_t[g]
+            if gap > 0:
+                read_noise.relax(u, gap / tau, self.rng, np.empty(u.size))
+                self.read_ou_t[g] = self.t
+
+    def get_read_noise_state(self) -> dict | None:
+        """The read lines' OU states as a checkpoint keeps them (None where there are none)."""
+        if self.read_ou_fwd is None or self.read_ou_bwd is None or self.read_ou_t is None:
+            return None
+        return {
+            "fwd": [u.tolist() for u in self.read_ou_fwd],
+            "bwd": [u.tolist() for u in self.read_ou_bwd],
+            "t": self.read_ou_t.tolist(),
+        }
+
+    def set_read_noise_state(self, state: dict | None) -> None:
+        """Restore :meth:`get_read_noise_state` (None: draw afresh when first needed)."""
+        if state is None:
+            self.read_ou_fwd = self.read_ou_bwd = self.read_ou_t = None
+            return
+        self.read_ou_fwd = [np.array(u, dtype=np.float64) for u in state["fwd"]]
+        self.read_ou_bwd = [np.array(u, dtype=np.float64) for u in state["bwd"]]
+        self.read_ou_t = np.array(state["t"], dtype=np.float64)
 
     def apply_weight_update(
         self,

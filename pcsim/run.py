@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from pcsim import __version__, learning_rule, network, stability
+from pcsim import __version__, learning_rule, network, read_noise, stability
 from pcsim import checkpoint as ckpt
 from pcsim.algorithms import IPCEvents, make_algorithm
 from pcsim.blas import limit_threads
@@ -309,6 +310,17 @@ def prepare(
     clocked = make_clocked_engine(cfg)  # evaluation and latency: the same equilibrium
     circ = Circuit(net, chip=chip, rng=np.random.default_rng(s_chip))
     circ.rng = np.random.default_rng(s_noise)
+    if cfg.engine.kind != "events" and circ.crossbars is not None:  # events: no fixed step
+        per_read = [
+            cb.config.read_noise_std / cb.config.relative_dw_min()
+            for cb in circ.crossbars
+            if cb.config.relative_dw_min()
+        ]
+        msg = read_noise.unresolved_warning(
+            cfg.gamma, circ.read_window_tau, max(per_read, default=0.0)
+        )
+        if msg is not None:
+            warnings.warn(msg, stacklevel=2)
     trainer = Trainer(
         circ=circ,
         algorithm=make_training_algorithm(cfg),

@@ -223,6 +223,48 @@ def test_cpp_standalone_matches(tmp_path):
     assert _max_diff(again.weights, ref.weights) < TOL
 
 
+def test_read_noise_lines_are_ou_processes_with_the_clocked_closed_form():
+    """Read noise in Brian2: one OU per read line, stepped exactly by a run_regularly
+    operation (pcsim.read_noise). A free top layer on a clamped input has the stationary
+    variance of the Euler step driven by the lines' exact step means (the closed form of
+    tests/test_physical_time.py), and the lines hand their state back to the circuit."""
+    import math
+
+    from hardware_models import Chip
+    from hardware_models.synapses import SynapseConfig
+    from hardware_models.units import ValueUnitConfig
+
+    w, dt = 0.5, 0.1  # read time and step, tau_x units
+    chip = Chip(
+        name="read-noise-only",
+        synapses=SynapseConfig(read_noise_std=0.2, read_time_s=w * 100e-9),
+        value_units=ValueUnitConfig(capacitance_f=1e-12, conductance_s=1e-5),
+    )
+    net = network.build((3, 2), "linear", dtype=np.float64, rng=0)
+    circ = Circuit(net, chip=chip, rng=np.random.default_rng(1))
+    B = 2000
+    x0 = np.tile(np.array([[0.6, -0.3, 0.9]]), (B, 1))
+    xs = initial_activities(circ, x0, None)
+    eng = BrianEngine(dt=dt)
+    free = [False, True]
+    eng.run(circ, xs, free, 10.0)
+    u_before = circ.read_ou_fwd[0].copy()
+    samples = []
+    for _ in range(12):
+        eng.run(circ, xs, free, 2.0)
+        samples.append(xs[1].copy())
+    assert not np.array_equal(circ.read_ou_fwd[0], u_before)  # the lines moved on
+    assert np.var(circ.read_ou_fwd[0]) == pytest.approx(1.0, abs=0.08)  # stationary
+    var = np.var(np.concatenate(samples), axis=0)
+    c = circ.read_sigma[0] * math.sqrt(math.e / 2.0) * math.sqrt(float(x0[0] @ x0[0]))
+    x, rho = dt / w, 1.0 - dt
+    a = math.exp(-x)
+    v0 = 2.0 * (x - 1.0 + a) / x**2
+    c1 = (1.0 - a) ** 2 / x**2
+    want = dt**2 * c**2 / (1.0 - rho**2) * (v0 + 2.0 * c1 * rho / (1.0 - rho * a))
+    np.testing.assert_allclose(var, want, rtol=0.08)
+
+
 # --- refusals -------------------------------------------------------------------------------
 def test_batch_learning_is_refused_with_the_reason_and_the_alternative():
     net = network.build((4, 5, 3), "tanh", rng=0)
@@ -248,7 +290,7 @@ def test_unknown_substrate_models_and_configs_are_refused():
         ({**base, "learning": {"optimizer": "sgd", "batch_size": 8}}, "summed variables"),
         ({**base, "learning": {"optimizer": "adam", "batch_size": 1}}, "sgd"),
         ({**base, "engine": {"method": "heun"}}, "Heun"),
-        ({**base, "chip": {"preset": "pcm"}}, "read noise or drift"),
+        ({**base, "chip": {"preset": "pcm"}}, "drift"),
         ({**base, "chip": {"preset": "sram-cim"}}, "update model"),
     ]
     for d, words in bad:

@@ -147,7 +147,8 @@ def test_output_domain_read_noise_has_the_variance_of_per_device_noise():
     """Independent N(0, s^2) noise on every device at every read makes a prediction
     a W phi + a s ||phi|| z: the error's spread over many steps equals that, per sample.
     The read time is one engine step (10 ns of the ideal preset's 100 ns tau_x), so each step
-    sees exactly one read's noise (``Circuit.read_sigma_step``)."""
+    sees the mean of its line's OU over exactly one read, whose std is ``s`` by calibration
+    (pcsim.read_noise)."""
     net = network.build((30, 20, 5), "tanh", rng=4)
     synapses = {"read_noise_std": 0.05, "w_max": 1.0, "read_time_s": 1e-8}
     chip = load_preset("ideal", {"synapses": synapses})

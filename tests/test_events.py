@@ -296,11 +296,14 @@ def test_modelled_chip_path_writes_through_apply_weight_update():
 
 def test_read_noise_in_the_output_domain_has_the_chip_amplitude():
     """Each row read (an error unit's prediction) carries the crossbar's read noise,
-    ``a * read_sigma * ||phi|| * N(0, 1)`` (Crossbar.read_sigma). With every activity clamped
-    and periodic events (h = tau / 10), an error unit is the AR(1) average of its noisy
-    targets: stationary std ``s sqrt((1 - d) / (1 + d))`` with ``d = exp(-h / tau)``. The read
-    time is one event interval (10 ns of the ideal preset's 100 ns tau_x), so each read sees
-    ``read_sigma`` itself (white noise averaged over ``h``: ``Circuit.read_sigma_step``)."""
+    ``a * sigma_s * ||phi|| * m`` with ``m`` the mean over the event interval ``h`` of the
+    row's unit OU read line (pcsim.read_noise; ``sigma_s = read_sigma sqrt(e / 2)``). With
+    every activity clamped and periodic events (h = tau / 10), an error unit is the AR(1)
+    average of its noisy targets: ``e' = d e + (1 - d) c m``, ``d = exp(-h / tau)``. The read
+    time is one event interval (10 ns of the ideal preset's 100 ns tau_x), so ``x = h / tau_r
+    = 1``: ``Var m = 2 / e`` (one read has std ``read_sigma``), successive means covary by
+    ``e^{-(n-1)} (1 - 1/e)^2``, and the stationary variance is
+    ``(1 - d)^2 c^2 / (1 - d^2) (Var m + 2 Cov_1 d / (1 - d / e))``."""
     net = network.build((7, 9, 4), "tanh", rng=3)
     synapses = {"read_noise_std": 0.05, "w_max": 1.0, "read_time_s": 1e-8}
     chip = load_preset("ideal", {"synapses": synapses})
@@ -321,7 +324,10 @@ def test_read_noise_in_the_output_domain_has_the_chip_amplitude():
     s = np.concatenate(
         [np.full(net.sizes[i + 1], circ.read_sigma[i] * np.linalg.norm(pre[i])) for i in (0, 1)]
     )
-    ratio = samples.std(axis=0) / (s * np.sqrt((1 - d) / (1 + d)))
+    s = s * np.sqrt(np.e / 2)  # the OU's stationary std
+    a = np.exp(-1.0)
+    factor = 2 * a + 2 * (1 - a) ** 2 * d / (1 - d * a)
+    ratio = samples.std(axis=0) / (s * np.sqrt((1 - d) / (1 + d) * factor))
     assert np.sqrt(np.mean(ratio**2)) == pytest.approx(1.0, abs=0.05)
     assert np.all(np.abs(ratio - 1) < 0.15)
     assert np.max(np.abs(samples.mean(axis=0) - target)) < 0.1 * s.max()

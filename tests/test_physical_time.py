@@ -1,8 +1,8 @@
 """Physical time: what the chip does must not depend on the simulator's step.
 
-- read noise is white noise with a stated read time, so the stationary spread it gives an
-  activity follows the closed form of the Euler-discretised Ornstein-Uhlenbeck process and
-  converges as dt -> 0 (a fixed std per step would vanish like dt instead);
+- read noise is an Ornstein-Uhlenbeck process per read line with the stated read time as its
+  correlation time, so the stationary spread it gives an activity follows the closed form of
+  the Euler step driven by the OU's exact step means and converges as dt -> 0;
 - the weight flow ``tau_w dW/dt = -dF/dW`` integrated over one presentation converges as
   dt -> 0 on the clocked engine, and the events engine (its event rate) and Brian2 agree;
 - exact writes are priced by how far the weights travel, not by how many steps were taken;
@@ -38,12 +38,24 @@ def _read_noise_chip(read_time_s: float) -> Chip:
     )
 
 
-@pytest.mark.parametrize("dt", [0.2, 0.1, 0.05])
-def test_read_noise_spread_matches_the_euler_ou_closed_form(dt):
-    """One free top layer on a clamped input: ``x = mu + OU``. With white read noise of std
-    ``s`` per read of ``w`` tau_x, each Euler step adds ``dt * s ||x_0|| sqrt(w / dt) z``, so
-    the stationary variance is ``s^2 ||x_0||^2 w / (2 - dt)``: the same physics at every dt,
-    up to the Euler factor. A fixed std per step would give ``s^2 ||x_0||^2 dt / (2 - dt)``."""
+def _euler_ou_variance(dt: float, w: float, c: float) -> float:
+    """Stationary variance of ``y_{k+1} = (1 - dt) y_k + dt c m_k``, ``m_k`` the exact step
+    means of a unit OU of correlation time ``w``: ``Var m = 2 (x - 1 + e^{-x}) / x^2`` and
+    ``Cov(m_0, m_n) = e^{-(n-1)x} (1 - e^{-x})^2 / x^2`` (``x = dt / w``, n >= 1)."""
+    x, rho = dt / w, 1.0 - dt
+    a = math.exp(-x)
+    v0 = 2.0 * (x - 1.0 + a) / x**2
+    c1 = (1.0 - a) ** 2 / x**2
+    return dt**2 * c**2 / (1.0 - rho**2) * (v0 + 2.0 * c1 * rho / (1.0 - rho * a))
+
+
+@pytest.mark.parametrize(("dt", "backend"), [(0.2, "numba"), (0.05, "numba"), (0.1, "numpy")])
+def test_read_noise_spread_matches_the_euler_ou_closed_form(dt, backend):
+    """One free top layer on a clamped input: ``x = mu + y``, ``dy/dt = -y + c u(t)`` with
+    ``u`` the read line's unit OU (correlation time ``w`` = the read time) and
+    ``c = sigma_s ||x_0||``, ``sigma_s = s sqrt(e/2)``. The Euler step driven by the OU's
+    exact step means has the stationary variance :func:`_euler_ou_variance`, which tends to
+    the continuous ``c^2 w / (1 + w)`` as dt -> 0 (a fixed std per step would vanish like dt)."""
     w = 0.5  # read time in tau_x units
     chip = _read_noise_chip(w * 100e-9)
     net = network.build((3, 2), "linear", dtype=np.float64, rng=0)
@@ -52,7 +64,7 @@ def test_read_noise_spread_matches_the_euler_ou_closed_form(dt):
     B = 4000
     x0 = np.tile(np.array([[0.6, -0.3, 0.9]]), (B, 1))
     xs = initial_activities(circ, x0, None)
-    eng = ClockedEngine("euler", dt=dt)
+    eng = ClockedEngine("euler", dt=dt, backend=backend)
     free = [False, True]
     eng.run(circ, xs, free, 12.0)  # forget the start (correlation time 1 tau_x)
     samples = []
@@ -60,9 +72,10 @@ def test_read_noise_spread_matches_the_euler_ou_closed_form(dt):
         eng.run(circ, xs, free, 3.0)
         samples.append(xs[1].copy())
     var = np.var(np.concatenate(samples), axis=0)
-    s = circ.read_sigma[0]
-    expected = s * s * float(x0[0] @ x0[0]) * w / (2.0 - dt)
-    np.testing.assert_allclose(var, expected, rtol=0.06)
+    c = circ.read_sigma[0] * math.sqrt(math.e / 2.0) * math.sqrt(float(x0[0] @ x0[0]))
+    np.testing.assert_allclose(var, _euler_ou_variance(dt, w, c), rtol=0.06)
+    # the continuous limit, approached at first order in dt
+    assert _euler_ou_variance(1e-4, w, c) == pytest.approx(c * c * w / (1 + w), rel=1e-3)
 
 
 def _presentation(dt: float, engine: str = "clocked", tau_w: float = 20.0) -> list[np.ndarray]:

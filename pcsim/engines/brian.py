@@ -33,7 +33,13 @@ explicit slot and order (never left to names, or the top-down sum reads a stale 
     end              monitors (the state after each step)
 
 Chip units (tau mismatch, leak, error-unit gain and offset, rails, thermal noise) are per-neuron
-parameters. Quantised weights: a chip's crossbar (``hardware_models``) quantises when it is
+parameters. Read noise (:mod:`pcsim.read_noise`): every read line is a neuron variable (``uf``
+on an error unit for its prediction, ``ub`` on a value unit for its top-down sum) stepped
+exactly by a ``run_regularly`` operation at ``before_groups 0`` (``z = randn(); m = cm u + bm z
++ sm randn(); u = a u + sx z``), and the products add ``rs * sqrt(psq) * mf`` and
+``rs * sqrt(esq) * mb``, with the squared input norms ``psq``/``esq`` as summed variables
+beside ``mu``/``back``; the lines start from the circuit's OU state and hand it back.
+Quantised weights: a chip's crossbar (``hardware_models``) quantises when it is
 programmed, so its stored weights already sit on the levels and a frozen-weight run reads them
 as they are. For a quantised *read* of full-precision stored weights, ``w_read`` is a
 subexpression of ``w`` (:class:`hardware_models.quantisers.UniformQuantiser`), and pcsim reads
@@ -43,9 +49,10 @@ stored ``w``, as pcsim does.
 What Brian2 cannot express is refused with :class:`BrianUnsupported`: one weight matrix learned
 across a batch (a summed variable targets a pre- or postsynaptic group, never another synapse,
 so per-sample synapses cannot share one ``w``), weight optimisers other than plain SGD, Heun,
-per-read noise or drift of the chip's synapses, learning through a chip's device update model
-(pulses with stochastic rounding), and circuits with other read/write hooks. Frozen batches are
-expressed by replicating the groups (sample ``b`` of layer ``l`` is neurons ``b*n_l..``).
+drift (or PCM's age-dependent read noise) of the chip's synapses, learning through a chip's
+device update model (pulses with stochastic rounding), and circuits with other read/write
+hooks. Frozen batches are expressed by replicating the groups (sample ``b`` of layer ``l`` is
+neurons ``b*n_l..``).
 The engine does not feed the chip's energy ledger.
 
 The model is held as a plain description (:func:`model_spec`: equations as strings, numbers,
@@ -70,6 +77,7 @@ import numpy as np
 from hardware_models.partial_sums import CLOCKED_ONLY
 from hardware_models.quantisers import UniformQuantiser
 from pcsim import field as pcfield
+from pcsim import read_noise
 from pcsim.activations import LEAKY_SLOPE
 from pcsim.circuit import Circuit
 from pcsim.engines.protocol import Batch, Learning, Presentation, learn_after, start
@@ -118,6 +126,13 @@ def _dphi_expr(act: str, v: str = "x") -> str:
     }[act]
 
 
+# --- read noise: the exact OU step of pcsim.read_noise as a run_regularly operation ----------
+# u' = a u + sx z1, m = cm u + bm z1 + sm z2 (the line's mean over the step; ou_* constants)
+_OU_STEP = (
+    "z{s} = randn()\nm{s} = ou_cm*u{s} + ou_bm*z{s} + ou_sm*randn()\nu{s} = ou_a*u{s} + ou_sx*z{s}"
+)
+
+
 # --- quantised weight reads -----------------------------------------------------------------
 def _quantised_read_expr(w: str = "w") -> str:
     """:meth:`UniformQuantiser.read` in Brian2's expression language (which has no round():
@@ -151,10 +166,10 @@ def _check_circuit(circ: Circuit, learning: bool) -> None:
             raise BrianUnsupported(CLOCKED_ONLY)
         return
     syn = crossbars[0].config
-    if syn.read_noise_std > 0 or syn.has_drift:
+    if syn.time_varying_reads:
         raise BrianUnsupported(
-            "the chip's synapses add read noise or conductance drift on every read, a fresh "
-            "random weight per matrix-vector product that Brian2 synapses cannot draw; use "
+            "the chip's synapses drift (or have PCM's age-dependent read noise), a read that "
+            "depends on the time since each write, which Brian2 synapses cannot draw; use "
             "[engine] kind = 'clocked'"
         )
     if learning:
@@ -218,6 +233,15 @@ def model_spec(
         return np.tile(np.broadcast_to(np.asarray(v, np.float64), (n,)), B)
 
     noise_amp = [np.sqrt(sigma**2 + np.asarray(s, np.float64) ** 2) for s in circ.thermal_sigma]
+    # read noise: one OU per read line (pcsim.read_noise), advanced exactly each step by a
+    # run_regularly operation; the lines start from (and return to) the circuit's OU state
+    rsig = np.zeros(L)
+    ou_ns: dict[str, float] = {}
+    if getattr(circ, "has_read_noise", False):
+        rsig = read_noise.stationary_std(circ.read_sigma)
+        a_, sx_, cm_, bm_, sm_ = read_noise.ou_coefficients(dt / circ.read_window_tau)
+        ou_ns = {"ou_a": a_, "ou_sx": sx_, "ou_cm": cm_, "ou_bm": bm_, "ou_sm": sm_}
+        ou_fwd, ou_bwd = circ.read_noise_state(B)
     for l in range(L + 1):
         n = sizes[l]
         name = f"layer{l}"
@@ -236,7 +260,12 @@ def model_spec(
                 drift.append("-eps")
             if needs_back:
                 ns["a_up"] = float(net.scales[l])
-                drift.append("+ a_up*back" + ("" if l == 0 else "*" + _dphi_expr(net.activation)))
+                back = "back"
+                if rsig[l] > 0:  # the top-down sum's read noise: its line's step mean
+                    back = "(back + rs_b*sqrt(esq)*mb)"
+                drift.append(
+                    f"+ a_up*{back}" + ("" if l == 0 else "*" + _dphi_expr(net.activation))
+                )
             if skip_out:
                 drift.append("+ eps_up")
             drift.append("- leak*x")
@@ -276,6 +305,14 @@ def model_spec(
             if skip_in:
                 lines.append("xskip : 1 (linked)")
                 pred += " + xskip"
+            if rsig[l - 1] > 0:  # the prediction's read noise: its line's step mean
+                pred += " + a*rs_f*sqrt(psq)*mf"
+                ns["rs_f"] = float(rsig[l - 1])
+                ns.update(ou_ns)
+                lines += ["uf : 1", "zf : 1", "mf : 1", "psq : 1"]
+                values["uf"] = [f"{name}_uf", ""]
+                arrays[f"{name}_uf"] = ou_fwd[l - 1].reshape(-1).copy()
+                ops.append([_OU_STEP.format(s="f"), "before_groups", ORDER_PHI])
             ops.append([f"eps = gain*(x - ({pred})) + offset", "before_groups", ORDER_EPS])
             values["gain"] = [f"{name}_gain", ""]
             values["offset"] = [f"{name}_offset", ""]
@@ -283,6 +320,13 @@ def model_spec(
             arrays[f"{name}_offset"] = per_unit(circ.units.error_offset[l], n)
         if needs_back:
             lines.append("back : 1")
+            if rsig[l] > 0:
+                ns["rs_b"] = float(rsig[l])
+                ns.update(ou_ns)
+                lines += ["ub : 1", "zb : 1", "mb : 1", "esq : 1"]
+                values["ub"] = [f"{name}_ub", ""]
+                arrays[f"{name}_ub"] = ou_bwd[l].reshape(-1).copy()
+                ops.append([_OU_STEP.format(s="b"), "before_groups", ORDER_PHI])
         if skip_out:
             lines.append("eps_up : 1 (linked)")
         if free[l] and (math.isfinite(lo) or math.isfinite(hi)):
@@ -325,9 +369,15 @@ def model_spec(
             wread = "w_read"
         summed = {"mu_post": ORDER_MU}
         lines.append(f"mu_post = {wread}*{pre} : 1 (summed)")
+        if rsig[i] > 0:  # the read's input norms, squared
+            lines.append(f"psq_post = {pre}**2 : 1 (summed)")
+            summed["psq_post"] = ORDER_MU
         if free[i]:
             lines.append(f"back_pre = {wread}*eps_post : 1 (summed)")
             summed["back_pre"] = ORDER_BACK
+            if rsig[i] > 0:
+                lines.append("esq_pre = eps_post**2 : 1 (summed)")
+                summed["esq_pre"] = ORDER_BACK
         # synapse s = (b*n_pre + p)*n_post + q connects unit p of sample b to unit q of sample b
         b_idx, p_idx, q_idx = np.meshgrid(
             np.arange(B), np.arange(n_pre), np.arange(n_post), indexing="ij"
@@ -451,6 +501,9 @@ class BrianRun:
     build_seconds: float = 0.0
     run_seconds: float = 0.0
     n_steps: int = 0
+    # the read lines' OU states at the end: ("f", l) for layer l's predictions, ("b", l) for
+    # its top-down sums, each (B, n_l); empty without read noise
+    final_read_ou: dict = field(default_factory=dict)
 
     def __iter__(self):
         return iter((self.times, self.xs, self.weights))
@@ -611,10 +664,22 @@ class BrianEngine:
 
     def _run_into(self, circ, xs, free, duration, lr) -> int:
         n = self.n_steps(duration)
+        if getattr(circ, "has_read_noise", False):
+            circ.read_noise_catch_up(xs[0].shape[0])
         spec, arrays, layout = model_spec(circ, xs, free, self.dt, self.sigma, lr, record=False)
         res = self._execute(spec, arrays, layout, n, circ, reuse=True)
         for x, v in zip(xs, res.final_xs, strict=True):
             x[...] = v
+        if res.final_read_ou:  # the read lines continue from where Brian2 left them
+            L = circ.net.n_layers
+            t_end = circ.t + n * self.dt
+            for (kind, l), u in res.final_read_ou.items():
+                if kind == "f":
+                    circ.read_ou_fwd[l - 1][...] = u
+                    circ.read_ou_t[l - 1] = t_end
+                else:
+                    circ.read_ou_bwd[l][...] = u
+                    circ.read_ou_t[L + l] = t_end
         if lr:
             for W, V in zip(circ.net.weights, res.weights, strict=True):
                 W[...] = V  # in place: a chip's crossbar holds the same array
@@ -715,8 +780,16 @@ def _collect(spec, objs, mons, layout: ModelLayout, n, build_s, run_s) -> BrianR
             np.array(objs[spec["groups"][l]["name"]].b[:], dtype=np.float64)[: sizes[l]]
             for l in range(1, L + 1)
         ]
+    read_ou = {}
+    for l in range(L + 1):
+        g = spec["groups"][l]
+        for kind in ("f", "b"):
+            if f"u{kind}" in g["values"]:
+                u = np.array(getattr(objs[g["name"]], f"u{kind}")[:], dtype=np.float64)
+                read_ou[(kind, l)] = u.reshape(B, sizes[l])
     dt = spec["dt"]
     return BrianRun(
+        final_read_ou=read_ou,
         times=dt * np.arange(1, n + 1),
         xs=xs,
         weights=weights,
@@ -800,10 +873,11 @@ def check_config(cfg) -> None:
                 "learning.optimizer = 'sgd' with Brian2, or [engine] kind = 'clocked'"
             )
     syn = cfg.chip_model().synapses
-    if syn.read_noise_std > 0 or syn.has_drift:
+    if syn.time_varying_reads:
         raise BrianUnsupported(
-            "chip.synapses: read noise or drift gives a fresh random weight per read, which "
-            "Brian2 synapses cannot draw; use [engine] kind = 'clocked'"
+            "chip.synapses: drift (or PCM's age-dependent read noise) makes each read depend "
+            "on the time since its write, which Brian2 synapses cannot draw; use [engine] "
+            "kind = 'clocked'"
         )
     if cfg.algorithm.name == "ipc" and not syn.is_ideal:
         raise BrianUnsupported(

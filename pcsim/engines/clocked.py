@@ -225,19 +225,15 @@ class ClockedEngine:
             if free[l]:
                 standard_normal(circ.rng, buf)
 
-    def _draw_read_noise(self, circ: Circuit, free: Sequence[bool], ws) -> bool:
-        """Standard normals for the crossbars' output-domain read noise (predictions, then
-        top-down sums of free layers); the same order on both backends."""
+    def _draw_read_noise(self, circ: Circuit, free: Sequence[bool], ws) -> np.ndarray | None:
+        """The crossbars' output-domain read noise over this step: each read line's OU mean
+        over the step into ``ws.read_fwd`` (predictions) and ``ws.read_bwd`` (top-down sums
+        of free layers), advanced exactly (:meth:`Circuit.read_noise_step`). Returns the
+        per-layer stationary stds the products scale them by, or None without read noise.
+        The same draws, in the same order, on both backends."""
         if not circ.has_read_noise:
-            return False
-        sig = circ.read_sigma
-        for i, z in enumerate(ws.read_fwd):
-            if sig[i] > 0:
-                standard_normal(circ.rng, z)
-        for l in range(len(sig)):
-            if free[l] and sig[l] > 0:
-                standard_normal(circ.rng, ws.read_bwd[l])
-        return True
+            return None
+        return circ.read_noise_step(self.dt, free, ws.read_fwd, ws.read_bwd)
 
     def _reference_step(
         self, circ: Circuit, xs: list[np.ndarray], free: Sequence[bool]
@@ -248,8 +244,8 @@ class ClockedEngine:
         pre = [field.presynaptic(net, xs, i).copy() for i in range(net.n_layers)]  # before update
         tiles = circ.partial_sums  # products through per-tile ADCs (None: plain)
         eps = field.errors(net, xs, Ws, circ.units, tiles)
-        read_noise = self._draw_read_noise(circ, free, ws)
-        sig = circ.read_sigma_step(self.dt)
+        sig = self._draw_read_noise(circ, free, ws)
+        read_noise = sig is not None
         if read_noise:  # mu_l += a_l sig_l ||phi(x_{l-1})|| z (Crossbar.read_mean)
             for i in range(net.n_layers):
                 nrm = np.sqrt(np.sum(pre[i] * pre[i], axis=1, keepdims=True))
@@ -282,7 +278,10 @@ class ClockedEngine:
         ws = circ.workspace(xs[0].shape[0])
         Ws = circ.read_weights()
         xs_t, Ws = seq(xs), seq(Ws)
-        read_noise = self._draw_read_noise(circ, free, ws)
+        sig = self._draw_read_noise(circ, free, ws)
+        read_noise = sig is not None
+        if sig is None:
+            sig = circ.read_sigma  # unused by the kernels (read_noise False)
         kernels.compute_errors(
             xs_t,
             Ws,
@@ -295,7 +294,7 @@ class ClockedEngine:
             seq(circ.units.error_offset),
             ws.kernel("phis"),
             ws.kernel("eps"),
-            circ.read_sigma_step(self.dt),
+            sig,
             ws.kernel("read_fwd"),
             read_noise,
         )
@@ -324,7 +323,7 @@ class ClockedEngine:
             noisy,
             ws.kernel("eps"),
             ws.kernel("back"),
-            circ.read_sigma_step(self.dt),
+            sig,
             ws.kernel("read_bwd"),
             read_noise,
             ws.kernel("phis"),

@@ -74,12 +74,14 @@ MACs use the weights as read (``circ.read_weights``: quantised, drifting), refre
 its write energy) at the same interval.
 
 Read noise, in the output domain as the clocked engine applies it: a row read (an error
-unit's prediction) adds ``a_l * s * ||phi(x_{l-1})|| * N(0, 1)``, a value unit's read of its
-top-down sum adds ``s * ||e_{l+1}||`` times a fresh normal (the exact distribution of a MAC
-through devices with independent ``N(0, s^2)`` read noise), where
-``s = read_sigma * sqrt(read_window_tau / h)`` is the white read noise averaged over the
-unit's own interval ``h`` since its last event (``Circuit.read_sigma_step``), so its effect
-does not depend on the event rate; the norms are kept as running sums, updated per event.
+unit's prediction) adds ``a_l * sigma_s * ||phi(x_{l-1})|| * m``, a value unit's read of its
+top-down sum adds ``sigma_s * ||e_{l+1}|| * m`` (the distribution of a MAC through devices with
+independent read noise of std ``sigma_s``), where ``m`` is the mean, over the unit's own
+interval ``h`` since its last event, of its read line's unit Ornstein-Uhlenbeck process
+(correlation time ``Circuit.read_window_tau``, stationary std ``sigma_s = read_sigma sqrt(e/2)``;
+:mod:`pcsim.read_noise`), advanced exactly over ``h``, so its effect does not depend on the
+event rate; the norms are kept as running sums, updated per event. Each copy's line states
+live in its carried state (``ou_x``, ``ou_e``) and start in the stationary law.
 
 Noise: value units follow the exact Ornstein-Uhlenbeck step of
 ``tau dx = -(x - c) dt + sigma sqrt(tau) dW``: ``+ sigma sqrt((1 - exp(-2h/tau)) / 2) N(0,1)``
@@ -116,6 +118,7 @@ import numpy as np
 from hardware_models.partial_sums import CLOCKED_ONLY
 from pcsim import activations
 from pcsim import field as pcfield
+from pcsim import read_noise as read_noise_model
 from pcsim.activations import ACTIVATION_CODES
 from pcsim.circuit import Circuit
 from pcsim.engines.clocked import DivergenceError, check_finite
@@ -235,6 +238,8 @@ class _SampleState:
     e_seen: np.ndarray
     back: np.ndarray
     phi_x: np.ndarray  # phi of each value unit's own current value (for phi' at its event)
+    ou_x: np.ndarray  # unit OU state of each value unit's top-down read line (read noise)
+    ou_e: np.ndarray  # unit OU state of each error unit's prediction read line
     pending: np.ndarray  # deferred learning coefficient per error unit (clamped input rows)
     unext: np.ndarray
     ulast: np.ndarray
@@ -370,6 +375,9 @@ class EventsEngine:
             phi_seen[xoff[l] : xoff[l + 1]] = phi(x_flat[xoff[l] : xoff[l + 1]])
         umean = utau / self.events_per_tau
         rng = circ.rng
+        ou_x, ou_e = np.zeros_like(x_flat), np.zeros_like(e)
+        if np.any(getattr(circ, "read_sigma", 0.0)):  # read lines start in their stationary law
+            ou_x, ou_e = rng.standard_normal(x_flat.shape), rng.standard_normal(e.shape)
         if self.clock == "poisson":
             unext = t0 + rng.exponential(umean)
         else:
@@ -394,6 +402,8 @@ class EventsEngine:
             e_seen=e.copy(),
             back=np.zeros_like(x_flat),
             phi_x=phi_seen.copy(),
+            ou_x=ou_x,
+            ou_e=ou_e,
             pending=np.zeros_like(e),
             unext=unext,
             ulast=ulast,
@@ -577,10 +587,12 @@ class EventsEngine:
         psq = np.zeros(L)
         esq = np.zeros(L)
         rsig = np.zeros(L)
+        inv_tau_r = 1.0
         if getattr(circ, "read_sigma", None) is not None:  # per device, in weight units
-            # white read noise averaged over the event's own interval h (tau_x units):
-            # read_sigma * sqrt(read_window_tau / h); the kernel divides by sqrt(h)
-            rsig[:] = np.asarray(circ.read_sigma, np.float64) * math.sqrt(circ.read_window_tau)
+            # each read line's OU (stationary std sigma_s, correlation time read_window_tau)
+            # is advanced exactly over its unit's own interval h; the read sees its mean
+            rsig[:] = read_noise_model.stationary_std(circ.read_sigma)
+            inv_tau_r = 1.0 / circ.read_window_tau
         read_noise = bool(np.any(rsig > 0))
         since = np.zeros(1, np.int64)
         learn = tau_w is not None
@@ -627,6 +639,9 @@ class EventsEngine:
                     esq,
                     rsig,
                     read_noise,
+                    st.ou_x,
+                    st.ou_e,
+                    inv_tau_r,
                     kinds,
                     layers,
                     idx,

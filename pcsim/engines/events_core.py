@@ -14,6 +14,7 @@ import numpy as np
 from numba import njit
 
 from pcsim.kernels import SIGMOID, TANH, _dphi, _phi
+from pcsim.read_noise import ou_coefficients
 
 # statuses returned by the kernel
 _DONE, _FIFO_UP_FULL, _FIFO_DOWN_FULL, _DIVERGED = 0, 1, 2, 3
@@ -54,6 +55,17 @@ def _uniform(s):
 def _normal(s):
     """Standard normal (Box-Muller; one of the pair)."""
     return math.sqrt(-2.0 * math.log(_uniform(s))) * math.cos(2.0 * math.pi * _uniform(s))
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _ou_mean(u, k, x, s):
+    """Advance read line ``k``'s unit OU state ``u[k]`` exactly over ``x = h / tau_r`` and
+    return its mean over that interval (:func:`pcsim.read_noise.ou_coefficients`)."""
+    a, sx, cm, bm, sm = ou_coefficients(x)
+    z1 = _normal(s)
+    m = cm * u[k] + bm * z1 + sm * _normal(s)
+    u[k] = a * u[k] + sx * z1
+    return m
 
 
 @njit(cache=True, inline="always")
@@ -223,6 +235,9 @@ def _run_events(
     esq,
     rsig,
     read_noise,
+    ou_x,
+    ou_e,
+    inv_tau_r,
     # units and clocks
     ukind,
     ulayer,
@@ -350,7 +365,8 @@ def _run_events(
             if l < L:
                 top = back[q]
                 if read_noise and rsig[l] > 0.0 and h > 0.0:  # read noise of W_{l+1}^T
-                    top += rsig[l] * math.sqrt(max(esq[l], 0.0) / h) * _normal(rng)
+                    m = _ou_mean(ou_x, q, h * inv_tau_r, rng)  # its line's OU over h
+                    top += rsig[l] * math.sqrt(max(esq[l], 0.0)) * m
                 top *= scales[l]
                 if l > 0:
                     top *= _dphi_cached(xv, phi_x[q], act)
@@ -404,7 +420,8 @@ def _run_events(
             else:
                 mu = scales[i] * _row_dot(row, pre)
             if read_noise and rsig[i] > 0.0 and h > 0.0:  # output-domain read noise of W_l
-                mu += scales[i] * rsig[i] * math.sqrt(max(psq[i], 0.0) / h) * _normal(rng)
+                m = _ou_mean(ou_e, q, h * inv_tau_r, rng)  # its line's OU over h
+                mu += scales[i] * rsig[i] * math.sqrt(max(psq[i], 0.0)) * m
             reads[i] += nin
             if has_bias:
                 mu += bs[i][n]
