@@ -176,7 +176,7 @@ class EngineConfig:
     kind: str = spec(one_of(*ENGINE_KINDS), "clocked")
     method: str = spec(one_of(*METHODS), "euler")
     backend: str = spec(one_of(*BACKENDS), "numba")
-    dt: float = spec(positive, 0.5, "step (tau_x units); gamma = dt / tau_x")
+    dt: float = spec(positive, 0.25, "step (tau_x units); gamma = dt / tau_x")
     tau_x: float = spec(positive, 1.0, "activity time constant (the unit of time)")
     sigma: float = spec(non_negative, 0.0, "Euler-Maruyama noise amplitude")
     # events engine (kind = "events"): every unit on its own clock

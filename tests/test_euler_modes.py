@@ -130,7 +130,7 @@ def test_generative_net_oscillates_at_the_default_step_and_is_flagged(generative
 
 
 def test_default_supervised_run_is_not_flagged():
-    """The default digits network at its default step: dt * rate is about 1.3, stable."""
+    """The default digits network (ideal chip) at dt = 0.5: dt * rate is about 1.3, stable."""
     run = _run("supervised", 0.5, 64)
     bottom, top = _probe_batch(run)
     modes = euler_modes.fastest_modes(run.circ, bottom, top, run.net.free_mask(True), 2.0)

@@ -189,7 +189,7 @@ def test_a_step_longer_than_the_read_time_warns_when_noise_fires_pulses():
 def test_a_run_warns_once_when_its_step_does_not_resolve_the_read_time():
     """rram (10 ns reads, tau_x = 100 ns, pulses of 0.002) with read_noise_std = 0.4 (200
     pulses per read) warns at dt = 0.1 tau_x, once; at dt = 0.0125 (8 steps per read) it does
-    not, nor does the default run (rram's own 0.01 per read, 5 pulses) at its dt = 0.5."""
+    not, nor does the default run (rram's own 0.01 per read, 5 pulses) at its dt = 0.25."""
     import warnings
 
     from pcsim import config
