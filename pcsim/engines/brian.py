@@ -68,6 +68,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hardware_models.partial_sums import CLOCKED_ONLY
+from pcsim.conv import CLOCKED_ONLY as CONV_CLOCKED_ONLY
 from hardware_models.quantisers import UniformQuantiser
 from pcsim import field as pcfield
 from pcsim.activations import LEAKY_SLOPE
@@ -137,6 +138,8 @@ class ModelLayout:
 
 def _check_circuit(circ: Circuit, learning: bool) -> None:
     """Refuse substrate models that are not plain functions of the stored weights."""
+    if circ.net.has_conv:
+        raise BrianUnsupported(CONV_CLOCKED_ONLY)
     cls = type(circ)
     reads_plain = cls.read_weights in (Circuit.read_weights, QuantisedCircuit.read_weights)
     if not reads_plain or cls.apply_weight_update is not Circuit.apply_weight_update:

@@ -114,6 +114,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hardware_models.partial_sums import CLOCKED_ONLY
+from pcsim.conv import CLOCKED_ONLY as CONV_CLOCKED_ONLY
 from pcsim import activations
 from pcsim import field as pcfield
 from pcsim.activations import ACTIVATION_CODES
@@ -350,6 +351,8 @@ class EventsEngine:
         utau = np.concatenate(taus)
         if getattr(circ, "partial_sums", None) is not None:
             raise ValueError(CLOCKED_ONLY)
+        if circ.net.has_conv:
+            raise ValueError(CONV_CLOCKED_ONLY)
         if not np.all(utau > 0) or not np.all(np.isfinite(utau)):
             raise ValueError("unit time constants (circ.tau_scale) must be positive and finite")
         return np.concatenate(kinds), np.concatenate(layers), np.concatenate(idx), utau
