@@ -68,11 +68,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hardware_models.partial_sums import CLOCKED_ONLY
-from pcsim.conv import CLOCKED_ONLY as CONV_CLOCKED_ONLY
 from hardware_models.quantisers import UniformQuantiser
 from pcsim import field as pcfield
 from pcsim.activations import LEAKY_SLOPE
 from pcsim.circuit import Circuit
+from pcsim.conv import CLOCKED_ONLY as CONV_CLOCKED_ONLY
 from pcsim.engines.protocol import Batch, Learning, Presentation, learn_after, start
 from pcsim.network import Network
 from pcsim.quantised import QuantisedCircuit

@@ -114,11 +114,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hardware_models.partial_sums import CLOCKED_ONLY
-from pcsim.conv import CLOCKED_ONLY as CONV_CLOCKED_ONLY
 from pcsim import activations
 from pcsim import field as pcfield
 from pcsim.activations import ACTIVATION_CODES
 from pcsim.circuit import Circuit
+from pcsim.conv import CLOCKED_ONLY as CONV_CLOCKED_ONLY
 from pcsim.engines.clocked import DivergenceError, check_finite
 from pcsim.engines.events_core import (
     _DIVERGED,
