@@ -297,3 +297,62 @@ def test_ideal_chip_is_the_pure_algorithm_for_a_conv_net(algorithm):
     assert macs == pytest.approx(2 * per_read * 1.0 * 2 * 3)
     # patches streamed through one crossbar: one read of the first layer takes 9 reads
     assert circs[1].read_period_s() == pytest.approx(9 * circs[1].chip.tau_x_s)
+
+
+def _cfg(conv_toml: str, extra: str = ""):
+    from pcsim import config
+
+    return config.loads(f'[data]\nname = "digits"\n[network]\nconv = {conv_toml}\n{extra}')
+
+
+def test_config_builds_the_conv_network_on_the_data_set_images():
+    from pcsim.run import build_network
+
+    cfg = _cfg("[{channels = 4, kernel = 3, stride = 2, padding = 1}]", "sizes = [64, 20, 10]")
+    assert cfg.network.conv == ({"channels": 4, "kernel": 3, "stride": 2, "padding": 1},)
+
+    class Digits:  # what build_network reads of a Dataset
+        x_train, n_classes = np.zeros((2, 64)), 10
+
+    net = build_network(cfg, Digits(), np.random.SeedSequence(0))
+    g = net.conv(0)
+    assert (g.in_channels, g.height, g.out_height, g.n_out) == (1, 8, 4, 64)
+    assert net.sizes == (64, 64, 20, 10) and net.conv(1) is None and net.conv(2) is None
+
+
+@pytest.mark.parametrize(
+    "conv_toml, extra, message",
+    [
+        ("[{channels = 4, kernel = 9}]", "", r"network.conv: conv layer 1 .*does not fit"),
+        ("[{channels = 4, kernel = 3, strides = 2}]", "", r"unknown key network.conv\[0\].strides"),
+        ("[{kernel = 3}]", "", r"network.conv\[0\].channels is missing"),
+        ("[{channels = 0, kernel = 3}]", "", r"network.conv\[0\].channels must be a positive"),
+        ("[{channels = 4, kernel = 3, padding = -1}]", "", r"network.conv\[0\].padding"),
+        ("[]", "", r"network.conv must be a list of tables"),
+        ("[{channels = 4, kernel = 3}]", "sizes = [100, 10]", r"sizes\[0\] is 100 .* 144 output"),
+        ("[{channels = 4, kernel = 3}]", '[engine]\nkind = "events"', r"clocked"),
+    ],
+)
+def test_bad_conv_configs_are_one_line_errors(conv_toml, extra, message):
+    from pcsim.config import ConfigError
+
+    with pytest.raises(ConfigError, match=message) as err:
+        _cfg(conv_toml, extra)
+    assert "\n" not in str(err.value)
+
+
+def test_rram_conv_net_trains_on_the_numpy_path_with_read_noise():
+    """On rram (read noise, pulsed writes) a conv net takes the numpy reference step, and the
+    numba and numpy backends agree (both choose it)."""
+    finals = []
+    for backend in ("numpy", "numba"):
+        net = _conv_net("tanh", "sp", seed=12)
+        circ = Circuit(net, chip=load_preset("rram"), rng=np.random.default_rng(13))
+        assert circ.has_read_noise and circ.numpy_products
+        rng = np.random.default_rng(14)
+        x, y = rng.random((3, net.sizes[0])), np.eye(4)[[0, 1, 2]]
+        IPC(T=1.0).train_batch(circ, ClockedEngine(dt=0.25, backend=backend), SGD(0.05), x, y)
+        finals.append([W.copy() for W in net.weights])
+        assert circ.ledger.counts()["crossbar_read"] == pytest.approx(2 * net.n_macs * 3 * 1.0)
+    for a, b in zip(*finals, strict=True):
+        np.testing.assert_array_equal(a, b)
