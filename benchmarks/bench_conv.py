@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 
 import numpy as np
 
@@ -93,11 +94,14 @@ def main() -> None:
                 e = rng.standard_normal((B, g.n_out)).astype(np.float32)
                 W = rng.standard_normal(g.weight_shape).astype(np.float32)
                 pairs = {
-                    "forward": (lambda: conv.forward(x, W, g), lambda: naive_forward(x, W, g)),
-                    "backward": (lambda: conv.backward(e, W, g), lambda: naive_backward(e, W, g)),
+                    "forward": (partial(conv.forward, x, W, g), partial(naive_forward, x, W, g)),
+                    "backward": (
+                        partial(conv.backward, e, W, g),
+                        partial(naive_backward, e, W, g),
+                    ),
                     "gradient": (
-                        lambda: conv.weight_grad(e, x, g),
-                        lambda: naive_weight_grad(e, x, g),
+                        partial(conv.weight_grad, e, x, g),
+                        partial(naive_weight_grad, e, x, g),
                     ),
                 }
                 for prod, (fast, slow) in pairs.items():

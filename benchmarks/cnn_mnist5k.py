@@ -1,6 +1,6 @@
 """A small CNN on MNIST-5k beside the same-size MLP: BP, PC and iPC on the ideal chip and on
 rram, several seeds; accuracy mean +- std and the chip's training energy and latency per sample
-as pcsim's ledger gives them.
+as pcsim's ledger gives them (mean +- sample std over seeds).
 
 Networks (supervised, leaky ReLU, no biases, float32, sp parameterisation):
 
@@ -58,11 +58,13 @@ def build(kind: str, seed: int) -> network.Network:
     return network.build(sizes, "leaky_relu", dtype=np.float32, rng=seed, convs=convs)
 
 
-def one_run(kind: str, chip: str, alg: str, seed: int, epochs: int, data) -> dict:
+def one_run(
+    kind: str, chip: str, alg: str, seed: int, epochs: int, data, bp_lr: float = BP_LR
+) -> dict:
     net = build(kind, seed)
     circ = Circuit(net, chip=load_preset(chip), rng=np.random.default_rng(seed + 1))
     if alg == "bp":
-        opt, batch = Adam(BP_LR), BP_BATCH
+        opt, batch = Adam(bp_lr), BP_BATCH
     else:
         opt, batch = SGD(LR[alg]), BATCH_PC
     trainer = Trainer(
@@ -108,9 +110,11 @@ def table(rows: list[dict]) -> str:
         acc = np.array([r["test_accuracy"] for r in rs]) * 100
         e = np.mean([r["energy_per_sample_j"] for r in rs])
         lat = rs[0]["latency_per_sample_s"]
+        sd = acc.std(ddof=1) if len(acc) > 1 else float("nan")  # sample std over seeds
         mark = "  dead (chance)" if acc.mean() < CHANCE_DEAD * 100 else ""
         out.append(
-            f"{net:4s} {chip:6s} {alg:4s} {rs[0]['epochs']:3d} {len(rs):5d} {acc.mean():7.2f} +- {acc.std():4.2f} "
+            f"{net:4s} {chip:6s} {alg:4s} {rs[0]['epochs']:3d} {len(rs):5d} "
+            f"{acc.mean():7.2f} +- {sd:4.2f} "
             f"{e:16.3g} {lat:17.3g} {rs[0]['weights']:8d} {rs[0]['macs_per_read']:9d}{mark}"
         )
     return "\n".join(out)
@@ -124,6 +128,7 @@ def main() -> None:
     ap.add_argument("--chips", default="ideal,rram")
     ap.add_argument("--algorithms", default="bp,pc,ipc")
     ap.add_argument("--nets", default="cnn,mlp")
+    ap.add_argument("--bp-lr", type=float, default=BP_LR, help="BP's Adam step")
     ap.add_argument("--limit-train", type=int, default=None)
     ap.add_argument("--json", default=None, help="append one JSON line per run to this file")
     args = ap.parse_args()
@@ -140,7 +145,7 @@ def main() -> None:
                         if alg == "bp" and chip != args.chips.split(",")[0]:
                             continue  # BP trains digitally: the chip does not change it
                         epochs = args.bp_epochs if alg == "bp" else args.epochs
-                        r = one_run(kind, chip, alg, seed, epochs, data)
+                        r = one_run(kind, chip, alg, seed, epochs, data, args.bp_lr)
                         rows.append(r)
                         print(
                             f"# {kind} {chip} {alg} seed {seed}: test {r['test_accuracy']:.4f} "

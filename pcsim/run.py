@@ -4,7 +4,6 @@ results. This is what ``pcsim run`` calls, and what sweeps call per point."""
 from __future__ import annotations
 
 import dataclasses
-
 import os
 import sys
 import time
