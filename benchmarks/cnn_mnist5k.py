@@ -19,7 +19,8 @@ one crossbar: ``positions`` reads per read of the layer). Chance is 10 %: a test
 below 20 % is marked "dead".
 
     python benchmarks/cnn_mnist5k.py [--epochs 3] [--seeds 3] [--chips ideal,rram]
-        [--algorithms bp,pc,ipc] [--nets cnn,mlp] [--limit-train N] [--json FILE]
+        [--algorithms bp,pc,ipc] [--nets cnn,mlp] [--seed0 0] [--limit-train N] [--json FILE]
+        [--table FILE.jsonl ...]  (print the table of runs already written with --json)
 """
 
 from __future__ import annotations
@@ -125,16 +126,22 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3, help="epochs of PC and iPC")
     ap.add_argument("--bp-epochs", type=int, default=10, help="epochs of BP (cheap, digital)")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seed0", type=int, default=0, help="first seed (seeds seed0, seed0 + 1, ...)")
     ap.add_argument("--chips", default="ideal,rram")
     ap.add_argument("--algorithms", default="bp,pc,ipc")
     ap.add_argument("--nets", default="cnn,mlp")
     ap.add_argument("--bp-lr", type=float, default=BP_LR, help="BP's Adam step")
     ap.add_argument("--limit-train", type=int, default=None)
     ap.add_argument("--json", default=None, help="append one JSON line per run to this file")
+    ap.add_argument("--table", nargs="+", default=None, help="only print the table of these")
     args = ap.parse_args()
+    if args.table:
+        rows = [json.loads(line) for f in args.table for line in open(f) if line.strip()]
+        print(table(rows))
+        return
     rows = []
     with limit_threads(1):
-        for seed in range(args.seeds):
+        for seed in range(args.seed0, args.seed0 + args.seeds):
             data = load_dataset("mnist5k", seed=seed)
             if args.limit_train:
                 data.x_train = data.x_train[: args.limit_train]
