@@ -3,7 +3,10 @@
 Every step integrates the vector field of :mod:`pcsim.field` for the free layers of a circuit,
 in units of ``tau_x`` (``gamma = dt / tau_unit`` per unit). The Euler and Euler-Maruyama
 steps run through the fused numba kernel (``backend="numba"``) or the numpy reference
-(``backend="numpy"``); Heun, a validation method, always uses the reference.
+(``backend="numpy"``); Heun, a validation method, always uses the reference. Networks with
+convolutional layers (and chips whose tiles convert partial sums) always take the numpy
+reference, whatever the backend (``Circuit.numpy_products``): the numba kernels are dense, and
+the conv products are vectorised im2col numpy (:mod:`pcsim.conv`).
 Noise follows docs/math.md (section 5): ``x += sigma * sqrt(dt / tau) * N(0, 1)``, the
 normals drawn by :func:`pcsim.vecmath.standard_normal` from the circuit's Generator (the same
 draws, in the same order, on both backends).
