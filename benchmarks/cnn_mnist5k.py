@@ -37,7 +37,7 @@ from pcsim.algorithms import make_algorithm
 from pcsim.blas import limit_threads
 from pcsim.circuit import Circuit
 from pcsim.data import IMAGE_SHAPES, load_dataset
-from pcsim.engines.clocked import ClockedEngine
+from pcsim.engines.clocked import ClockedEngine, DivergenceError
 from pcsim.optim import SGD, Adam
 from pcsim.train import Trainer
 
@@ -89,17 +89,23 @@ def one_run(
         progress=False,
     )
     t0 = time.perf_counter()
-    hist = trainer.fit(epochs)
+    try:
+        hist = trainer.fit(epochs)
+        diverged = False
+    except DivergenceError:  # marked in the table, never averaged in
+        hist, diverged = None, True
     wall = time.perf_counter() - t0
     n = len(data.x_train) * epochs
     on_chip = alg != "bp"
+    nan = float("nan")
     return {
         "net": kind,
         "chip": chip,
         "algorithm": alg,
         "seed": seed,
-        "test_accuracy": hist.test_accuracy[-1],
-        "train_accuracy": hist.train_accuracy[-1],
+        "test_accuracy": nan if diverged else hist.test_accuracy[-1],
+        "train_accuracy": nan if diverged else hist.train_accuracy[-1],
+        "diverged": diverged,
         "energy_per_sample_j": circ.ledger.total() / n if on_chip else float("nan"),
         "latency_per_sample_s": T * circ.read_period_s() if on_chip else float("nan"),
         "macs_per_read": net.n_macs,
@@ -119,11 +125,14 @@ def table(rows: list[dict]) -> str:
         f"{'energy/sample J':>16s} {'latency/sample s':>17s} {'weights':>8s} {'MACs/read':>9s}"
     ]
     for (net, chip, alg), rs in sorted(groups.items()):
+        bad = sum(bool(r.get("diverged")) for r in rs)
+        rs = [r for r in rs if not r.get("diverged")] or rs
         acc = np.array([r["test_accuracy"] for r in rs]) * 100
         e = np.mean([r["energy_per_sample_j"] for r in rs])
         lat = rs[0]["latency_per_sample_s"]
         sd = acc.std(ddof=1) if len(acc) > 1 else float("nan")  # sample std over seeds
         mark = "  dead (chance)" if acc.mean() < CHANCE_DEAD * 100 else ""
+        mark += f"  ({bad} seed(s) diverged, left out)" if bad else ""
         out.append(
             f"{net:4s} {chip:6s} {alg:4s} {rs[0]['epochs']:3d} {len(rs):5d} "
             f"{acc.mean():7.2f} +- {sd:4.2f} "
