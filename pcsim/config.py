@@ -430,6 +430,9 @@ def _cross_checks(cfg: RunConfig) -> None:
         raise ConfigError("engine.sigma > 0 needs engine.method = 'euler_maruyama'")
 
 
+MAX_CONV_UNITS = 10**7  # units of one conv layer (a float32 activity batch of 40 MB per sample)
+
+
 def conv_geometries(cfg: RunConfig) -> list:
     """The ``ConvGeometry`` of each ``network.conv`` layer on the data set's images."""
     from pcsim.data import IMAGE_SHAPES
@@ -454,6 +457,12 @@ def _check_conv(cfg: RunConfig) -> None:
             "convolutional layers are not modelled"
         )
     geoms = conv_geometries(cfg)
+    for j, g in enumerate(geoms):
+        if g.n_out > MAX_CONV_UNITS:
+            raise ConfigError(
+                f"network.conv[{j}] has {g.n_out} output units ({g.out_channels} channels of "
+                f"{g.out_height}x{g.out_width}); at most {MAX_CONV_UNITS:.0e} per layer"
+            )
     n = geoms[-1].n_out
     if cfg.network.sizes is not None and cfg.network.sizes[0] != n:
         raise ConfigError(

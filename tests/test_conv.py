@@ -329,6 +329,7 @@ def test_config_builds_the_conv_network_on_the_data_set_images():
         ("[{channels = 0, kernel = 3}]", "", r"network.conv\[0\].channels must be a positive"),
         ("[{channels = 4, kernel = 3, padding = -1}]", "", r"network.conv\[0\].padding"),
         ("[]", "", r"network.conv must be a list of tables"),
+        ("[{channels = 1000000000, kernel = 1}]", "", r"network.conv\[0\] has .* output units"),
         ("[{channels = 4, kernel = 3}]", "sizes = [100, 10]", r"sizes\[0\] is 100 .* 144 output"),
         ("[{channels = 4, kernel = 3}]", '[engine]\nkind = "events"', r"clocked"),
     ],
