@@ -676,7 +676,7 @@ def _conv_summary(summary: dict[str, Any], net: network.Network) -> None:
     for k in list(summary):
         if k.startswith("baseline_") and not k.endswith("_name"):
             summary[k] = nan
-    summary["energy_ratio"] = nan
+    summary["energy_ratio"] = None  # not priced (the CLI then prints no ratio)
 
 
 def _check_finite_results(hist, baseline) -> None:
