@@ -357,3 +357,24 @@ def test_rram_conv_net_trains_on_the_numpy_path_with_read_noise():
         assert circ.ledger.counts()["crossbar_read"] == pytest.approx(2 * net.n_macs * 3 * 1.0)
     for a, b in zip(*finals, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_digital_update_and_accumulators_count_the_shared_kernel():
+    """Adam on a conv net keeps state per stored weight and forms the gradient from
+    ``batch * n_macs`` products (each kernel weight sums one product per patch); pulse
+    accumulators add one patch contribution per MAC (dense: per weight, as before)."""
+    from pcsim import learning_rule
+    from pcsim.engines.protocol import _update_shape
+    from pcsim.periphery import accumulator_adds_per_sample
+
+    net = _conv_net("tanh")
+    n_w, macs, B = sum(W.size for W in net.weights), net.n_macs, 4
+    ops = learning_rule.update_ops(Adam(1e-3), *_update_shape(net, B, None))
+    assert ops.multiplies == 8.0 * n_w + B * macs + n_w
+    assert ops.adds == 3.0 * n_w + B * macs
+    assert ops.words == 4.0 * n_w
+    assert ops.conversions == B * (sum(net.sizes[1:]) + sum(net.sizes[:-1]))
+    dense = network.build((5, 6, 3), "tanh")
+    assert _update_shape(dense, B, None) == ((5, 6, 3), B, False)
+    assert accumulator_adds_per_sample("ipc", net.sizes, 2.0, macs) == 2.0 * macs
+    assert accumulator_adds_per_sample("pc", (5, 6, 3), 2.0) == 48.0
