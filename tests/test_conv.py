@@ -378,3 +378,11 @@ def test_digital_update_and_accumulators_count_the_shared_kernel():
     assert _update_shape(dense, B, None) == ((5, 6, 3), B, False)
     assert accumulator_adds_per_sample("ipc", net.sizes, 2.0, macs) == 2.0 * macs
     assert accumulator_adds_per_sample("pc", (5, 6, 3), 2.0) == 48.0
+
+
+def test_cli_names_the_conv_layers():
+    from pcsim.cli import _convs_text
+
+    layers = [{"out_channels": 8, "kernel": 5, "stride": 2}, None]
+    assert _convs_text({"conv_layers": layers}) == " (conv 8@5x5/2, dense)"
+    assert _convs_text({}) == ""
