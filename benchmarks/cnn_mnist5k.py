@@ -69,9 +69,11 @@ def one_run(
     data,
     bp_lr: float = BP_LR,
     lrs: dict | None = None,
+    overrides: dict | None = None,
 ) -> dict:
     net = build(kind, seed)
-    circ = Circuit(net, chip=load_preset(chip), rng=np.random.default_rng(seed + 1))
+    chip_model = load_preset(chip, overrides=overrides if chip != "ideal" else None)
+    circ = Circuit(net, chip=chip_model, rng=np.random.default_rng(seed + 1))
     if alg == "bp":
         lr = bp_lr
         opt, batch = Adam(bp_lr), BP_BATCH
@@ -153,6 +155,9 @@ def main() -> None:
     ap.add_argument("--bp-lr", type=float, default=BP_LR, help="BP's Adam step")
     ap.add_argument("--pc-lr", type=float, default=LR["pc"], help="PC's SGD step")
     ap.add_argument("--ipc-lr", type=float, default=LR["ipc"], help="iPC's SGD step per dt")
+    ap.add_argument(
+        "--stuck-fraction", type=float, default=None, help="override synapses.stuck_fraction"
+    )
     ap.add_argument("--limit-train", type=int, default=None)
     ap.add_argument("--json", default=None, help="append one JSON line per run to this file")
     ap.add_argument("--table", nargs="+", default=None, help="only print the table of these")
@@ -175,7 +180,10 @@ def main() -> None:
                             continue  # BP trains digitally: the chip does not change it
                         epochs = args.bp_epochs if alg == "bp" else args.epochs
                         lrs = {"pc": args.pc_lr, "ipc": args.ipc_lr}
-                        r = one_run(kind, chip, alg, seed, epochs, data, args.bp_lr, lrs)
+                        ov = None
+                        if args.stuck_fraction is not None:
+                            ov = {"synapses": {"stuck_fraction": args.stuck_fraction}}
+                        r = one_run(kind, chip, alg, seed, epochs, data, args.bp_lr, lrs, ov)
                         rows.append(r)
                         print(
                             f"# {kind} {chip} {alg} seed {seed}: test {r['test_accuracy']:.4f} "
