@@ -20,7 +20,8 @@ one crossbar: ``positions`` reads per read of the layer). Chance is 10 %: a test
 below 20 % is marked "dead".
 
     python benchmarks/cnn_mnist5k.py [--epochs 2] [--bp-epochs 10] [--seeds 3]
-        [--chips ideal,rram] [--algorithms bp,pc,ipc] [--nets cnn,mlp] [--seed0 0] [--limit-train N] [--json FILE]
+        [--chips ideal,rram] [--algorithms bp,pc,ipc] [--nets cnn,mlp] [--seed0 0]
+        [--limit-train N] [--stuck-fraction F] [--json FILE]
         [--table FILE.jsonl ...]  (print the table of runs already written with --json)
 """
 
