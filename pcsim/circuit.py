@@ -24,12 +24,19 @@ section 6) are charged as the engines report what happened:
   product goes through the tiles' ADCs (``partial_sums``, :mod:`hardware_models.partial_sums`),
   which the clocked engine's numpy path evaluates (the fused numba kernels read plain
   products and are not used then);
+- a convolutional layer (:mod:`pcsim.conv`) is its kernel matrix ``(out_channels, rows)`` on
+  the crossbar, read once per output position: ``positions * rows * out_channels`` MACs per
+  read and direction, its tiles' conversions ``positions`` times, and its patches streamed
+  one after another through the one crossbar, so that one read of the layer takes
+  ``positions`` crossbar reads (:meth:`Circuit.layer_maps`); conv networks take the engines'
+  numpy paths (``numpy_products``);
 - with ``synapses.stuck_aware_mapping``, a one-time read-out of every device at placement
   (``stuck_map_readout``, :func:`hardware_models.stuck_aware.readout_energy_j`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -99,15 +106,23 @@ class Workspace:
         return tuple(self.kernel(n) for n in self.KERNEL_ORDER)
 
     @classmethod
-    def allocate(cls, sizes: Sequence[int], batch: int, dtype: np.dtype) -> Workspace:
+    def allocate(
+        cls,
+        sizes: Sequence[int],
+        batch: int,
+        dtype: np.dtype,
+        weight_shapes: Sequence[tuple[int, int]] | None = None,
+    ) -> Workspace:
         L = len(sizes) - 1
+        if weight_shapes is None:
+            weight_shapes = [(sizes[i + 1], sizes[i]) for i in range(L)]
         prod0 = np.zeros((batch, sizes[1]), dtype)
         return cls(
             phis=tuple(np.empty((batch, sizes[i] if i > 0 else 1), dtype) for i in range(L)),
             eps=tuple(np.empty((batch, sizes[i + 1]), dtype) for i in range(L)),
             back=tuple(np.empty((batch, sizes[i]), dtype) for i in range(L + 1)),
             noise=tuple(np.zeros((batch, n), dtype) for n in sizes),
-            grads_w=tuple(np.empty((sizes[i + 1], sizes[i]), dtype) for i in range(L)),
+            grads_w=tuple(np.empty(shape, dtype) for shape in weight_shapes),
             grads_b=tuple(np.empty(sizes[i + 1], dtype) for i in range(L)),
             read_fwd=tuple(np.zeros((batch, sizes[i + 1]), dtype) for i in range(L)),
             read_bwd=tuple(np.zeros((batch, sizes[i]), dtype) for i in range(L + 1)),
@@ -186,6 +201,11 @@ class Circuit:
             self._read_bufs = [np.empty_like(W) for W in net.weights]
         self.read_sigma = np.array([cb.read_sigma for cb in self.crossbars])
         self.partial_sums = chip.tile_reads()
+        if self.partial_sums is not None and net.has_conv:
+            raise ValueError(
+                "chip.architecture.tile_adc_reads: per-tile ADC reads of convolutional layers "
+                "are not modelled; use it with dense networks"
+            )
         self._exact_quantum = [self._write_quantum(cb) for cb in self.crossbars]
         t_read = chip.synapses.read_time_s
         self.read_window_tau = 1.0 if t_read is None else t_read / chip.tau_x_s
@@ -237,6 +257,12 @@ class Circuit:
             cb.read_mean(t_s, out=buf)
             for cb, buf in zip(self.crossbars, self._read_bufs, strict=True)
         )
+
+    @property
+    def numpy_products(self) -> bool:
+        """True when the products must take the numpy reference (:mod:`pcsim.field`): reads
+        through per-tile ADCs, or convolutional layers (the numba kernels are dense)."""
+        return self.partial_sums is not None or self.net.has_conv
 
     @property
     def static_reads(self) -> bool:
@@ -422,7 +448,7 @@ class Circuit:
         xs = [x0] + [np.empty((x0.shape[0], n), net.dtype) for n in net.sizes[1:]]
         ws = self.workspace(x0.shape[0])
         units = self.units
-        if self.partial_sums is not None:  # products through per-tile ADCs: the numpy pass
+        if self.numpy_products:  # per-tile ADCs or convolutions: the numpy pass
             from pcsim import field
 
             ff = field.feedforward(
@@ -458,9 +484,35 @@ class Circuit:
             return 0.0
         period = self._read_periods.get(backward)
         if period is None:
-            maps = self.chip.layer_maps(list(self.net.sizes))
-            period = self._read_periods[backward] = read_period_s(maps, self.chip.tau_x_s, backward)
+            period = read_period_s(self.layer_maps(), self.chip.tau_x_s, backward)
+            streamed = max(
+                (g.positions for g in self.net.convs or () if g is not None), default=1
+            )  # a conv layer's patches, one crossbar read each, one after another
+            period = self._read_periods[backward] = max(period, streamed * self.chip.tau_x_s)
         return period
+
+    def layer_maps(self) -> list:
+        """Each weight layer on the chip's tiles (:class:`hardware_models.architecture.LayerMap`,
+        per-read conversions and latencies). A conv layer is its kernel matrix
+        ``(out_channels, rows)`` read at ``positions`` patches in sequence: its conversions and
+        conversion latencies per read of the layer are ``positions`` times the matrix's."""
+        if not self.net.has_conv:
+            return self.chip.layer_maps(list(self.net.sizes))
+        maps = []
+        for i, W in enumerate(self.net.weights):
+            m = self.chip.layer_maps([W.shape[1], W.shape[0]])[0]
+            g = self.net.conv(i)
+            if g is not None:
+                p = g.positions
+                m = dataclasses.replace(
+                    m,
+                    conversions_forward=p * m.conversions_forward,
+                    conversions_backward=p * m.conversions_backward,
+                    latency_forward_s=p * m.latency_forward_s,
+                    latency_backward_s=p * m.latency_backward_s,
+                )
+            maps.append(m)
+        return maps
 
     def output_conversion_s(self, retries: int = 0) -> float:
         """Seconds to convert the top layer at the edge ADCs (shared columns, ``retries``
@@ -486,7 +538,8 @@ class Circuit:
     def workspace(self, batch: int) -> Workspace:
         ws = self._workspaces.get(batch)
         if ws is None:
-            ws = Workspace.allocate(self.net.sizes, batch, self.net.dtype)
+            shapes = [W.shape for W in self.net.weights]
+            ws = Workspace.allocate(self.net.sizes, batch, self.net.dtype, shapes)
             self._workspaces[batch] = ws
         return ws
 
@@ -508,7 +561,7 @@ class Circuit:
         # one read per tau_x of the dynamics, each tau_x or the tiles' conversion if longer
         seconds = duration_tau * self.read_period_s() * batch
         self.ledger.charge("static", c.static_energy_j(self.n_units, seconds))
-        macs = 2.0 * self.n_synapses * self.device_pairs * self.weight_slices * duration_tau * batch
+        macs = 2.0 * self.net.n_macs * self.device_pairs * self.weight_slices * duration_tau * batch
         self.ledger.charge("crossbar_read", c.read_energy_j(macs), macs)
         self.ledger.add_time(seconds)
         self.charge_periphery(duration_tau, batch)
@@ -531,7 +584,7 @@ class Circuit:
         partial sums; :mod:`hardware_models.architecture`)."""
         if self.chip is None:
             return 0
-        maps = self.chip.layer_maps(list(self.net.sizes))
+        maps = self.layer_maps()
         return sum(m.conversions_forward + m.conversions_backward for m in maps)
 
     def charge_periphery(self, duration_tau: float, batch: int) -> None:

@@ -69,13 +69,27 @@ def _inference_text(s: dict, prefix: str) -> str:
     )
 
 
+def _convs_text(s: dict) -> str:
+    """`` (conv 8@5x5/2, conv 16@5x5/2, dense)`` for a summary with ``conv_layers``."""
+    layers = s.get("conv_layers")
+    if not layers:
+        return ""
+    parts = [
+        "dense"
+        if g is None
+        else f"conv {g['out_channels']}@{g['kernel']}x{g['kernel']}/{g['stride']}"
+        for g in layers
+    ]
+    return " (" + ", ".join(parts) + ")"
+
+
 def _print_summary(s: dict) -> None:
     rows = [
         ("algorithm", s["algorithm"]),
         ("engine", s["engine"]),
         ("chip", s["chip"]),
         ("data", f"{s['dataset']} ({s['n_train']} train / {s['n_test']} test)"),
-        ("network", "-".join(map(str, s["sizes"])) + f" {s['activation']}"),
+        ("network", "-".join(map(str, s["sizes"])) + f" {s['activation']}" + _convs_text(s)),
         ("epochs", s["epochs"]),
         ("train accuracy", _pm(s, "train_accuracy")),
         ("test accuracy", _pm(s, "test_accuracy")),

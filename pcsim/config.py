@@ -131,6 +131,33 @@ def sizes_list(where: str, v: Any) -> tuple[int, ...]:
     return tuple(pos_int(f"{where}[{i}]", n) for i, n in enumerate(v))
 
 
+CONV_KEYS = {"channels": pos_int, "kernel": pos_int, "stride": pos_int, "padding": non_neg_int}
+
+
+def conv_list(where: str, v: Any) -> tuple[dict[str, int], ...]:
+    """``[{channels, kernel, stride = 1, padding = 0}, ...]``: convolutions from the input up."""
+    if not isinstance(v, list) or not v:
+        raise ConfigError(
+            f"{where} must be a list of tables like {{channels = 8, kernel = 5, stride = 2, "
+            f"padding = 2}}, got {v!r}"
+        )
+    out = []
+    for j, layer in enumerate(v):
+        w = f"{where}[{j}]"
+        if not isinstance(layer, Mapping):
+            raise ConfigError(
+                f"{w} must be a table like {{channels = 8, kernel = 5}}, got {layer!r}"
+            )
+        for key in layer:
+            if key not in CONV_KEYS:
+                raise ConfigError(f"unknown key {w}.{key}; known keys: {', '.join(CONV_KEYS)}")
+        for key in ("channels", "kernel"):
+            if key not in layer:
+                raise ConfigError(f"{w}.{key} is missing")
+        out.append({k: check(f"{w}.{k}", layer[k]) for k, check in CONV_KEYS.items() if k in layer})
+    return tuple(out)
+
+
 def spec(check: Check, default: Any = None, doc: str = "") -> Any:
     """A config field with its check (stored in the dataclass field metadata)."""
     return field(default=default, metadata={"check": check, "doc": doc})
@@ -150,7 +177,15 @@ class DataConfig:
 @dataclass
 class NetworkConfig:
     sizes: tuple[int, ...] | None = spec(
-        optional(sizes_list), None, "layer sizes; default: input, 128, 128, classes"
+        optional(sizes_list),
+        None,
+        "layer sizes; default: input, 128, 128, classes (with conv: the dense layers on top of "
+        "the last convolution, starting with its output units; default: those, classes)",
+    )
+    conv: tuple[dict[str, int], ...] | None = spec(
+        optional(conv_list),
+        None,
+        "convolutions from the input image up, each {channels, kernel, stride = 1, padding = 0}",
     )
     activation: str = spec(one_of(*ACTIVATIONS), "leaky_relu")
     parameterisation: str = spec(one_of(*PARAMETERISATIONS), "sp")
@@ -392,8 +427,52 @@ def _cross_checks(cfg: RunConfig) -> None:
             check_config(cfg)
         except BrianUnsupported as exc:
             raise ConfigError(f"engine.kind = 'brian2': {exc}") from None
+    if cfg.network.conv is not None:
+        _check_conv(cfg)
     if cfg.engine.sigma > 0 and cfg.engine.method != "euler_maruyama":
         raise ConfigError("engine.sigma > 0 needs engine.method = 'euler_maruyama'")
+
+
+MAX_CONV_UNITS = 10**7  # units of one conv layer (a float32 activity batch of 40 MB per sample)
+
+
+def conv_geometries(cfg: RunConfig) -> list:
+    """The ``ConvGeometry`` of each ``network.conv`` layer on the data set's images."""
+    from pcsim.data import IMAGE_SHAPES
+    from pcsim.network import conv_stack
+
+    try:
+        return conv_stack(IMAGE_SHAPES[cfg.data.name], cfg.network.conv or ())
+    except ValueError as exc:
+        raise ConfigError(f"network.conv: {exc} ({cfg.data.name} images)") from None
+
+
+def _check_conv(cfg: RunConfig) -> None:
+    if cfg.network.mode != "supervised":
+        raise ConfigError("network.conv needs network.mode = 'supervised' (images at the bottom)")
+    if cfg.engine.kind != "clocked":
+        from pcsim.conv import CLOCKED_ONLY
+
+        raise ConfigError(f"network.conv: {CLOCKED_ONLY}")
+    if cfg.chip_model().tile_reads() is not None:
+        raise ConfigError(
+            "network.conv: per-tile ADC reads (chip.architecture.tile_adc_reads) of "
+            "convolutional layers are not modelled"
+        )
+    geoms = conv_geometries(cfg)
+    for j, g in enumerate(geoms):
+        if g.n_out > MAX_CONV_UNITS:
+            raise ConfigError(
+                f"network.conv[{j}] has {g.n_out} output units ({g.out_channels} channels of "
+                f"{g.out_height}x{g.out_width}); at most {MAX_CONV_UNITS:.0e} per layer"
+            )
+    n = geoms[-1].n_out
+    if cfg.network.sizes is not None and cfg.network.sizes[0] != n:
+        raise ConfigError(
+            f"network.sizes[0] is {cfg.network.sizes[0]} but the last convolution has {n} "
+            f"output units ({geoms[-1].out_channels}x{geoms[-1].out_height}x"
+            f"{geoms[-1].out_width}); with network.conv, sizes lists the dense layers on top"
+        )
 
 
 def build_chip(table: Mapping[str, Any]):

@@ -428,6 +428,15 @@ def load_idx_dir(
 # --------------------------------------------------------------------------- dispatch, batching
 
 
+# (channels, height, width) of each data set's images, for convolutional networks
+IMAGE_SHAPES = {
+    "digits": (1, 8, 8),
+    "mnist5k": (1, 28, 28),
+    "mnist": (1, 28, 28),
+    "fashion_mnist": (1, 28, 28),
+}
+
+
 def load_dataset(
     name: str,
     path: str | Path | None = None,

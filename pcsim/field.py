@@ -19,6 +19,11 @@ A chip whose tiles convert their own partial sums reads every product through it
 optional ``reads`` (:class:`hardware_models.partial_sums.TileReads`, ``Circuit.partial_sums``)
 then computes ``a_l phi @ W_l.T`` as ``reads.forward(phi, W_l, a_l)`` and ``a_l eps @ W_l`` as
 ``reads.backward(eps, W_l, a_l)``; omitted, the products are the plain ones.
+
+A convolutional layer (``net.conv(i)`` not None, :mod:`pcsim.conv`) replaces the three dense
+products by its convolution: ``phi @ W.T -> conv(phi)``, ``eps @ W -> conv^T(eps)`` and
+``eps.T @ phi -> sum_positions eps_patch^T patch`` (:func:`forward_product`,
+:func:`backward_product`, :func:`weight_product`), so PC, iPC and BP share them.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pcsim import activations
+from pcsim import activations, conv
 from pcsim.network import Network
 
 
@@ -68,9 +73,39 @@ def presynaptic(net: Network, xs: Sequence[np.ndarray], i: int) -> np.ndarray:
     return activations.get(net.activation)[0](xs[i])
 
 
-def _forward(reads, pre: np.ndarray, W: np.ndarray, scale: float) -> np.ndarray:
-    """``scale * pre @ W.T``, through the tiles' ADCs when ``reads`` is given."""
+def _forward(reads, pre: np.ndarray, W: np.ndarray, scale: float, g=None) -> np.ndarray:
+    """``scale * pre @ W.T`` (or ``scale * conv(pre)``), through the tiles' ADCs when
+    ``reads`` is given."""
+    if g is not None:
+        if reads is not None:
+            raise ValueError("per-tile ADC reads (chip.architecture.tile_adc_reads) of conv layers")
+        return scale * conv.forward(pre, W, g)
     return scale * (pre @ W.T) if reads is None else reads.forward(pre, W, scale)
+
+
+def forward_product(net: Network, i: int, pre: np.ndarray, W: np.ndarray, reads=None):
+    """``a_l phi_{l-1} @ W_l.T`` (dense) or ``a_l conv_l(phi_{l-1})`` for weight layer ``i``:
+    (B, n_{l-1}) -> (B, n_l)."""
+    return _forward(reads, pre, W, net.scales[i], net.conv(i))
+
+
+def backward_product(net: Network, i: int, e: np.ndarray, W: np.ndarray, reads=None):
+    """``a_l eps_l @ W_l`` (dense) or ``a_l conv_l^T(eps_l)``: (B, n_l) -> (B, n_{l-1})."""
+    g = net.conv(i)
+    if g is not None:
+        if reads is not None:
+            raise ValueError("per-tile ADC reads (chip.architecture.tile_adc_reads) of conv layers")
+        return net.scales[i] * conv.backward(e, W, g)
+    if reads is None:
+        return net.scales[i] * (e @ W)
+    return reads.backward(e, W, net.scales[i])
+
+
+def weight_product(net: Network, i: int, e: np.ndarray, pre: np.ndarray) -> np.ndarray:
+    """``eps_l.T @ phi_{l-1}`` (dense) or the shared kernel's ``sum_{b,positions}
+    eps_patch^T patch`` (conv): the batch sum, shape of ``W_l``, without ``a_l / B``."""
+    g = net.conv(i)
+    return e.T @ pre if g is None else conv.weight_grad(e, pre, g)
 
 
 def predictions(
@@ -83,7 +118,7 @@ def predictions(
     Ws = net.weights if weights is None else weights
     mus = []
     for i in range(net.n_layers):
-        mu = _forward(reads, presynaptic(net, xs, i), Ws[i], net.scales[i])
+        mu = forward_product(net, i, presynaptic(net, xs, i), Ws[i], reads)
         if net.biases is not None:
             mu = mu + net.biases[i]
         if net.residual[i]:
@@ -146,10 +181,7 @@ def activity_drift(
     for l in range(L + 1):
         g = -eps[l - 1] if l > 0 else np.zeros_like(xs[0])
         if l < L:
-            if reads is None:
-                back = net.scales[l] * (eps[l] @ Ws[l])
-            else:
-                back = reads.backward(eps[l], Ws[l], net.scales[l])
+            back = backward_product(net, l, eps[l], Ws[l], reads)
             g = g + (back if l == 0 else dphi(xs[l]) * back)
             if net.residual[l]:
                 g = g + eps[l]
@@ -164,7 +196,10 @@ def weight_drift(
 ) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
     """``-dF/dW_l`` and ``-dF/db_l`` (batch means): the local, Hebbian-like learning rule."""
     B = xs[0].shape[0]
-    dW = [(net.scales[i] / B) * (eps[i].T @ presynaptic(net, xs, i)) for i in range(net.n_layers)]
+    dW = [
+        (net.scales[i] / B) * weight_product(net, i, eps[i], presynaptic(net, xs, i))
+        for i in range(net.n_layers)
+    ]
     db = None if net.biases is None else [e.sum(axis=0) / B for e in eps]
     return dW, db
 
@@ -183,7 +218,7 @@ def feedforward(
     xs = [np.asarray(x0, dtype=net.dtype)]
     Ws = net.weights if weights is None else weights
     for i in range(net.n_layers):
-        mu = _forward(reads, presynaptic(net, xs, i), Ws[i], net.scales[i])
+        mu = forward_product(net, i, presynaptic(net, xs, i), Ws[i], reads)
         if net.biases is not None:
             mu = mu + net.biases[i]
         if net.residual[i]:
@@ -212,10 +247,10 @@ def backprop_gradients(
     dW: list[np.ndarray] = [None] * L  # type: ignore[list-item]
     db: list[np.ndarray] | None = None if net.biases is None else [None] * L  # type: ignore
     for i in range(L - 1, -1, -1):
-        dW[i] = (net.scales[i] / B) * (delta.T @ presynaptic(net, xs, i))
+        dW[i] = (net.scales[i] / B) * weight_product(net, i, delta, presynaptic(net, xs, i))
         if db is not None:
             db[i] = delta.sum(axis=0) / B
         if i > 0:
-            back = net.scales[i] * (delta @ net.weights[i])
+            back = backward_product(net, i, delta, net.weights[i])
             delta = dphi(xs[i]) * back + (delta if net.residual[i] else 0.0)
     return loss, dW, db

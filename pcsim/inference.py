@@ -250,7 +250,7 @@ def measure_feedforward(
 ) -> InferenceCost:
     """Deployed inference: the chip's own bottom-up settle from rest (module docstring), timed
     against the chip's feedforward pass and priced per sample: the input DAC, static power of
-    every unit and the forward crossbars' reads (``n_synapses`` MACs per tau_x) for the settle
+    every unit and the forward crossbars' reads (``net.n_macs`` MACs per tau_x) for the settle
     time, the units' swing, one output ADC conversion. Thermal noise as in ``engine``; read
     noise and drift are left out. ``tol``: :func:`default_tol`. The circuit's clock, ledger and
     random stream are restored afterwards."""
@@ -277,7 +277,7 @@ def measure_feedforward(
             c = circ.chip.costs
             seconds = settle_tau * circ.read_period_s(backward=False) * B
             circ.ledger.charge("static", c.static_energy_j(circ.n_units, seconds))
-            macs = float(circ.n_synapses * circ.device_pairs * circ.weight_slices) * settle_tau * B
+            macs = float(net.n_macs * circ.device_pairs * circ.weight_slices) * settle_tau * B
             circ.ledger.charge("crossbar_read", c.read_energy_j(macs), macs)
         circ.charge_transitions(swing[k])
         circ.adc(xs[-1])

@@ -59,11 +59,24 @@ def optimizer_state(optimizer: object) -> str | None:
     return None
 
 
-def update_ops(optimizer: object, sizes: tuple[int, ...], batch: int, bias: bool) -> DigitalOps:
+def update_ops(
+    optimizer: object,
+    sizes: tuple[int, ...],
+    batch: int,
+    bias: bool,
+    n_weights: int | None = None,
+    macs: int | None = None,
+) -> DigitalOps:
     """What one weight update of a network ``sizes`` on a batch of ``batch`` needs digitally
-    (zero for the plain flow on a network without biases)."""
+    (zero for the plain flow on a network without biases). ``n_weights`` and ``macs`` (one
+    sample's products per direction, :attr:`pcsim.network.Network.n_macs`) are given for
+    networks with convolutions, whose kernels are shared: ``n_weights`` stored weights, and a
+    gradient formed digitally of ``batch * macs`` products; omitted, dense layers of
+    ``sizes``."""
     state = optimizer_state(optimizer)
     n_w = sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+    n_w = n_w if n_weights is None else n_weights
+    n_prod = n_w if macs is None else macs
     n_b = sum(sizes[1:]) if bias else 0
     mul = add = words = conv = 0.0
     if state is not None:
@@ -73,8 +86,8 @@ def update_ops(optimizer: object, sizes: tuple[int, ...], batch: int, bias: bool
         words += w * (n_w + n_b)
         # the gradient, formed digitally: errors and inputs converted, outer products taken
         conv += batch * sum(sizes[1:]) + batch * sum(sizes[:-1])
-        mul += batch * n_w + n_w  # products, then the 1/B scale
-        add += batch * n_w
+        mul += batch * n_prod + n_w  # products, then the 1/B scale
+        add += batch * n_prod
     elif bias:
         conv += batch * sum(sizes[1:])  # the errors, converted for the digital biases
     if bias:

@@ -29,10 +29,15 @@ from hardware_models import Chip
 __all__ = ["accumulator_adds_per_sample", "accumulator_energy", "management_summary"]
 
 
-def accumulator_adds_per_sample(algorithm: str, sizes: Sequence[int], T: float) -> float:
+def accumulator_adds_per_sample(
+    algorithm: str, sizes: Sequence[int], T: float, macs: int | None = None
+) -> float:
     """Accumulator adds per training sample: ``n_weights * T`` for iPC (``T`` in tau_x),
-    ``n_weights`` for PC, 0 for backprop (module docstring)."""
+    ``n_weights`` for PC, 0 for backprop (module docstring). ``macs``: for a network with
+    convolutions, the products one update sums (:attr:`pcsim.network.Network.n_macs`): a
+    shared kernel weight adds one patch's contribution per position."""
     n_weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    n_weights = n_weights if macs is None else macs
     if algorithm == "ipc":
         return n_weights * T
     if algorithm == "pc":
@@ -40,12 +45,15 @@ def accumulator_adds_per_sample(algorithm: str, sizes: Sequence[int], T: float) 
     return 0.0
 
 
-def accumulator_energy(chip: Chip, algorithm: str, sizes: Sequence[int], T: float) -> dict:
+def accumulator_energy(
+    chip: Chip, algorithm: str, sizes: Sequence[int], T: float, macs: int | None = None
+) -> dict:
     """``{"pulse_accumulators": J per training sample}`` for a chip with pulsed devices, else
-    ``{}`` (exactly written devices need no accumulator)."""
+    ``{}`` (exactly written devices need no accumulator). ``macs``: as
+    :func:`accumulator_adds_per_sample`."""
     if not chip.synapses.pulsed:
         return {}
-    adds = accumulator_adds_per_sample(algorithm, sizes, T)
+    adds = accumulator_adds_per_sample(algorithm, sizes, T, macs)
     return {"pulse_accumulators": adds * chip.accumulator_add_energy_j} if adds else {}
 
 

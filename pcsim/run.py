@@ -3,6 +3,7 @@ results. This is what ``pcsim run`` calls, and what sweeps call per point."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -50,6 +51,8 @@ def prepare_data(cfg: RunConfig) -> Dataset:
 
 
 def build_network(cfg: RunConfig, data: Dataset, seed: np.random.SeedSequence) -> network.Network:
+    if cfg.network.conv is not None:
+        return _build_conv_network(cfg, data, seed)
     d_in, n_cls = data.x_train.shape[1], data.n_classes
     bottom, top = (d_in, n_cls) if cfg.network.mode == "supervised" else (n_cls, d_in)
     sizes = cfg.network.sizes or (bottom, 128, 128, top)
@@ -73,6 +76,38 @@ def build_network(cfg: RunConfig, data: Dataset, seed: np.random.SeedSequence) -
         mode=cfg.network.mode,
         dtype=np.dtype(cfg.network.dtype),
         rng=np.random.default_rng(seed),
+    )
+
+
+def _build_conv_network(
+    cfg: RunConfig, data: Dataset, seed: np.random.SeedSequence
+) -> network.Network:
+    """``network.conv`` on the data set's images, then the dense ``network.sizes`` on top."""
+    from pcsim.config import conv_geometries
+
+    geoms = conv_geometries(cfg)
+    if geoms[0].n_in != data.x_train.shape[1]:
+        raise ConfigError(
+            f"network.conv: {cfg.data.name} images have {data.x_train.shape[1]} pixels, not "
+            f"{geoms[0].n_in}"
+        )
+    dense = cfg.network.sizes or (geoms[-1].n_out, data.n_classes)
+    if dense[-1] != data.n_classes:
+        raise ConfigError(
+            f"network.sizes[-1] is {dense[-1]} but {cfg.data.name} needs {data.n_classes} "
+            "units on top"
+        )
+    sizes = (geoms[0].n_in,) + tuple(g.n_out for g in geoms) + tuple(dense[1:])
+    return network.build(
+        sizes,
+        cfg.network.activation,
+        parameterisation=cfg.network.parameterisation,
+        bias=cfg.network.bias,
+        residual=cfg.network.residual,
+        mode=cfg.network.mode,
+        dtype=np.dtype(cfg.network.dtype),
+        rng=np.random.default_rng(seed),
+        convs=tuple(geoms) + (None,) * (len(dense) - 1),
     )
 
 
@@ -532,7 +567,11 @@ def _summarise(
     # digital backprop priced at the batch it trains with (its own choice, baseline.batch_size)
     digital = chip.baselines(list(net.sizes), cfg.baseline.batch_size)
     breakdown = {k: v / n_presented for k, v in train_ledger.items()}
-    breakdown.update(accumulator_energy(chip, cfg.algorithm.name, list(net.sizes), T))
+    breakdown.update(
+        accumulator_energy(
+            chip, cfg.algorithm.name, list(net.sizes), T, net.n_macs if net.has_conv else None
+        )
+    )
     energy = float(sum(breakdown.values()))
     # the optimiser's per-weight state on the digital co-processor (FP32 words): Adam m and v,
     # momentum's velocity; the plain flow keeps none. A batch of B runs on B circuit replicas.
@@ -543,7 +582,9 @@ def _summarise(
         digital_state_bits_per_weight=state_bits,
         replicas=cfg.learning.batch_size,
     )
-    maps = chip.layer_maps(list(net.sizes))
+    maps = circ.layer_maps()
+    if net.has_conv:  # conv area is the tiles work of issue 23 (hardware_models), not here
+        area = {}
     summary: dict[str, Any] = {
         "algorithm": cfg.algorithm.name,
         "engine": (
@@ -584,7 +625,7 @@ def _summarise(
         # (included in write_pulses_per_sample); 0 for other cells
         **refresh_summary(circ),
         "node_nm": chip.node_nm,
-        "area_mm2": float(sum(area.values())),
+        "area_mm2": float(sum(area.values())) if area else float("nan"),
         "area_mm2_by_component": area,
         "tiles": sum(m.tiles for m in maps),
         "partial_sums": chip.architecture.partial_sums,
@@ -631,6 +672,8 @@ def _summarise(
             summary.get("inference_latency_per_sample_s"),
         )
     )
+    if net.has_conv:
+        _conv_summary(summary, net)
     if baseline is not None:
         summary["bp_train_accuracy"] = baseline.train_accuracy[-1]
         summary["bp_test_accuracy"] = baseline.test_accuracy[-1]
@@ -644,6 +687,22 @@ def _summarise(
         for l, v in enumerate(stats.error_events):
             extra[f"error_events_{l + 1}"] = v
     return summary, extra
+
+
+def _conv_summary(summary: dict[str, Any], net: network.Network) -> None:
+    """A conv network's summary: its layers (``conv_layers``), and NaN where pcsim prices
+    dense layers only: the chip's area and the digital baselines (hardware_models prices an
+    MLP of the layer sizes, far more weights and MACs than the shared kernels)."""
+    summary["conv_layers"] = [
+        None if g is None else dataclasses.asdict(g) for g in (net.convs or ())
+    ]
+    summary["macs_per_read"] = net.n_macs
+    summary["baselines"] = []
+    nan = float("nan")
+    for k in list(summary):
+        if k.startswith("baseline_") and not k.endswith("_name"):
+            summary[k] = nan
+    summary["energy_ratio"] = None  # not priced (the CLI then prints no ratio)
 
 
 def _check_finite_results(hist, baseline) -> None:
@@ -668,6 +727,8 @@ def toml_value(v: Any) -> str:
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(v, list | tuple):
         return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):  # an inline table (network.conv entries)
+        return "{" + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + "}"
     return repr(v)
 
 

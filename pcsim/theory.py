@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
+from pcsim import conv
 from pcsim.network import Network
 
 
@@ -50,11 +51,14 @@ def _batch(net: Network, a: np.ndarray, layer: int, name: str) -> np.ndarray:
 
 
 def layer_maps(net: Network) -> list[np.ndarray]:
-    """``[M_1, ..., M_L]`` with ``M_l = a_l W_l (+ I if residual)``, each ``(n_l, n_{l-1})``."""
+    """``[M_1, ..., M_L]`` with ``M_l = a_l W_l (+ I if residual)``, each ``(n_l, n_{l-1})``;
+    a convolution's ``W_l`` is its dense matrix (:func:`pcsim.conv.dense_matrix`)."""
     _check_linear(net)
     maps = []
-    for W, a, res in zip(net.weights, net.scales, net.residual, strict=True):
-        M = a * np.asarray(W, dtype=np.float64)
+    for i, (W, a, res) in enumerate(zip(net.weights, net.scales, net.residual, strict=True)):
+        W = np.asarray(W, dtype=np.float64)
+        g = net.conv(i)
+        M = a * (W if g is None else conv.dense_matrix(W, g))
         if res:
             M = M + np.eye(M.shape[0])
         maps.append(M)

@@ -119,7 +119,9 @@ def test_unstable_runs_exit_3_with_the_cause(case, tmp_path, capsys):
     out = tmp_path / "r.h5"
     assert main(["run", str(cfg), "--quiet", "--out", str(out)]) == 3
     lines = capsys.readouterr().err.strip().splitlines()
-    err = [line for line in lines if not line.startswith("pcsim: warning: ")]  # warnings may precede
+    err = [
+        line for line in lines if not line.startswith("pcsim: warning: ")
+    ]  # warnings may precede
     assert len(err) == 1 and err[0].startswith("pcsim: error: "), lines
     assert expected in err[0], err[0]
     assert "RuntimeWarning" not in err[0] and not out.exists()

@@ -80,6 +80,7 @@ from pcsim import field as pcfield
 from pcsim import read_noise
 from pcsim.activations import LEAKY_SLOPE
 from pcsim.circuit import Circuit
+from pcsim.conv import CLOCKED_ONLY as CONV_CLOCKED_ONLY
 from pcsim.engines.protocol import Batch, Learning, Presentation, learn_after, start
 from pcsim.network import Network
 from pcsim.quantised import QuantisedCircuit
@@ -152,6 +153,8 @@ class ModelLayout:
 
 def _check_circuit(circ: Circuit, learning: bool) -> None:
     """Refuse substrate models that are not plain functions of the stored weights."""
+    if circ.net.has_conv:
+        raise BrianUnsupported(CONV_CLOCKED_ONLY)
     cls = type(circ)
     reads_plain = cls.read_weights in (Circuit.read_weights, QuantisedCircuit.read_weights)
     if not reads_plain or cls.apply_weight_update is not Circuit.apply_weight_update:

@@ -3,7 +3,10 @@
 Every step integrates the vector field of :mod:`pcsim.field` for the free layers of a circuit,
 in units of ``tau_x`` (``gamma = dt / tau_unit`` per unit). The Euler and Euler-Maruyama
 steps run through the fused numba kernel (``backend="numba"``) or the numpy reference
-(``backend="numpy"``); Heun, a validation method, always uses the reference.
+(``backend="numpy"``); Heun, a validation method, always uses the reference. Networks with
+convolutional layers (and chips whose tiles convert partial sums) always take the numpy
+reference, whatever the backend (``Circuit.numpy_products``): the numba kernels are dense, and
+the conv products are vectorised im2col numpy (:mod:`pcsim.conv`).
 Noise follows docs/math.md (section 5): ``x += sigma * sqrt(dt / tau) * N(0, 1)``, the
 normals drawn by :func:`pcsim.vecmath.standard_normal` from the circuit's Generator (the same
 draws, in the same order, on both backends).
@@ -18,7 +21,7 @@ from dataclasses import field as dc_field
 
 import numpy as np
 
-from pcsim import activations, field, kernels, learning_rule
+from pcsim import activations, conv, field, kernels, learning_rule
 from pcsim.activations import ACTIVATION_CODES
 from pcsim.circuit import Circuit
 from pcsim.engines.protocol import Batch, Learning, Presentation, start, write_update
@@ -138,7 +141,7 @@ class ClockedEngine:
             if done is not None:
                 rec, moved = done
                 if circ.chip is not None and net.has_bias:  # the digital biases' updates
-                    ops = learning_rule.update_ops(optimizer, tuple(net.sizes), B, True)
+                    ops = learning_rule.update_ops(optimizer, tuple(net.sizes), B, True)  # dense
                     circ.charge_digital(ops.times(n))
                 change = np.asarray(moved, dtype=np.float64)
                 return Presentation(xs, field.energy_of(rec.eps, B), n, weight_change=change)
@@ -161,6 +164,7 @@ class ClockedEngine:
             and self.backend == "numba"
             and self.method == "euler"
             and circ.chip is None
+            and not net.has_conv
             and not circ.noisy
             and isinstance(learning.optimizer, SGD)
             and learning.optimizer.momentum == 0.0
@@ -206,7 +210,7 @@ class ClockedEngine:
         """Advance the free layers of ``xs`` (in place) by ``dt``; return what the step saw."""
         if self.method == "heun":
             rec = self._heun_step(circ, xs, free)
-        elif self.backend == "numba" and circ.partial_sums is None:
+        elif self.backend == "numba" and not circ.numpy_products:
             rec = self._kernel_step(circ, xs, free)
         else:
             rec = self._reference_step(circ, xs, free)
@@ -248,7 +252,7 @@ class ClockedEngine:
         read_noise = sig is not None
         if read_noise:  # mu_l += a_l sig_l ||phi(x_{l-1})|| z (Crossbar.read_mean)
             for i in range(net.n_layers):
-                nrm = np.sqrt(np.sum(pre[i] * pre[i], axis=1, keepdims=True))
+                nrm = _read_norm(net, i, pre[i])
                 eps[i] = eps[i] - circ.units.error_gain[i + 1] * (
                     net.scales[i] * (sig[i] * nrm) * ws.read_fwd[i]
                 )
@@ -257,7 +261,7 @@ class ClockedEngine:
             dphi = activations.get(net.activation)[1]
             for l in range(net.n_layers):
                 if free[l] and sig[l] > 0:
-                    nrm = np.sqrt(np.sum(eps[l] * eps[l], axis=1, keepdims=True))
+                    nrm = _read_norm_back(net, l, eps[l])
                     extra = net.scales[l] * ((sig[l] * nrm) * ws.read_bwd[l])
                     drift[l] = drift[l] + (extra if l == 0 else dphi(xs[l]) * extra)
         gammas = circ.gammas(self.dt)
@@ -379,8 +383,9 @@ class ClockedEngine:
 
     def _numba_path(self, circ: Circuit) -> bool:
         """True when steps run in the numba kernels (their errors live in the workspace);
-        reads through per-tile ADCs (``circ.partial_sums``) take the numpy path."""
-        return self.backend == "numba" and self.method != "heun" and circ.partial_sums is None
+        reads through per-tile ADCs (``circ.partial_sums``) and convolutional networks take
+        the numpy path (``circ.numpy_products``)."""
+        return self.backend == "numba" and self.method != "heun" and not circ.numpy_products
 
     def weight_drift(
         self, circ: Circuit, rec: StepRecord
@@ -401,7 +406,7 @@ class ClockedEngine:
             return ws.grads_w, (ws.grads_b if net.has_bias else None)
         B = rec.pre[0].shape[0]
         dW = [
-            (net.scales[i] / B) * (e.T @ p)
+            (net.scales[i] / B) * field.weight_product(net, i, e, p)
             for i, (e, p) in enumerate(zip(rec.eps, rec.pre, strict=True))
         ]
         db = [e.sum(axis=0) / B for e in rec.eps] if net.has_bias else None
@@ -531,15 +536,15 @@ class ClockedEngine:
 
     def fusable(self, circ: Circuit) -> bool:
         """True when many steps can run in one kernel call: numba Euler, no noise of any kind,
-        weights that read the same at every step (no drift) and plain products (no per-tile
-        ADCs)."""
+        weights that read the same at every step (no drift) and plain dense products (no
+        per-tile ADCs, no convolutions)."""
         return (
             self.backend == "numba"
             and self.method == "euler"
             and not circ.noisy
             and not circ.has_read_noise
             and circ.static_reads
-            and circ.partial_sums is None
+            and not circ.numpy_products
         )
 
     def run_ipc_sgd(
@@ -634,3 +639,21 @@ def check_finite(xs: Sequence[np.ndarray], free: Sequence[bool], t: float) -> No
                     f"t = {t:.4g} tau_x; reduce dt (Euler is stable for dt below about "
                     f"0.4 tau_x on typical networks)"
                 )
+
+
+def _read_norm(net, i: int, pre: np.ndarray) -> np.ndarray:
+    """The norm of the inputs one forward read of weight layer ``i`` sums (B, 1) for a dense
+    layer; per output unit (B, n_out) for a conv layer (its patch)."""
+    g = net.conv(i)
+    if g is None:
+        return np.sqrt(np.sum(pre * pre, axis=1, keepdims=True))
+    return np.sqrt(conv.patch_sum(pre * pre, g))
+
+
+def _read_norm_back(net, i: int, e: np.ndarray) -> np.ndarray:
+    """The norm of the errors one backward read of weight layer ``i`` sums: (B, 1) dense,
+    per input unit (B, n_in) for a conv layer (the outputs whose patch holds it)."""
+    g = net.conv(i)
+    if g is None:
+        return np.sqrt(np.sum(e * e, axis=1, keepdims=True))
+    return np.sqrt(conv.transpose_sum(e * e, g))

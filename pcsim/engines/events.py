@@ -121,6 +121,7 @@ from pcsim import field as pcfield
 from pcsim import read_noise as read_noise_model
 from pcsim.activations import ACTIVATION_CODES
 from pcsim.circuit import Circuit
+from pcsim.conv import CLOCKED_ONLY as CONV_CLOCKED_ONLY
 from pcsim.engines.clocked import DivergenceError, check_finite
 from pcsim.engines.events_core import (
     _DIVERGED,
@@ -355,6 +356,8 @@ class EventsEngine:
         utau = np.concatenate(taus)
         if getattr(circ, "partial_sums", None) is not None:
             raise ValueError(CLOCKED_ONLY)
+        if circ.net.has_conv:
+            raise ValueError(CONV_CLOCKED_ONLY)
         if not np.all(utau > 0) or not np.all(np.isfinite(utau)):
             raise ValueError("unit time constants (circ.tau_scale) must be positive and finite")
         return np.concatenate(kinds), np.concatenate(layers), np.concatenate(idx), utau

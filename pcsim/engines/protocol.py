@@ -145,9 +145,7 @@ def write_update(circ: Circuit, optimizer: SGD | Adam, dW, db, batch: int = 1) -
     the analog array charged to the digital co-processor (:mod:`pcsim.learning_rule`)."""
     if circ.chip is not None:
         net = circ.net
-        circ.charge_digital(
-            learning_rule.update_ops(optimizer, tuple(net.sizes), batch, db is not None)
-        )
+        circ.charge_digital(learning_rule.update_ops(optimizer, *_update_shape(net, batch, db)))
     if isinstance(optimizer, SGD) and optimizer.momentum == 0.0 and circ.crossbars is None:
         # exact weights, plain SGD: W += lr * d in place (the same numbers, no temporaries)
         net = circ.net
@@ -160,6 +158,14 @@ def write_update(circ: Circuit, optimizer: SGD | Adam, dW, db, batch: int = 1) -
     deltas = optimizer.deltas(directions)
     L = circ.net.n_layers
     circ.apply_weight_update(deltas[:L], deltas[L:] if db is not None else None, batch)
+
+
+def _update_shape(net, batch: int, db) -> tuple:
+    """``update_ops``' shape arguments: dense sizes, or a conv network's weights and MACs."""
+    if not net.has_conv:
+        return tuple(net.sizes), batch, db is not None
+    n_w = sum(W.size for W in net.weights)
+    return tuple(net.sizes), batch, db is not None, n_w, net.n_macs
 
 
 def learn_after(
