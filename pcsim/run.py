@@ -209,7 +209,10 @@ def preflight(cfg: RunConfig, data: Dataset) -> None:
 # buffers, pcsim.circuit.Workspace) is 7.5 kB per hidden unit: about 20 % above the measured
 # peak, never below it.
 BYTES_PER_WEIGHT_ITEM = 21  # times the dtype's itemsize: 84 bytes per float32 weight
-BUFFERS_PER_ACTIVITY = 10
+# ten batch buffers, plus the read-noise Ornstein-Uhlenbeck lines (pcsim.read_noise): a
+# float64 state per unit and direction and the step means drawn beside it, eight float32
+# equivalents per unit and sample (measured: +76.6 MB from h = 500 to 10000, test_memory_estimate)
+BUFFERS_PER_ACTIVITY = 18
 
 
 def memory_estimate(cfg: RunConfig, data: Dataset) -> int:

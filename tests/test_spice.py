@@ -194,7 +194,7 @@ def test_export_from_config_writes_the_configured_network(tmp_path):
     assert f"tau_w = {config.DEFAULT_TAU_W:g} tau_x" in out2.read_text()
     per_step = config.loads(cfg.source_text + "[learning]\nlr = 1e-3\n")
     out3 = spice.export_spice_from_config(per_step, tmp_path / "lr.cir")
-    assert "tau_w = 500 tau_x" in out3.read_text()  # a per-step lr: tau_w = dt 0.5 / lr 1e-3
+    assert "tau_w = 250 tau_x" in out3.read_text()  # a per-step lr: tau_w = dt 0.25 / lr 1e-3
 
 
 # ---------------------------------------------------------------------------------------------

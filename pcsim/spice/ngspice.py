@@ -189,7 +189,13 @@ def run(
         t0 = time.perf_counter()
         try:
             proc = subprocess.run(
-                cmd, cwd=work, capture_output=True, text=True, timeout=timeout, check=False
+                cmd,
+                cwd=work,
+                capture_output=True,
+                text=True,
+                errors="replace",  # ngspice may echo stray bytes of a broken netlist
+                timeout=timeout,
+                check=False,
             )
         except subprocess.TimeoutExpired as exc:
             raise SpiceError(f"ngspice ran past {timeout:g} s") from exc
