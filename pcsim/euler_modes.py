@@ -101,7 +101,7 @@ def jvp(circ, xs: Sequence[np.ndarray], free: Sequence[bool], Ws, v: Sequence[np
     # d eps_{i+1} = g (v_{i+1} - a_i W_i (phi'(x_i) v_i) - [skip] v_i)
     deps = []
     for i in range(L):
-        dmu = net.scales[i] * ((slopes[i] * v[i]) @ Ws[i].T)
+        dmu = field.forward_product(net, i, slopes[i] * v[i], Ws[i])  # dense or conv
         if net.residual[i]:
             dmu = dmu + v[i]
         deps.append(u.error_gain[i + 1] * (v[i + 1] - dmu))
@@ -114,10 +114,10 @@ def jvp(circ, xs: Sequence[np.ndarray], free: Sequence[bool], Ws, v: Sequence[np
             continue
         d = -deps[l - 1] if l > 0 else np.zeros_like(xs[l])
         if l < L:
-            back = net.scales[l] * (deps[l] @ Ws[l])
+            back = field.backward_product(net, l, deps[l], Ws[l])
             d = d + (back if l == 0 else slopes[l] * back)
             if l > 0 and eps is not None:  # phi'' v times the top-down input
-                d = d + d2(xs[l]) * v[l] * (net.scales[l] * (eps[l] @ Ws[l]))
+                d = d + d2(xs[l]) * v[l] * field.backward_product(net, l, eps[l], Ws[l])
             if net.residual[l]:
                 d = d + deps[l]
         d = d - u.leak[l] * v[l]

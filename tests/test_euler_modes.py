@@ -139,3 +139,23 @@ def test_default_supervised_run_is_not_flagged():
     with warnings.catch_warnings():
         warnings.simplefilter("error", stability.OscillationWarning)
         run.trainer.health(run.trainer)
+
+
+def test_jacobian_product_of_a_conv_network_matches_central_differences():
+    """The same check through strided convolutions (pcsim.conv): jvp uses the field's own
+    products, dense or convolutional."""
+    geoms = network.conv_stack((1, 8, 8), [{"channels": 2, "kernel": 3, "stride": 2, "padding": 1}])
+    sizes = [geoms[0].n_in, geoms[0].n_out, 3]
+    net = network.build(sizes, "tanh", rng=1, convs=(geoms[0], None), dtype=np.float64)
+    circ = Circuit(net)
+    rng = np.random.default_rng(2)
+    xs = [rng.uniform(-1.5, 1.5, (3, n)) for n in net.sizes]
+    free = [False, True, True]
+    v = [rng.standard_normal(x.shape) * f for x, f in zip(xs, free, strict=True)]
+    Ws = [np.asarray(W, np.float64) for W in circ.read_weights()]
+    h = 1e-6
+    up = euler_modes._rates(circ, [x + h * a for x, a in zip(xs, v, strict=True)], free, Ws)
+    dn = euler_modes._rates(circ, [x - h * a for x, a in zip(xs, v, strict=True)], free, Ws)
+    got = euler_modes.jvp(circ, xs, free, Ws, v)
+    for l in range(3):
+        np.testing.assert_allclose(got[l], (up[l] - dn[l]) / (2 * h), rtol=1e-5, atol=1e-7)
