@@ -211,7 +211,7 @@ def preflight(cfg: RunConfig, data: Dataset) -> None:
 BYTES_PER_WEIGHT_ITEM = 21  # times the dtype's itemsize: 84 bytes per float32 weight
 # ten batch buffers, plus the read-noise Ornstein-Uhlenbeck lines (pcsim.read_noise): a
 # float64 state per unit and direction and the step means drawn beside it, eight float32
-# equivalents per unit and sample (measured: +76.6 MB from h = 500 to 10000, test_memory_estimate)
+# equivalents per unit and sample (checked by benchmarks/memory_estimate.py)
 BUFFERS_PER_ACTIVITY = 18
 
 
