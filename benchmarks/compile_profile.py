@@ -8,7 +8,9 @@ cost most. Run it with an empty cache, in one process, so that everything is com
     NUMBA_CACHE_DIR=$(mktemp -d) PYTHONPATH=benchmarks python -m pytest -n 0 -q \\
         -p compile_profile tests/test_field.py tests/test_engines.py
 
-``COMPILE_PROFILE_TOP`` (default 20) sets how many kernels are listed. A warm cache makes
+``COMPILE_PROFILE_TOP`` (default 20) sets how many kernels are listed;
+``COMPILE_PROFILE_SIGS=path`` also writes every compiled signature there (kernel, CPU s,
+argument types), to see why a kernel has several. A warm cache makes
 each entry a cache load, not a compilation (the table then shows loading times).
 """
 
@@ -22,6 +24,7 @@ from numba.core import event
 
 _open: list[list[float]] = []  # per compilation in progress: [cpu at start, cpu of callees]
 _done: list[tuple[str, float]] = []  # (kernel, exclusive cpu s) per compiled signature
+_sigs: list[str] = []  # "kernel<TAB>cpu<TAB>argument types" per compiled signature
 
 
 def _name(dispatcher) -> str:
@@ -40,7 +43,9 @@ class _Timer(event.Listener):
         spent = time.process_time() - start
         if _open:
             _open[-1][1] += spent
-        _done.append((_name(ev.data.get("dispatcher")), spent - callees))
+        name = _name(ev.data.get("dispatcher"))
+        _done.append((name, spent - callees))
+        _sigs.append(f"{name}\t{spent - callees:.2f}\t{ev.data.get('args')}")
 
 
 event.register("numba:compile", _Timer())
@@ -64,3 +69,7 @@ def summary(top: int = 20) -> str:
 
 def pytest_terminal_summary(terminalreporter) -> None:
     terminalreporter.write_line(summary(int(os.environ.get("COMPILE_PROFILE_TOP", "20"))))
+    path = os.environ.get("COMPILE_PROFILE_SIGS")
+    if path:
+        with open(path, "w") as f:
+            f.write("\n".join(_sigs) + "\n")

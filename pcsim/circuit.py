@@ -40,7 +40,6 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import numpy as np
 
@@ -51,86 +50,13 @@ from hardware_models.mapping import MappedCrossbar
 from hardware_models.partial_sums import TileReads
 from pcsim import blas, read_noise
 from pcsim.field import UnitParams
+from pcsim.kernels import Workspace
 from pcsim.network import Network
 from pcsim.vecmath import standard_normal
 
 # Exact writes are priced as pulses of a device with this many bits over the programmed range
 # (the 8-bit weights of the NeuroSim V1.4 benchmark, docs/sources.md): see exact_write_pulses.
 EXACT_WRITE_BITS = 8
-
-
-@dataclass
-class Workspace:
-    """Preallocated per-step buffers for one batch size (shapes as ``pcsim.field``)."""
-
-    phis: tuple[np.ndarray, ...]
-    eps: tuple[np.ndarray, ...]
-    back: tuple[np.ndarray, ...]
-    noise: tuple[np.ndarray, ...]
-    grads_w: tuple[np.ndarray, ...]
-    grads_b: tuple[np.ndarray, ...]
-    read_fwd: tuple[np.ndarray, ...]
-    read_bwd: tuple[np.ndarray, ...]
-    prod0: np.ndarray  # x_0 @ W_1.T, hoisted out of runs with a clamped input
-    zeros: tuple[np.ndarray, ...]  # shaped like x_l, never written: the kernels' absent terms
-    prods: tuple[np.ndarray, ...]  # W_l phi(x_{l-1}) kept between steps; prods[0] is prod0
-    states: tuple[np.ndarray, ...]  # activities of steps that keep none (PC's fused step)
-
-    _kernel: dict = field(default_factory=dict, repr=False)
-
-    KERNEL_ORDER: ClassVar[tuple[str, ...]] = (
-        "phis",
-        "eps",
-        "back",
-        "noise",
-        "grads_w",
-        "grads_b",
-        "read_fwd",
-        "read_bwd",
-        "zeros",
-        "prods",
-        "states",
-    )
-
-    def kernel(self, name: str):
-        """Buffer ``name`` as the kernels take it (:func:`pcsim.kernels.seq`; cached)."""
-        k = self._kernel.get(name)
-        if k is None:
-            from pcsim.kernels import seq
-
-            k = self._kernel[name] = seq(getattr(self, name))
-        return k
-
-    def as_tuple(self) -> tuple:
-        """The per-layer buffers in the order :func:`pcsim.kernels.euler_run` unpacks them."""
-        return tuple(self.kernel(n) for n in self.KERNEL_ORDER)
-
-    @classmethod
-    def allocate(
-        cls,
-        sizes: Sequence[int],
-        batch: int,
-        dtype: np.dtype,
-        weight_shapes: Sequence[tuple[int, int]] | None = None,
-    ) -> Workspace:
-        L = len(sizes) - 1
-        if weight_shapes is None:
-            weight_shapes = [(sizes[i + 1], sizes[i]) for i in range(L)]
-        prod0 = np.zeros((batch, sizes[1]), dtype)
-        return cls(
-            phis=tuple(np.empty((batch, sizes[i] if i > 0 else 1), dtype) for i in range(L)),
-            eps=tuple(np.empty((batch, sizes[i + 1]), dtype) for i in range(L)),
-            back=tuple(np.empty((batch, sizes[i]), dtype) for i in range(L + 1)),
-            noise=tuple(np.zeros((batch, n), dtype) for n in sizes),
-            grads_w=tuple(np.empty(shape, dtype) for shape in weight_shapes),
-            grads_b=tuple(np.empty(sizes[i + 1], dtype) for i in range(L)),
-            read_fwd=tuple(np.zeros((batch, sizes[i + 1]), dtype) for i in range(L)),
-            read_bwd=tuple(np.zeros((batch, sizes[i]), dtype) for i in range(L + 1)),
-            prod0=prod0,
-            zeros=tuple(np.zeros((batch, n), dtype) for n in sizes),
-            prods=(prod0,) + tuple(np.zeros((batch, n), dtype) for n in sizes[2:]),
-            states=tuple(np.zeros((batch, n), dtype) for n in sizes),
-        )
 
 
 @dataclass
@@ -167,7 +93,9 @@ class Circuit:
     _read_scratch: dict = field(default_factory=dict, init=False, repr=False)
     _exact_quantum: list = field(default_factory=list, init=False, repr=False)
     _read_bufs: list[np.ndarray] | None = field(default=None, init=False, repr=False)
-    _workspaces: dict[int, Workspace] = field(default_factory=dict, init=False, repr=False)
+    _workspaces: dict[int, tuple[Workspace, Workspace]] = field(
+        default_factory=dict, init=False, repr=False
+    )
     _gamma_cache: dict[float, tuple[np.ndarray, ...]] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -441,12 +369,10 @@ class Circuit:
         leaves its products and ``phi``s in the circuit's workspace, where a following run with
         frozen weights starts from them (``ClockedEngine.settle``)."""
         from pcsim import kernels
-        from pcsim.activations import ACTIVATION_CODES
 
         net = self.net
         x0 = np.array(self.dac(x.astype(net.dtype, copy=False)), dtype=net.dtype, order="C")
         xs = [x0] + [np.empty((x0.shape[0], n), net.dtype) for n in net.sizes[1:]]
-        ws = self.workspace(x0.shape[0])
         units = self.units
         if self.numpy_products:  # per-tile ADCs or convolutions: the numpy pass
             from pcsim import field
@@ -461,17 +387,10 @@ class Circuit:
             return xs
         kernels.feedforward(
             kernels.seq(xs),
-            kernels.seq(self.read_weights()),
-            kernels.seq(self.biases()),
-            np.asarray(net.scales),
-            np.asarray(net.residual),
-            ACTIVATION_CODES[net.activation],
-            kernels.seq(units.error_gain),
-            kernels.seq(units.error_offset),
-            kernels.seq(units.leak),
+            kernels.net_args(net, self.read_weights(), self.biases()),
+            kernels.unit_args(units, units.leak, self.rails),  # leak: unused rates, typed alike
             not self.ideal,
-            ws.kernel("phis"),
-            ws.kernel("prods"),
+            self.kernel_workspace(x0.shape[0]),
         )
         if y is not None:
             xs[-1][...] = self.dac(y)
@@ -536,12 +455,21 @@ class Circuit:
         return tuple(self.net.biases) if self.net.biases is not None else self._dummy_biases
 
     def workspace(self, batch: int) -> Workspace:
-        ws = self._workspaces.get(batch)
-        if ws is None:
+        """The kernels' buffers for batch size ``batch`` (per-layer tuples; allocated once)."""
+        return self._workspace_pair(batch)[0]
+
+    def kernel_workspace(self, batch: int) -> Workspace:
+        """:meth:`workspace` as the kernels take it (``Workspace.kernel_form``; the same
+        arrays)."""
+        return self._workspace_pair(batch)[1]
+
+    def _workspace_pair(self, batch: int) -> tuple[Workspace, Workspace]:
+        pair = self._workspaces.get(batch)
+        if pair is None:
             shapes = [W.shape for W in self.net.weights]
             ws = Workspace.allocate(self.net.sizes, batch, self.net.dtype, shapes)
-            self._workspaces[batch] = ws
-        return ws
+            pair = self._workspaces[batch] = (ws, ws.kernel_form())
+        return pair
 
     # -- costs --------------------------------------------------------------------------------
     @property

@@ -4,21 +4,28 @@ One synchronous Euler / Euler-Maruyama step of every free value unit, with the e
 top-down error sums and the update fused so each layer's arrays are touched once per step, and
 :func:`euler_run`, many deterministic steps in one call (optionally with iPC's plain SGD weight
 step after each; with frozen weights, :func:`_settle_frozen`), and :func:`pc_train_step`, PC's
-whole training step. Matrix products go to BLAS through ``np.dot(a, b, out)``. Per-layer
-arguments are sequences of arrays (:func:`seq`: tuples for shallow networks, typed Lists for
-deep ones). ``phi`` is evaluated once per unit and step; ``phi'`` comes from it (tanh:
-``1 - phi^2``, sigmoid: ``phi (1 - phi)``, the same formulas as :mod:`pcsim.activations`), and
-float32 tanh is the vectorisable :func:`pcsim.vecmath.tanh`.
+whole training step. Matrix products go to BLAS through ``np.dot(a, b, out)``.
+
+The kernels take their arguments in named groups, one per concern (:class:`Net`,
+:class:`Units`, :class:`Noise`, :class:`Workspace`, :class:`Schedule`, :class:`RunMode`),
+built by the engines (``pcsim.engines.clocked``) and the circuit; per-layer fields are
+sequences of arrays (:func:`seq`: tuples for shallow networks, typed Lists for deep ones).
+``phi`` is evaluated once per unit and step; ``phi'`` comes from it (tanh: ``1 - phi^2``,
+sigmoid: ``phi (1 - phi)``, the same formulas as :mod:`pcsim.activations`), and float32 tanh
+is the vectorisable :func:`pcsim.vecmath.tanh`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  numba's np.dot calls this BLAS; load it now so
 from numba import njit  # that threadpoolctl limits reach it too
 from numba.typed import List
 
-from pcsim.activations import LEAKY_SLOPE
+from pcsim.activations import ACTIVATION_CODES, LEAKY_SLOPE
 from pcsim.vecmath import tanh as _tanh
 
 # BLAS threads are set where a run starts (pcsim.blas: the CLI, run.execute), not on import.
@@ -31,6 +38,8 @@ TANH, RELU, LEAKY_RELU, SIGMOID, LINEAR = 0, 1, 2, 3, 4  # as pcsim.activations.
 # while a List compiles once for every depth.
 TUPLE_MAX_LAYERS = 12
 
+Layers = Any  # per-layer arrays as :func:`seq` returns them (tuple or numba typed List)
+
 
 def seq(arrays):
     """``arrays`` (per layer) as the kernels take them: a tuple, or a numba typed List for
@@ -42,6 +51,159 @@ def seq(arrays):
     for a in arrays:
         out.append(a)
     return out
+
+
+# -- the kernels' arguments, one named group per concern (module level, so numba's on-disk
+# cache can name their types). Weight layer i = 0..L-1 is W_{i+1}; value layer l = 0..L.
+class Net(NamedTuple):
+    """The network's parameters."""
+
+    Ws: Layers  # W_{i+1}, (n_{i+1}, n_i) per weight layer
+    bs: Layers  # b_{i+1}, (n_{i+1},) (zeros without biases)
+    has_bias: bool
+    scales: np.ndarray  # (L,) float64: a_{i+1}, the scale of each prediction
+    residual: np.ndarray  # (L,) bool: prediction i + 1 adds x_i (a skip connection)
+    act: int  # activation code (TANH, RELU, ...)
+
+
+class Units(NamedTuple):
+    """The unit circuits, per value layer ``l = 0..L`` ((n_l,) arrays; index 0 of the error
+    fields unused: the input has no error unit)."""
+
+    egain: Layers  # error-unit gain g: eps = g (x - mu) + e_offset
+    e_offset: Layers  # error-unit output offset (activity units)
+    gammas: Layers  # dt / tau per value unit (the Euler rate; unused by feedforward)
+    leaks: Layers  # value-unit leak (per tau)
+    rail_lo: float  # activity rails, the same for every value unit
+    rail_hi: float
+
+
+class Noise(NamedTuple):
+    """Noise of one Euler-Maruyama step; its draws are in the :class:`Workspace` (``noise``,
+    ``read_fwd``, ``read_bwd``)."""
+
+    amp: Layers  # sigma sqrt(gamma) per value unit, (n_l,)
+    on: bool  # thermal / engine noise in this step
+    read_sig: np.ndarray  # (L,) float64: read-noise std of each crossbar (weight units)
+    read_on: bool  # output-domain read noise in this step
+
+
+class Schedule(NamedTuple):
+    """How many steps a fused run takes and how often it checks for divergence."""
+
+    n_steps: int
+    check_every: int  # the finite-value check every this many steps and after the last
+    bound: float  # |x| beyond this (or non-finite) counts as diverged
+
+
+class RunMode(NamedTuple):
+    """What :func:`euler_run` does besides stepping (see its docstring)."""
+
+    hoist: bool  # frozen weights, clamped input: the steps of _settle_frozen
+    ff_ready: bool  # with hoist: the feedforward pass left its products in the workspace
+    learn: bool  # iPC's plain SGD step after each step
+    lr: Any  # its rate, in the weights' dtype
+    fold0: bool  # learning with a clamped input: W_1 written once at the end
+
+
+class Workspace(NamedTuple):
+    """Preallocated per-step buffers for one batch size (shapes as :mod:`pcsim.field`):
+    Python code holds them as tuples; :meth:`kernel_form` is what the kernels take."""
+
+    phis: Layers  # phi(x_i) per weight layer, (B, n_i); phis[0] unused, (B, 1)
+    eps: Layers  # eps_{i+1}, (B, n_{i+1})
+    back: Layers  # eps_{l+1} W_{l+1} per value layer, (B, n_l)
+    noise: Layers  # standard normal draws per value layer, (B, n_l)
+    grads_w: Layers  # -dF/dW_{i+1}
+    grads_b: Layers  # -dF/db_{i+1}
+    read_fwd: Layers  # read-noise draws of the predictions, (B, n_{i+1})
+    read_bwd: Layers  # read-noise draws of the top-down sums, (B, n_l)
+    zeros: Layers  # shaped like x_l, never written: the kernels' absent terms
+    prods: Layers  # W_{i+1} phi(x_i) kept between steps; prods[0] is prod0
+    states: Layers  # activities of steps that keep none (PC's fused step)
+    prod0: np.ndarray  # x_0 @ W_1.T, hoisted out of runs with a clamped input
+
+    @classmethod
+    def allocate(
+        cls,
+        sizes: Sequence[int],
+        batch: int,
+        dtype: np.dtype,
+        weight_shapes: Sequence[tuple[int, int]] | None = None,
+    ) -> Workspace:
+        """The buffers of a network with layer ``sizes`` at batch size ``batch``."""
+        L = len(sizes) - 1
+        if weight_shapes is None:
+            weight_shapes = [(sizes[i + 1], sizes[i]) for i in range(L)]
+        prod0 = np.zeros((batch, sizes[1]), dtype)
+        return cls(
+            phis=tuple(np.empty((batch, sizes[i] if i > 0 else 1), dtype) for i in range(L)),
+            eps=tuple(np.empty((batch, sizes[i + 1]), dtype) for i in range(L)),
+            back=tuple(np.empty((batch, sizes[i]), dtype) for i in range(L + 1)),
+            noise=tuple(np.zeros((batch, n), dtype) for n in sizes),
+            grads_w=tuple(np.empty(shape, dtype) for shape in weight_shapes),
+            grads_b=tuple(np.empty(sizes[i + 1], dtype) for i in range(L)),
+            read_fwd=tuple(np.zeros((batch, sizes[i + 1]), dtype) for i in range(L)),
+            read_bwd=tuple(np.zeros((batch, sizes[i]), dtype) for i in range(L + 1)),
+            zeros=tuple(np.zeros((batch, n), dtype) for n in sizes),
+            prods=(prod0,) + tuple(np.zeros((batch, n), dtype) for n in sizes[2:]),
+            states=tuple(np.zeros((batch, n), dtype) for n in sizes),
+            prod0=prod0,
+        )
+
+    def kernel_form(self) -> Workspace:
+        """The same buffers with every per-layer field as :func:`seq` gives it."""
+        return Workspace(*(seq(v) for v in self[:-1]), self.prod0)
+
+
+class Batch1Buffers(NamedTuple):
+    """Scratch of :func:`ipc_presentation_batch1` (1-D per layer)."""
+
+    phis: Layers  # phi(x_l), (n_l,)
+    eps: Layers  # eps_{i+1}, (n_{i+1},)
+    backs: Layers  # W_{l+1}^T eps_{l+1}, (n_l,)
+    pend_e: Layers  # the pending rank-1 change of each W: lr a eps ...
+    pend_p: Layers  # ... times these presynaptic values
+    base: np.ndarray  # W_1(0) x_0, (n_1,)
+    F: np.ndarray  # sum of lr a_1 eps_1 over the steps so far, (n_1,)
+
+    @classmethod
+    def allocate(cls, sizes: Sequence[int], dtype: np.dtype) -> Batch1Buffers:
+        return cls(
+            seq([np.zeros(n, dtype) for n in sizes]),
+            seq([np.zeros(n, dtype) for n in sizes[1:]]),
+            seq([np.zeros(n, dtype) for n in sizes]),
+            seq([np.zeros(n, dtype) for n in sizes[1:]]),
+            seq([np.zeros(n, dtype) for n in sizes[:-1]]),
+            np.zeros(sizes[1], dtype),
+            np.zeros(sizes[1], dtype),
+        )
+
+
+def net_args(net, weights: Sequence[np.ndarray], biases: Sequence[np.ndarray]) -> Net:
+    """:class:`Net` of a :class:`pcsim.network.Network` with the weights as read now (the
+    biases: zeros where the network has none)."""
+    return Net(
+        seq(weights),
+        seq(biases),
+        net.has_bias,
+        np.asarray(net.scales, np.float64),
+        np.asarray(net.residual, np.bool_),
+        ACTIVATION_CODES[net.activation],
+    )
+
+
+def unit_args(units, gammas: Sequence[np.ndarray], rails: tuple[float, float]) -> Units:
+    """:class:`Units` from a :class:`pcsim.field.UnitParams`, the Euler rates and the rails."""
+    lo, hi = rails
+    return Units(
+        seq(units.error_gain),
+        seq(units.error_offset),
+        seq(gammas),
+        seq(units.leak),
+        float(lo),
+        float(hi),
+    )
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -110,32 +272,21 @@ def _row_norm(a, b):
 
 
 @njit(cache=True, error_model="numpy")
-def compute_errors(
-    xs,
-    Ws,
-    bs,
-    has_bias,
-    scales,
-    residual,
-    act,
-    egain,
-    eoff,
-    phis,
-    eps,
-    read_sig,
-    zf,
-    read_noise,
-    prod0=None,
-):
-    """eps_l = gain_l * (x_l - mu_l) + offset_l for l = 1..L; phis[i] = phi(x_i) for i >= 1.
+def compute_errors(xs, net, units, noise, ws, prod0, use_prod0):
+    """eps_l = gain_l * (x_l - mu_l) + offset_l for l = 1..L, into ``ws.eps``; ``ws.phis[i] =
+    phi(x_i)`` for i >= 1.
 
     ``phis[0]`` is unused (the input is not squashed). ``eps[i]`` holds eps_{i+1}. With
-    ``read_noise``, each prediction carries the crossbar's read noise in the output domain:
-    ``mu += a * read_sig[i] * ||phi(x_i)|| * zf[i]`` (see ``Crossbar.read_mean``). ``prod0``,
-    if given, is ``x_0 @ W_1.T`` computed earlier (a clamped input under frozen weights).
-    Arithmetic is in the activities' dtype (scales cast to it, as numpy does with a Python
-    float and a float32 array).
+    ``noise.read_on``, each prediction carries the crossbar's read noise in the output domain:
+    ``mu += a * read_sig[i] * ||phi(x_i)|| * read_fwd[i]`` (see ``Crossbar.read_mean``).
+    ``use_prod0``: ``prod0`` holds ``x_0 @ W_1.T`` computed earlier (a clamped input under
+    frozen weights; otherwise it is not read). Arithmetic is in the activities' dtype (scales
+    cast to it, as numpy does with a Python float and a float32 array).
     """
+    Ws, bs, scales, residual, act = net.Ws, net.bs, net.scales, net.residual, net.act
+    egain, e_offset = units.egain, units.e_offset
+    read_sig, read_noise = noise.read_sig, noise.read_on
+    phis, eps, zf = ws.phis, ws.eps, ws.read_fwd
     L = len(Ws)
     for i in range(L):
         x_prev = xs[i]
@@ -144,17 +295,17 @@ def compute_errors(
         if i > 0:
             _fill_phi(x_prev, phis[i], act)
             np.dot(phis[i], Ws[i].T, e)
-        elif prod0 is None:
+        elif not use_prod0:
             np.dot(x_prev, Ws[i].T, e)
         else:
             prod = prod0
         x = xs[i + 1]
         a = x.dtype.type(scales[i])
         src = phis[i] if i > 0 else x_prev
-        g, o, bias, sig = egain[i + 1], eoff[i + 1], bs[i], read_sig[i]
+        g, o, bias, sig = egain[i + 1], e_offset[i + 1], bs[i], read_sig[i]
         z = zf[i]
         noisy = read_noise and sig > 0
-        if noisy or (prod0 is not None and i == 0):  # noise, or the product in another array
+        if noisy or (use_prod0 and i == 0):  # noise, or the product in another array
             _prediction_errors(e, prod, x, a, g, o, bias, x_prev, src, z, sig, residual[i], noisy)
         elif residual[i]:
             _error_rows_in_place(e, x, a, g, o, bias, x_prev, True)
@@ -285,38 +436,21 @@ def _top_down_mode(l, act):
 
 
 @njit(cache=True, error_model="numpy")
-def update_activities(
-    xs,
-    Ws,
-    scales,
-    residual,
-    free,
-    act,
-    gammas,
-    leaks,
-    rail_lo,
-    rail_hi,
-    noise,
-    noise_amp,
-    use_noise,
-    eps,
-    back,
-    read_sig,
-    zb,
-    read_noise,
-    phis,
-    zeros,
-):
+def update_activities(xs, net, units, noise, free, ws):
     """x_l += gamma_l * (-eps_l + phi'(x_l) a_{l+1} eps_{l+1} W_{l+1} [+ eps_{l+1}] - leak x_l)
-    (+ noise_amp_l * noise_l), then clipped to the rails; only layers with ``free[l]``.
+    (+ amp_l * noise_l), then clipped to the rails; only layers with ``free[l]``.
 
-    ``gammas[l]`` is dt / tau per unit (tau mismatch enters here), ``noise[l]`` standard normal
-    draws and ``noise_amp[l]`` = sigma * sqrt(gamma) per unit (Euler-Maruyama). With
-    ``read_noise``, the top-down sum carries the read noise of ``W_{l+1}`` in the output
-    domain: ``back += read_sig[l] * ||eps_{l+1}|| * zb[l]``. ``phis`` are the ``phi(x_l)`` that
-    :func:`compute_errors` left (``phi'`` is taken from them); ``back[l]`` ends holding
-    ``eps_{l+1} W_{l+1}``. ``zeros[l]`` is a zero array shaped like ``x_l`` (absent terms).
+    ``units.gammas[l]`` is dt / tau per unit (tau mismatch enters here), ``ws.noise[l]``
+    standard normal draws and ``noise.amp[l]`` = sigma * sqrt(gamma) per unit
+    (Euler-Maruyama, with ``noise.on``). With ``noise.read_on``, the top-down sum carries the
+    read noise of ``W_{l+1}`` in the output domain: ``back += read_sig[l] * ||eps_{l+1}|| *
+    read_bwd[l]``. ``ws.phis`` are the ``phi(x_l)`` that :func:`compute_errors` left
+    (``phi'`` is taken from them); ``ws.back[l]`` ends holding ``eps_{l+1} W_{l+1}``.
     """
+    Ws, scales, residual, act = net.Ws, net.scales, net.residual, net.act
+    gammas, leaks, rail_lo, rail_hi = units.gammas, units.leaks, units.rail_lo, units.rail_hi
+    noise_amp, use_noise, read_sig, read_noise = noise.amp, noise.on, noise.read_sig, noise.read_on
+    eps, back, zb, phis, zeros, draws = ws.eps, ws.back, ws.read_bwd, ws.phis, ws.zeros, ws.noise
     L = len(Ws)
     for l in range(L + 1):
         if not free[l]:
@@ -344,15 +478,18 @@ def update_activities(
                 skip = eps[l]
         below = eps[l - 1] if l > 0 else zeros[l]
         _relax(
-            x, gammas[l], leaks[l], below, top, skip, p, s, mode, noise_amp[l], noise[l],
+            x, gammas[l], leaks[l], below, top, skip, p, s, mode, noise_amp[l], draws[l],
             use_noise, rail_lo, rail_hi,
         )  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy")
-def weight_gradients(xs, phis, eps, scales, has_bias, grads_w, grads_b, skip_w0=False):
-    """-dF/dW_l = (a_l / B) eps_l^T phi(x_{l-1}) and -dF/db_l = mean eps_l, into the buffers
+def weight_gradients(xs, net, ws, skip_w0):
+    """-dF/dW_l = (a_l / B) eps_l^T phi(x_{l-1}) and -dF/db_l = mean eps_l, from ``ws.eps``
+    and ``ws.phis`` (``xs[0]``: the input) into ``ws.grads_w`` and ``ws.grads_b``
     (``skip_w0``: all but ``-dF/dW_1``, which :func:`euler_run` folds)."""
+    phis, eps, grads_w, grads_b = ws.phis, ws.eps, ws.grads_w, ws.grads_b
+    scales, has_bias = net.scales, net.has_bias
     L = len(eps)
     B = xs[0].shape[0]
     for i in range(L):
@@ -389,9 +526,10 @@ def add_scaled(params, directions, lr):
 
 # fastmath: reassociated sums vectorise (tested equal to the step path to 1e-12)
 @njit(cache=True, fastmath=True, error_model="numpy")
-def ipc_presentation_batch1(xs, Ws, scales, free, act, gamma, lr, n_steps, fold0, bufs):
+def ipc_presentation_batch1(xs, net, free, gamma, lr, n_steps, fold0, bufs):
     """``n_steps`` synchronous Euler steps of iPC with a plain SGD weight step after each (batch
-    1, no biases or skips, ideal units), in place on ``xs`` (1-D per layer) and ``Ws``: the same
+    1, no biases or skips, ideal units), in place on ``xs`` (1-D per layer) and ``net.Ws``
+    (``bufs``: :class:`Batch1Buffers`): the same
     equations as ClockedEngine.step + IPC's learning, with the loops reassociated:
 
     - each weight matrix is swept twice per step: once to apply the previous step's rank-1
@@ -402,6 +540,7 @@ def ipc_presentation_batch1(xs, Ws, scales, free, act, gamma, lr, n_steps, fold0
       per presentation instead of every step.
     """
     phis, eps, backs, pend_e, pend_p, base, F = bufs
+    Ws, scales, act = net.Ws, net.scales, net.act
     L = len(Ws)
     for i in range(L):
         pend_e[i][:] = 0.0
@@ -497,11 +636,14 @@ def ipc_presentation_batch1(xs, Ws, scales, free, act, gamma, lr, n_steps, fold0
 
 
 @njit(cache=True, error_model="numpy")
-def feedforward(xs, Ws, bs, scales, residual, act, egain, eoff, leaks, chip_units, phis, prods):
+def feedforward(xs, net, units, chip_units, ws):
     """The bottom-up pass of :func:`pcsim.field.feedforward` into ``xs[1:]`` (``xs[0]`` given):
     ``x_l = mu_l`` or, with ``chip_units``, ``(g mu_l - o) / (g + leak)``. Leaves each
-    product ``W_l phi(x_{l-1})`` in ``prods[l-1]`` and ``phi(x_l)`` in ``phis[l]``, which a
-    frozen-weight run (:func:`euler_run` with ``ff_ready``) starts from."""
+    product ``W_l phi(x_{l-1})`` in ``ws.prods[l-1]`` and ``phi(x_l)`` in ``ws.phis[l]``,
+    which a frozen-weight run (:func:`euler_run` with ``ff_ready``) starts from."""
+    Ws, bs, scales, residual, act = net.Ws, net.bs, net.scales, net.residual, net.act
+    egain, e_offset, leaks = units.egain, units.e_offset, units.leaks
+    phis, prods = ws.phis, ws.prods
     L = len(Ws)
     for i in range(L):
         x_prev = xs[i]
@@ -513,7 +655,7 @@ def feedforward(xs, Ws, bs, scales, residual, act, egain, eoff, leaks, chip_unit
             _fill_phi(x_prev, phis[i], act)
             np.dot(phis[i], Ws[i].T, prod)
         a = x.dtype.type(scales[i])
-        bias, g, o, k = bs[i], egain[i + 1], eoff[i + 1], leaks[i + 1]
+        bias, g, o, k = bs[i], egain[i + 1], e_offset[i + 1], leaks[i + 1]
         res = residual[i]
         B, n = x.shape
         for b in range(B):
@@ -608,19 +750,16 @@ def _layer_step(x, e, p, gam, lk, top, skip, s, mode, lo, hi, prod, a, g, o, bia
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _frozen_error(i, xs, prods, eps, scales, residual, egain, eoff, bs):
+def _frozen_error(i, xs, prods, eps, scales, residual, egain, e_offset, bs):
     """eps[i] (the error of layer i + 1) from its stored prediction product."""
     x, e = xs[i + 1], eps[i]
     a = x.dtype.type(scales[i])
-    g, o, bias = egain[i + 1], eoff[i + 1], bs[i]
+    g, o, bias = egain[i + 1], e_offset[i + 1], bs[i]
     _prediction_errors(e, prods[i], x, a, g, o, bias, xs[i], x, e, 0.0, residual[i], False)
 
 
 @njit(cache=True, error_model="numpy")
-def _settle_frozen(
-    n_steps, check_every, bound, xs, Ws, bs, scales, residual, free, act, egain, eoff, gammas,
-    leaks, rail_lo, rail_hi, ws, ff_ready,
-):  # fmt: skip
+def _settle_frozen(sched, xs, net, units, free, ws, ff_ready):
     """:func:`euler_run` with frozen weights and a clamped input, computing only what changed,
     and leaving the errors of the final state in ``eps`` (their inputs in ``phis``): what
     PC's weight step learns from.
@@ -636,7 +775,11 @@ def _settle_frozen(
     start (``ff_ready``: the pass left its products and ``phi``s) every error but the top one
     is zero and the output error reaches layer ``l`` only after ``L - l`` steps, so the
     first steps of a deep network cost little."""
-    phis, eps, back, zeros, prods = ws[0], ws[1], ws[2], ws[8], ws[9]
+    n_steps, check_every, bound = sched.n_steps, sched.check_every, sched.bound
+    Ws, bs, scales, residual, act = net.Ws, net.bs, net.scales, net.residual, net.act
+    egain, e_offset, gammas, leaks = units.egain, units.e_offset, units.gammas, units.leaks
+    rail_lo, rail_hi = units.rail_lo, units.rail_hi
+    phis, eps, back, zeros, prods = ws.phis, ws.eps, ws.back, ws.zeros, ws.prods
     L = len(Ws)
     t = xs[0].dtype.type
     lo, hi = t(rail_lo), t(rail_hi)
@@ -648,7 +791,7 @@ def _settle_frozen(
     bounded = rail_lo > -np.inf or rail_hi < np.inf
     nonzero = np.zeros(L, np.bool_)  # eps[i] has a nonzero element
     for i in range(L):
-        _frozen_error(i, xs, prods, eps, scales, residual, egain, eoff, bs)
+        _frozen_error(i, xs, prods, eps, scales, residual, egain, e_offset, bs)
         nonzero[i] = _any_nonzero(eps[i])
     back_ok = np.zeros(L, np.bool_)  # back[l] holds eps[l] @ Ws[l] for the current eps[l]
     leaky = np.zeros(L + 1, np.bool_)
@@ -677,7 +820,7 @@ def _settle_frozen(
                 _layer_step(
                     xs[l], eps[l - 1], phis[l], gammas[l], leaks[l], top, skip, t(scales[l]),
                     _top_down_mode(l, act), lo, hi, prods[l - 1], t(scales[l - 1]), egain[l],
-                    eoff[l], bs[l - 1], prev,
+                    e_offset[l], bs[l - 1], prev,
                 )  # fmt: skip
                 moved[l] = True
             elif moves:  # a free top layer: no top-down term, no phi needed
@@ -686,9 +829,9 @@ def _settle_frozen(
                     0, gammas[L], zeros[L], False, rail_lo, rail_hi,
                 )  # fmt: skip
                 moved[L] = True
-                _frozen_error(L - 1, xs, prods, eps, scales, residual, egain, eoff, bs)
+                _frozen_error(L - 1, xs, prods, eps, scales, residual, egain, e_offset, bs)
             elif moved[l - 1]:  # only the prediction changed
-                _frozen_error(l - 1, xs, prods, eps, scales, residual, egain, eoff, bs)
+                _frozen_error(l - 1, xs, prods, eps, scales, residual, egain, e_offset, bs)
             else:
                 continue
             nonzero[l - 1] = _any_nonzero(eps[l - 1])
@@ -701,28 +844,23 @@ def _settle_frozen(
 
 
 @njit(cache=True, error_model="numpy")
-def pc_train_step(
-    n_steps, check_every, bound, xs, bottom, top, Ws, bs, has_bias, scales, residual, free, act,
-    egain, eoff, gammas, leaks, rail_lo, rail_hi, ws, sgd_lr,
-):  # fmt: skip
+def pc_train_step(sched, xs, bottom, top, net, units, free, ws, sgd_lr):
     """PC's whole training step on the pure algorithm in one call, the same numbers as its
     parts: the feedforward pass from ``bottom`` into ``xs`` (ideal units), ``top`` clamped,
-    :func:`_settle_frozen` for ``n_steps`` with the final errors, the weight and bias
-    gradients (``ws`` ``grads_w``, ``grads_b``) and, with ``sgd_lr > 0``, the plain SGD step
+    :func:`_settle_frozen` for ``sched.n_steps`` with the final errors, the weight and bias
+    gradients (``ws.grads_w``, ``ws.grads_b``) and, with ``sgd_lr > 0``, the plain SGD step
     in place (:func:`add_scaled`). Returns ``(steps_done, diverged)``; a diverged step
     learns nothing."""
-    phis, eps, grads_w, grads_b, prods = ws[0], ws[1], ws[4], ws[5], ws[9]
+    Ws, bs, has_bias = net.Ws, net.bs, net.has_bias
+    grads_w, grads_b = ws.grads_w, ws.grads_b
     L = len(Ws)
     xs[0][...] = bottom
-    feedforward(xs, Ws, bs, scales, residual, act, egain, eoff, leaks, False, phis, prods)
+    feedforward(xs, net, units, False, ws)
     xs[L][...] = top
-    done, diverged = _settle_frozen(
-        n_steps, check_every, bound, xs, Ws, bs, scales, residual, free, act, egain, eoff,
-        gammas, leaks, rail_lo, rail_hi, ws, True,
-    )  # fmt: skip
+    done, diverged = _settle_frozen(sched, xs, net, units, free, ws, True)
     if diverged:
         return done, True
-    weight_gradients(xs, phis, eps, scales, has_bias, grads_w, grads_b)
+    weight_gradients(xs, net, ws, False)
     if sgd_lr > 0:
         add_scaled(Ws, grads_w, sgd_lr)
         if has_bias:
@@ -735,37 +873,12 @@ def pc_train_step(
 
 
 @njit(cache=True, error_model="numpy")
-def euler_run(
-    n_steps,
-    check_every,
-    bound,
-    xs,
-    Ws,
-    bs,
-    has_bias,
-    scales,
-    residual,
-    free,
-    act,
-    egain,
-    eoff,
-    gammas,
-    leaks,
-    rail_lo,
-    rail_hi,
-    ws,
-    prod0,
-    hoist,
-    learn,
-    lr,
-    fold0,
-    ff_ready,
-):
-    """``n_steps`` deterministic Euler steps in one call: each exactly ``compute_errors`` then
-    ``update_activities`` (no noise), and with ``learn`` the plain SGD step of iPC after each,
-    ``W_l += lr * (-dF/dW_l)`` (``lr`` in the weights' dtype, rounded as numpy's
-    ``W += lr * d``) and the same for biases. ``hoist`` (clamped input, frozen weights): the
-    steps of :func:`_settle_frozen`, which forms ``x_0 @ W_1.T`` once and every other product
+def euler_run(sched, xs, net, units, free, ws, mode):
+    """``sched.n_steps`` deterministic Euler steps in one call: each exactly ``compute_errors``
+    then ``update_activities`` (no noise), and with ``mode.learn`` the plain SGD step of iPC
+    after each, ``W_l += lr * (-dF/dW_l)`` (``lr`` in the weights' dtype, rounded as numpy's
+    ``W += lr * d``) and the same for biases. ``mode.hoist`` (clamped input, frozen weights):
+    the steps of :func:`_settle_frozen`, which forms ``x_0 @ W_1.T`` once and every other product
     only when its input moved (``ff_ready``: the feedforward start left them in the
     workspace), and leaves the errors of the final state.
 
@@ -781,14 +894,14 @@ def euler_run(
     an exactly written crossbar is priced by, ``Circuit.exact_write_pulses``; not counted for
     ``W_1`` under ``fold0``).
     """
+    n_steps, check_every, bound = sched.n_steps, sched.check_every, sched.bound
+    hoist, ff_ready, learn, lr, fold0 = mode.hoist, mode.ff_ready, mode.learn, mode.lr, mode.fold0
+    Ws, bs, has_bias, scales = net.Ws, net.bs, net.has_bias, net.scales
     if hoist and not learn:
-        done, diverged = _settle_frozen(
-            n_steps, check_every, bound, xs, Ws, bs, scales, residual, free, act, egain, eoff,
-            gammas, leaks, rail_lo, rail_hi, ws, ff_ready,
-        )  # fmt: skip
+        done, diverged = _settle_frozen(sched, xs, net, units, free, ws, ff_ready)
         return done, diverged, np.zeros(len(Ws))
-    phis, eps, back, noise, grads_w, grads_b, read_fwd, read_bwd, zeros = ws[:9]
-    read_sig = np.zeros(len(Ws))
+    eps, grads_w, grads_b, prod0 = ws.eps, ws.grads_w, ws.grads_b, ws.prod0
+    quiet = Noise(units.gammas, False, np.zeros(len(Ws)), False)  # no noise of either kind
     x0 = xs[0]
     B = x0.shape[0]
     if fold0:
@@ -812,21 +925,12 @@ def euler_run(
             for b in range(B):
                 for j in range(cur.shape[1]):
                     cur[b, j] += prod0[b, j]
-            compute_errors(
-                xs, Ws, bs, has_bias, scales, residual, act, egain, eoff, phis, eps,
-                read_sig, read_fwd, False, cur,
-            )  # fmt: skip
+            compute_errors(xs, net, units, quiet, ws, cur, True)
         else:
-            compute_errors(
-                xs, Ws, bs, has_bias, scales, residual, act, egain, eoff, phis, eps,
-                read_sig, read_fwd, False,
-            )  # fmt: skip
-        update_activities(
-            xs, Ws, scales, residual, free, act, gammas, leaks, rail_lo, rail_hi, noise,
-            gammas, False, eps, back, read_sig, read_bwd, False, phis, zeros,
-        )  # fmt: skip
+            compute_errors(xs, net, units, quiet, ws, prod0, False)
+        update_activities(xs, net, units, quiet, free, ws)
         if learn:
-            weight_gradients(xs, phis, eps, scales, has_bias, grads_w, grads_b, fold0)
+            weight_gradients(xs, net, ws, fold0)
             for i in range(len(Ws)):
                 if i > 0 or not fold0:
                     W, g = Ws[i], grads_w[i]

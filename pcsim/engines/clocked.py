@@ -22,7 +22,6 @@ from dataclasses import field as dc_field
 import numpy as np
 
 from pcsim import activations, conv, field, kernels, learning_rule
-from pcsim.activations import ACTIVATION_CODES
 from pcsim.circuit import Circuit
 from pcsim.engines.protocol import Batch, Learning, Presentation, start, write_update
 from pcsim.kernels import seq
@@ -179,22 +178,12 @@ class ClockedEngine:
         """One iPC presentation of one sample in one kernel call; returns its energy."""
         net = circ.net
         sizes, dt = net.sizes, net.dtype
-        if self._bufs is None or self._bufs[0][0].shape[0] != sizes[0]:
-            self._bufs = (
-                kernels.seq([np.zeros(n, dt) for n in sizes]),
-                kernels.seq([np.zeros(n, dt) for n in sizes[1:]]),
-                kernels.seq([np.zeros(n, dt) for n in sizes]),
-                kernels.seq([np.zeros(n, dt) for n in sizes[1:]]),
-                kernels.seq([np.zeros(n, dt) for n in sizes[:-1]]),
-                np.zeros(sizes[1], dt),
-                np.zeros(sizes[1], dt),
-            )
+        if self._bufs is None or self._bufs.phis[0].shape[0] != sizes[0]:
+            self._bufs = kernels.Batch1Buffers.allocate(sizes, dt)
         kernels.ipc_presentation_batch1(
-            kernels.seq([v[0] for v in xs]),
-            kernels.seq(net.weights),
-            np.asarray(net.scales),
+            seq([v[0] for v in xs]),
+            kernels.net_args(net, net.weights, circ.biases()),
             np.asarray(free, dtype=np.bool_),
-            ACTIVATION_CODES[net.activation],
             self.dt,
             optimizer.lr,
             n_steps,
@@ -203,7 +192,7 @@ class ClockedEngine:
         )
         circ.t += n_steps * self.dt
         check_finite(xs, free, circ.t)
-        return field.energy_of(self._bufs[1], 1)
+        return field.energy_of(self._bufs.eps, 1)
 
     # -- one step ---------------------------------------------------------------------------
     def step(self, circ: Circuit, xs: list[np.ndarray], free: Sequence[bool]) -> StepRecord:
@@ -278,61 +267,26 @@ class ClockedEngine:
         return StepRecord(eps, pre)
 
     def _kernel_step(self, circ: Circuit, xs: list[np.ndarray], free: Sequence[bool]) -> StepRecord:
-        net = circ.net
         ws = circ.workspace(xs[0].shape[0])
-        Ws = circ.read_weights()
-        xs_t, Ws = seq(xs), seq(Ws)
+        kws = circ.kernel_workspace(xs[0].shape[0])
+        xs_t = seq(xs)
+        net = self._net(circ)
         sig = self._draw_read_noise(circ, free, ws)
         read_noise = sig is not None
         if sig is None:
-            sig = circ.read_sigma  # unused by the kernels (read_noise False)
-        kernels.compute_errors(
-            xs_t,
-            Ws,
-            seq(circ.biases()),
-            net.has_bias,
-            np.asarray(net.scales),
-            np.asarray(net.residual),
-            ACTIVATION_CODES[net.activation],
-            seq(circ.units.error_gain),
-            seq(circ.units.error_offset),
-            ws.kernel("phis"),
-            ws.kernel("eps"),
-            sig,
-            ws.kernel("read_fwd"),
-            read_noise,
-        )
+            sig = circ.read_sigma  # unused by the kernels (read_on False)
         gammas = circ.gammas(self.dt)
+        units = self._units(circ, gammas)
         noisy = self.stochastic or circ.noisy
-        gammas = seq(gammas)
         if noisy:
             amps = seq(self._noise_amplitudes(circ, gammas))
-            self._draw_noise(circ, free, ws.noise)
         else:
-            amps = gammas  # unused placeholder of the right type
-        lo, hi = circ.rails
-        kernels.update_activities(
-            xs_t,
-            Ws,
-            np.asarray(net.scales),
-            np.asarray(net.residual),
-            np.asarray(free, dtype=np.bool_),
-            ACTIVATION_CODES[net.activation],
-            gammas,
-            seq(circ.units.leak),
-            float(lo),
-            float(hi),
-            ws.kernel("noise"),
-            amps,
-            noisy,
-            ws.kernel("eps"),
-            ws.kernel("back"),
-            sig,
-            ws.kernel("read_bwd"),
-            read_noise,
-            ws.kernel("phis"),
-            ws.kernel("zeros"),
-        )
+            amps = units.gammas  # unused placeholder of the right type
+        noise = kernels.Noise(amps, noisy, sig, read_noise)
+        kernels.compute_errors(xs_t, net, units, noise, kws, kws.prod0, False)
+        if noisy:
+            self._draw_noise(circ, free, ws.noise)
+        kernels.update_activities(xs_t, net, units, noise, np.asarray(free, dtype=np.bool_), kws)
         return StepRecord(ws.eps, (xs[0],) + ws.phis[1:])
 
     def _heun_step(self, circ: Circuit, xs: list[np.ndarray], free: Sequence[bool]) -> StepRecord:
@@ -363,22 +317,10 @@ class ClockedEngine:
             eps = field.errors(net, xs, circ.read_weights(), circ.units, circ.partial_sums)
             return StepRecord(eps, pre)
         ws = circ.workspace(xs[0].shape[0])
-        kernels.compute_errors(
-            seq(xs),
-            seq(circ.read_weights()),
-            seq(circ.biases()),
-            net.has_bias,
-            np.asarray(net.scales),
-            np.asarray(net.residual),
-            ACTIVATION_CODES[net.activation],
-            seq(circ.units.error_gain),
-            seq(circ.units.error_offset),
-            ws.kernel("phis"),
-            ws.kernel("eps"),
-            circ.read_sigma,
-            ws.kernel("read_fwd"),
-            False,
-        )
+        kws = circ.kernel_workspace(xs[0].shape[0])
+        units = self._units(circ, circ.gammas(self.dt))
+        quiet = kernels.Noise(units.gammas, False, circ.read_sigma, False)
+        kernels.compute_errors(seq(xs), self._net(circ), units, quiet, kws, kws.prod0, False)
         return StepRecord(ws.eps, (xs[0],) + ws.phis[1:])
 
     def _numba_path(self, circ: Circuit) -> bool:
@@ -394,15 +336,9 @@ class ClockedEngine:
         net = circ.net
         if self._numba_path(circ):
             ws = circ.workspace(rec.pre[0].shape[0])
-            kernels.weight_gradients(
-                seq(rec.pre),
-                ws.kernel("phis"),
-                ws.kernel("eps"),
-                np.asarray(net.scales),
-                net.has_bias,
-                ws.kernel("grads_w"),
-                ws.kernel("grads_b"),
-            )
+            kws = circ.kernel_workspace(rec.pre[0].shape[0])
+            params = kernels.net_args(net, net.weights, circ.biases())  # its Ws unread
+            kernels.weight_gradients(seq(rec.pre), params, kws, False)
             return ws.grads_w, (ws.grads_b if net.has_bias else None)
         B = rec.pre[0].shape[0]
         dW = [
@@ -495,16 +431,16 @@ class ClockedEngine:
         net = circ.net
         ws = circ.workspace(bottom.shape[0])
         n = max(1, int(round(duration / self.dt)))
+        kws = circ.kernel_workspace(bottom.shape[0])
         done, diverged = kernels.pc_train_step(
-            n,
-            check_every,
-            DIVERGENCE_BOUND,
-            ws.kernel("states"),
+            kernels.Schedule(n, check_every, DIVERGENCE_BOUND),
+            kws.states,
             bottom,
             top,
-            seq(net.weights),
-            *self._layer_args(circ, free),
-            ws.as_tuple(),
+            kernels.net_args(net, net.weights, circ.biases()),
+            self._units(circ, circ.gammas(self.dt)),
+            np.asarray(free, dtype=np.bool_),
+            kws,
             float(sgd_lr),
         )
         for _ in range(done):
@@ -513,26 +449,13 @@ class ClockedEngine:
             check_finite(ws.states, free, circ.t)
         return StepRecord(ws.eps, (ws.states[0],) + ws.phis[1:])
 
-    def _layer_args(self, circ: Circuit, free: Sequence[bool]) -> tuple:
-        """The per-layer constants the fused kernels take after the weights, in their order:
-        biases, has_bias, scales, residual, free, activation code, error-unit gains and
-        offsets, Euler rates, leaks, rails."""
-        net, units = circ.net, circ.units
-        lo, hi = circ.rails
-        return (
-            seq(circ.biases()),
-            net.has_bias,
-            np.asarray(net.scales),
-            np.asarray(net.residual),
-            np.asarray(free, dtype=np.bool_),
-            ACTIVATION_CODES[net.activation],
-            seq(units.error_gain),
-            seq(units.error_offset),
-            seq(circ.gammas(self.dt)),
-            seq(units.leak),
-            float(lo),
-            float(hi),
-        )
+    def _net(self, circ: Circuit) -> kernels.Net:
+        """The network as the kernels take it, with the weights as read now."""
+        return kernels.net_args(circ.net, circ.read_weights(), circ.biases())
+
+    def _units(self, circ: Circuit, gammas: Sequence[np.ndarray]) -> kernels.Units:
+        """The unit circuits as the kernels take them, with Euler rates ``gammas``."""
+        return kernels.unit_args(circ.units, gammas, circ.rails)
 
     def fusable(self, circ: Circuit) -> bool:
         """True when many steps can run in one kernel call: numba Euler, no noise of any kind,
@@ -601,25 +524,20 @@ class ClockedEngine:
         ``ready``: the kernel's ``ff_ready`` (frozen runs with a clamped input only)."""
         net = circ.net
         B = xs[0].shape[0]
-        ws = circ.workspace(B)
         learn = lr is not None
         hoist = not learn and not free[0]
         # the folded W_1 is written once per run: only where no write is counted per step
         fold0 = learn and not free[0] and circ.crossbars is None
         done, diverged, writes = kernels.euler_run(
-            n,
-            check_every,
-            DIVERGENCE_BOUND,
+            kernels.Schedule(n, check_every, DIVERGENCE_BOUND),
             seq(xs),
-            seq(circ.read_weights()),
-            *self._layer_args(circ, free),
-            ws.as_tuple(),
-            ws.prod0,
-            hoist,
-            learn,
-            net.dtype.type(lr if learn else 0.0),
-            fold0,
-            hoist and ready,
+            self._net(circ),
+            self._units(circ, circ.gammas(self.dt)),
+            np.asarray(free, dtype=np.bool_),
+            circ.kernel_workspace(B),
+            kernels.RunMode(
+                hoist, hoist and ready, learn, net.dtype.type(lr if learn else 0.0), fold0
+            ),
         )
         for _ in range(done):
             circ.t += self.dt

@@ -129,6 +129,14 @@ from pcsim.engines.events_core import (
     _FIFO_DOWN_FULL,
     _FIFO_UP_FULL,
     _VALUE,
+    Clocks,
+    Delays,
+    EvLearning,
+    EvNet,
+    EvState,
+    EvUnits,
+    Ledger,
+    ReadNoise,
     _close_learning,
     _cq_build,
     _flush_pending,
@@ -365,7 +373,7 @@ class EventsEngine:
     def _new_state(self, circ, x_flat, free, tables, t0, Ws, bs):
         net = circ.net
         L = net.n_layers
-        xoff = self._xoff
+        xoff = self._x_start
         utau = tables[3]
         # error units start at their targets for the current activities (as the clocked
         # engine's instantaneous errors); the wires start carrying the current values
@@ -493,8 +501,8 @@ class EventsEngine:
                 "the clocked engine for mini-batch iPC."
             )
         sizes = net.sizes
-        self._xoff = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        self._eoff = np.concatenate([[0], np.cumsum(sizes[1:])]).astype(np.int64)
+        self._x_start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self._e_start = np.concatenate([[0], np.cumsum(sizes[1:])]).astype(np.int64)
         key = (id(circ), sizes, free, B)
         if key != self._key:
             self._states = {}
@@ -508,7 +516,7 @@ class EventsEngine:
             x_flat = np.concatenate([np.asarray(x[b], np.float64) for x in xs])
             st = self._states.get(b)
             Ws, bs = self._weights(circ, direct)
-            if st is None or not _continues(st, x_flat, free, self._xoff):
+            if st is None or not _continues(st, x_flat, free, self._x_start):
                 st = self._new_state(circ, x_flat, free, tables, t0, Ws, bs)
                 self._states[b] = st
             else:
@@ -516,7 +524,7 @@ class EventsEngine:
             stats = self._integrate(circ, st, tables, free, t0, duration, tau_w, direct)
             for l in range(L + 1):
                 if free[l]:
-                    xs[l][b] = st.x[self._xoff[l] : self._xoff[l + 1]]
+                    xs[l][b] = st.x[self._x_start[l] : self._x_start[l + 1]]
             # what the caller holds now (cast to its dtype): the key to continue next time
             st.x_out = np.concatenate([np.asarray(x[b], np.float64) for x in xs])
             total = stats if total is None else total.merge(stats)
@@ -556,7 +564,7 @@ class EventsEngine:
                 st.cq_cur,
             )
         phi = activations.get(net.activation)[0]
-        xoff = self._xoff
+        xoff = self._x_start
         for l in range(len(free)):
             if not free[l]:  # clamped inputs / targets: the external event, on their wires now
                 sl = slice(xoff[l], xoff[l + 1])
@@ -570,7 +578,7 @@ class EventsEngine:
         kinds, layers, idx, utau = tables
         umean = utau / self.events_per_tau
         egain = np.concatenate([np.asarray(g, np.float64) for g in circ.units.error_gain[1:]])
-        eoffv = np.concatenate([np.asarray(o, np.float64) for o in circ.units.error_offset[1:]])
+        e_offset = np.concatenate([np.asarray(o, np.float64) for o in circ.units.error_offset[1:]])
         leak = np.concatenate([np.asarray(k, np.float64) for k in circ.units.leak])
         amp = np.concatenate(
             [np.sqrt(self.sigma**2 + np.asarray(s, np.float64) ** 2) for s in circ.thermal_sigma]
@@ -602,90 +610,38 @@ class EventsEngine:
         inv_tau_w = 1.0 / tau_w if learn else 0.0
         t_final = t0 + duration
         sync = math.inf if direct else self.sync_every  # fresh reads (noise, drift), writes
+        units = EvUnits(egain, e_offset, leak, amp, lo, hi)
+        rn = ReadNoise(rsig, read_noise, float(inv_tau_r), psq, esq)
+        ledger = Ledger(counts, reads, writes, deliveries, int(self.resync_every), since)
         t = t0
         while True:
             Ws, bs = self._weights(circ, direct)
             accW = tuple(np.zeros_like(W) for W in Ws) if not direct else Ws
             accb = tuple(np.zeros_like(b) for b in bs) if not direct else bs
-            _recompute_back(
-                Ws, st.e_seen, st.back, self._xoff, self._eoff, free_a, st.phi_seen, psq, esq
+            knet = EvNet(
+                Ws, bs, net.has_bias, scales, residual, free_a, act, self._x_start, self._e_start
             )
+            kst = EvState(
+                st.x, st.e, st.x_seen, st.phi_seen, st.e_seen, st.back, st.phi_x, st.pending,
+                st.ou_x, st.ou_e,
+            )  # fmt: skip
+            learning = EvLearning(learn, inv_tau_w, direct, accW, accb)
+            _recompute_back(knet, kst, rn)
             since[0] = 0
             t_chunk = min(t_final, t + sync)
             while True:
-                status, t = _run_events(
-                    t_chunk,
-                    Ws,
-                    bs,
-                    net.has_bias,
-                    scales,
-                    residual,
-                    free_a,
-                    act,
-                    self._xoff,
-                    self._eoff,
-                    egain,
-                    eoffv,
-                    leak,
-                    amp,
-                    lo,
-                    hi,
-                    st.x,
-                    st.e,
-                    st.x_seen,
-                    st.phi_seen,
-                    st.e_seen,
-                    st.back,
-                    st.phi_x,
-                    st.pending,
-                    psq,
-                    esq,
-                    rsig,
-                    read_noise,
-                    st.ou_x,
-                    st.ou_e,
-                    inv_tau_r,
-                    kinds,
-                    layers,
-                    idx,
-                    utau,
-                    umean,
-                    st.unext,
-                    st.ulast,
-                    st.ulint,
-                    st.cq_head,
-                    st.cq_next,
-                    st.cq_bno,
-                    st.cq_cur,
-                    st.cq_inv_w,
-                    st.rng,
-                    poisson,
-                    jm,
-                    js,
+                clocks = Clocks(
+                    kinds, layers, idx, utau, umean, st.unext, st.ulast, st.ulint, st.cq_head,
+                    st.cq_next, st.cq_bno, st.cq_cur, st.cq_inv_w, st.rng, poisson, jm, js,
                     self.update == "exp",
-                    self.delay_up,
-                    st.fifo_up.t,
-                    st.fifo_up.i,
-                    st.fifo_up.layer,
-                    st.fifo_up.v,
-                    st.fifo_up.p,
-                    st.fifo_up.state,
-                    self.delay_down,
-                    st.fifo_down.t,
-                    st.fifo_down.i,
-                    st.fifo_down.v,
-                    st.fifo_down.state,
-                    learn,
-                    inv_tau_w,
-                    direct,
-                    accW,
-                    accb,
-                    counts,
-                    reads,
-                    writes,
-                    deliveries,
-                    self.resync_every,
-                    since,
+                )  # fmt: skip
+                fu, fd = st.fifo_up, st.fifo_down  # replaced when they grow
+                delays = Delays(
+                    float(self.delay_up), fu.t, fu.i, fu.layer, fu.v, fu.p, fu.state,
+                    float(self.delay_down), fd.t, fd.i, fd.v, fd.state,
+                )  # fmt: skip
+                status, t = _run_events(
+                    t_chunk, knet, units, kst, rn, clocks, delays, learning, ledger
                 )
                 if status == _FIFO_UP_FULL:
                     st.fifo_up = st.fifo_up.grown()
@@ -706,39 +662,9 @@ class EventsEngine:
                     break
             if learn:
                 if direct:
-                    _flush_pending(Ws, st.phi_seen, st.pending, self._xoff, self._eoff)
+                    _flush_pending(knet, kst)
                 if t >= t_final:  # the weights learn up to the end, not to the last events
-                    _close_learning(
-                        t_final,
-                        Ws,
-                        bs,
-                        net.has_bias,
-                        scales,
-                        residual,
-                        free_a,
-                        self._xoff,
-                        self._eoff,
-                        egain,
-                        eoffv,
-                        st.x,
-                        st.e,
-                        st.x_seen,
-                        st.phi_seen,
-                        st.e_seen,
-                        st.back,
-                        kinds,
-                        layers,
-                        idx,
-                        utau,
-                        st.ulast,
-                        st.ulint,
-                        inv_tau_w,
-                        direct,
-                        accW,
-                        accb,
-                        reads,
-                        writes,
-                    )
+                    _close_learning(t_final, knet, units, kst, clocks, learning, ledger)
             if not direct and learn:
                 circ.apply_weight_update(list(accW), list(accb) if net.has_bias else None)
             if t >= t_final:

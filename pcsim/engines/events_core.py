@@ -9,6 +9,7 @@ their arguments and calls them. Nothing here allocates or knows of circuits or c
 from __future__ import annotations
 
 import math
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import njit
@@ -20,6 +21,124 @@ from pcsim.read_noise import ou_coefficients
 _DONE, _FIFO_UP_FULL, _FIFO_DOWN_FULL, _DIVERGED = 0, 1, 2, 3
 _VALUE, _ERROR = 0, 1
 _FM = {"reassoc", "contract", "arcp", "nsz"}  # fastmath without nnan/ninf (times may be inf)
+
+
+# ---------------------------------------------------------------------------------------------
+# the kernels' arguments, one named group per concern (module level, so that numba's on-disk
+# cache can name their types). Flat per-unit arrays are float64 and indexed by the layer's
+# start: value unit n of layer l is x[x_start[l] + n], error unit n of layer i + 1 (weight
+# layer i) is e[e_start[i] + n].
+# ---------------------------------------------------------------------------------------------
+class EvNet(NamedTuple):
+    """The network and where each layer's units start in the flat arrays."""
+
+    Ws: Any  # tuple of W_{i+1}, (n_{i+1}, n_i)
+    bs: Any  # tuple of b_{i+1} (zeros without biases)
+    has_bias: bool
+    scales: np.ndarray  # (L,) float64
+    residual: np.ndarray  # (L,) bool
+    free: np.ndarray  # (L + 1,) bool
+    act: int  # activation code (pcsim.kernels.TANH, ...)
+    x_start: np.ndarray  # (L + 2,) int64: value layer l is x[x_start[l] : x_start[l + 1]]
+    e_start: np.ndarray  # (L + 1,) int64: error layer i + 1 is e[e_start[i] : e_start[i + 1]]
+
+
+class EvUnits(NamedTuple):
+    """The unit circuits, flat per unit (float64)."""
+
+    egain: np.ndarray  # per error unit: eps target = egain (x - mu) + e_offset
+    e_offset: np.ndarray  # per error unit, activity units
+    leak: np.ndarray  # per value unit
+    amp: np.ndarray  # per value unit: noise std per sqrt(tau)
+    rail_lo: float
+    rail_hi: float
+
+
+class EvState(NamedTuple):
+    """One sample's state (updated in place; :class:`pcsim.engines.events._SampleState`)."""
+
+    x: np.ndarray  # value units
+    e: np.ndarray  # error units
+    x_seen: np.ndarray  # values as the row above sees them (after the up delay)
+    phi_seen: np.ndarray  # phi of those
+    e_seen: np.ndarray  # errors as the layer below sees them (after the down delay)
+    back: np.ndarray  # per value unit: W_{l+1}^T e_seen_{l+1}
+    phi_x: np.ndarray  # phi(x) at each value unit's last event
+    pending: np.ndarray  # per error unit: a deferred learning step (clamped layer below)
+    ou_x: np.ndarray  # per value unit: the OU state of its backward read line
+    ou_e: np.ndarray  # per error unit: the OU state of its forward read line
+
+
+class ReadNoise(NamedTuple):
+    """Output-domain read noise (each read line an OU process, advanced exactly)."""
+
+    rsig: np.ndarray  # (L,) stationary std per crossbar, weight units
+    on: bool
+    inv_tau_r: float  # 1 / correlation time, per tau_x
+    psq: np.ndarray  # (L,) ||phi_seen_i||^2, what W_{i+1} reads (kept up to date)
+    esq: np.ndarray  # (L,) ||e_seen_{i+1}||^2, what its transpose reads
+
+
+class Clocks(NamedTuple):
+    """Per-unit tables, next-event times and the calendar queue."""
+
+    ukind: np.ndarray  # _VALUE or _ERROR
+    ulayer: np.ndarray  # value layer l (an error unit: the layer of its value unit)
+    uidx: np.ndarray  # index within the layer
+    utau: np.ndarray  # time constant (tau_x units)
+    umean: np.ndarray  # mean interval between events
+    unext: np.ndarray  # time of the next event
+    ulast: np.ndarray  # time of the last event
+    ulint: np.ndarray  # time up to which an error unit's weight flow is integrated
+    cq_head: np.ndarray  # calendar queue: slot heads (a power of two of them)
+    cq_next: np.ndarray  # per unit: next in its slot's list
+    cq_bno: np.ndarray  # per unit: absolute bucket number
+    cq_cur: np.ndarray  # [current bucket]
+    cq_inv_w: float  # 1 / bucket width
+    rng: np.ndarray  # xoshiro256+ state (4 uint64)
+    poisson: bool  # Poisson clocks (else periodic with lognormal jitter)
+    jit_mu: float
+    jit_sigma: float
+    exp_update: bool  # the exact exponential update (else explicit Euler, for comparison)
+
+
+class Delays(NamedTuple):
+    """Wire delays; the FIFOs are rings of (time, index[, layer], value[, phi]) with
+    ``state = [head, count]``."""
+
+    up: float  # bottom-up delay (tau_x units; 0: none)
+    fu_t: np.ndarray
+    fu_i: np.ndarray
+    fu_l: np.ndarray
+    fu_x: np.ndarray
+    fu_p: np.ndarray
+    fu_state: np.ndarray
+    down: float  # top-down delay
+    fd_t: np.ndarray
+    fd_i: np.ndarray
+    fd_v: np.ndarray
+    fd_state: np.ndarray
+
+
+class EvLearning(NamedTuple):
+    """The weight flow ``tau_w dW/dt = -dF/dW``."""
+
+    on: bool
+    inv_tau_w: float
+    direct: bool  # written in place (ideal substrate); else accumulated in accW / accb
+    accW: Any  # tuple like Ws
+    accb: Any  # tuple like bs
+
+
+class Ledger(NamedTuple):
+    """Counts for the cost model, and the schedule of exact recomputations of ``back``."""
+
+    counts: np.ndarray  # events per unit
+    reads: np.ndarray  # synapse reads per weight layer
+    writes: np.ndarray  # synapse writes per weight layer
+    deliveries: np.ndarray  # [bottom-up, top-down] delayed deliveries
+    resync_every: int
+    since_resync: np.ndarray  # [events since the last recomputation]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,16 +271,18 @@ def _dot_apply(row, v, c):
 
 
 @njit(cache=True)
-def _flush_pending(Ws, phi_seen, pending, xoff, eoff):
+def _flush_pending(net, st):
     """Write every deferred learning step (row += c * phi of the clamped layer below)."""
+    Ws, x_start, e_start = net.Ws, net.x_start, net.e_start
+    phi_seen, pending = st.phi_seen, st.pending
     for i in range(len(Ws)):
         W = Ws[i]
-        pre = phi_seen[xoff[i] : xoff[i + 1]]
+        pre = phi_seen[x_start[i] : x_start[i + 1]]
         for j in range(W.shape[0]):
-            c = pending[eoff[i] + j]
+            c = pending[e_start[i] + j]
             if c != 0.0:
                 _axpy(W[j], c, pre)
-                pending[eoff[i] + j] = 0.0
+                pending[e_start[i] + j] = 0.0
 
 
 @njit(cache=True, fastmath=_FM)
@@ -182,114 +303,70 @@ def _learn_row(row, back, de, c, e_seen_new, p):
 
 
 @njit(cache=True)
-def _recompute_back(Ws, e_seen, back, xoff, eoff, free, phi_seen, psq, esq):
+def _recompute_back(net, st, rn):
     """back_l = W_{l+1}^T e_seen_{l+1} exactly, for every free layer l < L; and the squared
-    norms of what each crossbar sees, ``psq[i] = ||phi_seen_i||^2`` (input of W_{i+1}) and
-    ``esq[i] = ||e_seen_{i+1}||^2`` (input of its transpose), for output-domain read noise."""
+    norms of what each crossbar sees, ``rn.psq[i] = ||phi_seen_i||^2`` (input of W_{i+1}) and
+    ``rn.esq[i] = ||e_seen_{i+1}||^2`` (input of its transpose), for output-domain read
+    noise."""
+    Ws, x_start, e_start, free = net.Ws, net.x_start, net.e_start, net.free
+    e_seen, back, phi_seen, psq, esq = st.e_seen, st.back, st.phi_seen, rn.psq, rn.esq
     L = len(Ws)
     for i in range(L):
-        p = phi_seen[xoff[i] : xoff[i + 1]]
+        p = phi_seen[x_start[i] : x_start[i + 1]]
         psq[i] = np.sum(p * p)
-        es = e_seen[eoff[i] : eoff[i + 1]]
+        es = e_seen[e_start[i] : e_start[i + 1]]
         esq[i] = np.sum(es * es)
         if not free[i]:
             continue
-        b = back[xoff[i] : xoff[i + 1]]
+        b = back[x_start[i] : x_start[i + 1]]
         b[:] = 0.0
         W = Ws[i]
-        es = e_seen[eoff[i] : eoff[i + 1]]
+        es = e_seen[e_start[i] : e_start[i + 1]]
         for j in range(W.shape[0]):
             _axpy(b, es[j], W[j])
 
 
 @njit(cache=True)
-def _run_events(
-    t_end,
-    # network
-    Ws,
-    bs,
-    has_bias,
-    scales,
-    residual,
-    free,
-    act,
-    xoff,
-    eoff,
-    # unit circuits
-    egain,
-    eoff_v,
-    leak,
-    amp,
-    rail_lo,
-    rail_hi,
-    # state
-    x,
-    e,
-    x_seen,
-    phi_seen,
-    e_seen,
-    back,
-    phi_x,
-    pending,
-    psq,
-    esq,
-    rsig,
-    read_noise,
-    ou_x,
-    ou_e,
-    inv_tau_r,
-    # units and clocks
-    ukind,
-    ulayer,
-    uidx,
-    utau,
-    umean,
-    unext,
-    ulast,
-    ulint,
-    cq_head,
-    cq_next,
-    cq_bno,
-    cq_cur,
-    cq_inv_w,
-    rng,
-    poisson,
-    jit_mu,
-    jit_sigma,
-    exp_update,
-    # delays (FIFOs are rings: times, indices, values)
-    delay_up,
-    fu_t,
-    fu_i,
-    fu_l,
-    fu_x,
-    fu_p,
-    fu_state,
-    delay_down,
-    fd_t,
-    fd_i,
-    fd_v,
-    fd_state,
-    # learning
-    learn,
-    inv_tau_w,
-    direct,
-    accW,
-    accb,
-    # ledger
-    counts,
-    reads,
-    writes,
-    deliveries,
-    resync_every,
-    since_resync,
-):
+def _run_events(t_end, net, units, st, rn, clocks, delays, learning, ledger):
     """Advance every unit until ``t_end``. Returns ``(status, t_reached)``.
 
     ``fu_state``/``fd_state`` = [head, count]; ``since_resync`` = [events since the last
     exact recomputation of ``back``]. The state arrays are updated in place, so a call that
     returns early (a full FIFO) resumes exactly where it stopped.
     """
+    # network
+    Ws, bs, has_bias, scales, residual = net.Ws, net.bs, net.has_bias, net.scales, net.residual
+    free, act, x_start, e_start = net.free, net.act, net.x_start, net.e_start
+    # unit circuits
+    egain, e_offset, leak, amp = units.egain, units.e_offset, units.leak, units.amp
+    rail_lo, rail_hi = units.rail_lo, units.rail_hi
+    # state
+    x, e, x_seen, phi_seen, e_seen = st.x, st.e, st.x_seen, st.phi_seen, st.e_seen
+    back, phi_x, pending, ou_x, ou_e = st.back, st.phi_x, st.pending, st.ou_x, st.ou_e
+    psq, esq, rsig, read_noise, inv_tau_r = rn.psq, rn.esq, rn.rsig, rn.on, rn.inv_tau_r
+    # units and clocks
+    ukind, ulayer, uidx, utau = clocks.ukind, clocks.ulayer, clocks.uidx, clocks.utau
+    umean, unext, ulast, ulint = clocks.umean, clocks.unext, clocks.ulast, clocks.ulint
+    cq_head, cq_next, cq_bno = clocks.cq_head, clocks.cq_next, clocks.cq_bno
+    cq_cur, cq_inv_w, rng = clocks.cq_cur, clocks.cq_inv_w, clocks.rng
+    poisson, jit_mu, jit_sigma = clocks.poisson, clocks.jit_mu, clocks.jit_sigma
+    exp_update = clocks.exp_update
+    # delays
+    delay_up, fu_t, fu_i, fu_l = delays.up, delays.fu_t, delays.fu_i, delays.fu_l
+    fu_x, fu_p, fu_state = delays.fu_x, delays.fu_p, delays.fu_state
+    delay_down, fd_t, fd_i = delays.down, delays.fd_t, delays.fd_i
+    fd_v, fd_state = delays.fd_v, delays.fd_state
+    # learning
+    learn, inv_tau_w, direct = learning.on, learning.inv_tau_w, learning.direct
+    accW, accb = learning.accW, learning.accb
+    # ledger
+    counts, reads, writes, deliveries = (
+        ledger.counts,
+        ledger.reads,
+        ledger.writes,
+        ledger.deliveries,
+    )
+    resync_every, since_resync = ledger.resync_every, ledger.since_resync
     L = len(Ws)
     mask = cq_head.shape[0] - 1
     cap_u = fu_t.shape[0]
@@ -326,13 +403,13 @@ def _run_events(
             fd_state[1] -= 1
             deliveries[1] += 1
             i = 0
-            while q >= eoff[i + 1]:
+            while q >= e_start[i + 1]:
                 i += 1
-            j = q - eoff[i]
+            j = q - e_start[i]
             de = v - e_seen[q]
             esq[i] += v * v - e_seen[q] * e_seen[q]
             e_seen[q] = v
-            _axpy(back[xoff[i] : xoff[i + 1]], de, Ws[i][j])
+            _axpy(back[x_start[i] : x_start[i + 1]], de, Ws[i][j])
             reads[i] += Ws[i].shape[1]
             t = tdn
             continue
@@ -357,11 +434,11 @@ def _run_events(
         tau = utau[u]
         counts[u] += 1
         if kind == _VALUE:
-            q = xoff[l] + n
+            q = x_start[l] + n
             xv = x[q]
             d = -leak[q] * xv
             if l > 0:
-                d -= e[eoff[l - 1] + n]  # its own error unit: a local wire, never delayed
+                d -= e[e_start[l - 1] + n]  # its own error unit: a local wire, never delayed
             if l < L:
                 top = back[q]
                 if read_noise and rsig[l] > 0.0 and h > 0.0:  # read noise of W_{l+1}^T
@@ -372,7 +449,7 @@ def _run_events(
                     top *= _dphi_cached(xv, phi_x[q], act)
                 d += top
                 if residual[l]:
-                    d += e_seen[eoff[l] + n]
+                    d += e_seen[e_start[l] + n]
             if exp_update:
                 w = -math.expm1(-h / tau)
             else:
@@ -405,9 +482,9 @@ def _run_events(
                     phi_seen[q] = pn
         else:
             i = l - 1  # weight layer index of W_l
-            q = eoff[i] + n
+            q = e_start[i] + n
             row = Ws[i][n]
-            pre = phi_seen[xoff[i] : xoff[i + 1]]
+            pre = phi_seen[x_start[i] : x_start[i + 1]]
             nin = row.shape[0]
             below_free = free[i]
             # below clamped (a constant input): the row's previous learning step is deferred
@@ -426,8 +503,8 @@ def _run_events(
             if has_bias:
                 mu += bs[i][n]
             if residual[i]:
-                mu += x_seen[xoff[i] + n]
-            target = egain[q] * (x[xoff[l] + n] - mu) + eoff_v[q]
+                mu += x_seen[x_start[i] + n]
+            target = egain[q] * (x[x_start[l] + n] - mu) + e_offset[q]
             eo = e[q]
             if exp_update:
                 dec = math.exp(-h / tau)
@@ -459,7 +536,7 @@ def _run_events(
             if learn and not direct:
                 _axpy(accW[i][n], c, pre)
             if below_free:
-                bk = back[xoff[i] : xoff[i + 1]]
+                bk = back[x_start[i] : x_start[i + 1]]
                 if delay_down > 0.0:
                     if learn and direct:
                         _learn_row(row, bk, 0.0, c, e_seen[q], pre)
@@ -483,65 +560,48 @@ def _run_events(
         _cq_insert(cq_head, cq_next, cq_bno, mask, cq_inv_w, u, tn)
         since_resync[0] += 1
         if since_resync[0] >= resync_every:
-            _recompute_back(Ws, e_seen, back, xoff, eoff, free, phi_seen, psq, esq)
+            _recompute_back(net, st, rn)
             since_resync[0] = 0
 
 
 @njit(cache=True)
-def _close_learning(
-    t_end,
-    Ws,
-    bs,
-    has_bias,
-    scales,
-    residual,
-    free,
-    xoff,
-    eoff,
-    egain,
-    eoff_v,
-    x,
-    e,
-    x_seen,
-    phi_seen,
-    e_seen,
-    back,
-    ukind,
-    ulayer,
-    uidx,
-    utau,
-    ulast,
-    ulint,
-    inv_tau_w,
-    direct,
-    accW,
-    accb,
-    reads,
-    writes,
-):
+def _close_learning(t_end, net, units, st, clocks, learning, ledger):
     """Integrate every error unit's weight flow from where it stopped to ``t_end`` (its state
     relaxing towards the target it would see now), so the learning of a run covers the run's
     whole duration, as the continuous weight flow does; the units' own states are untouched."""
+    Ws, bs, has_bias, scales, residual = net.Ws, net.bs, net.has_bias, net.scales, net.residual
+    free, x_start, e_start = net.free, net.x_start, net.e_start
+    egain, e_offset = units.egain, units.e_offset
+    x, e, x_seen, phi_seen, e_seen, back = st.x, st.e, st.x_seen, st.phi_seen, st.e_seen, st.back
+    ukind, ulayer, uidx = clocks.ukind, clocks.ulayer, clocks.uidx
+    utau, ulast, ulint = clocks.utau, clocks.ulast, clocks.ulint
+    inv_tau_w, direct, accW, accb = (
+        learning.inv_tau_w,
+        learning.direct,
+        learning.accW,
+        learning.accb,
+    )
+    reads, writes = ledger.reads, ledger.writes
     for u in range(ukind.shape[0]):
         if ukind[u] != _ERROR:
             continue
         l = ulayer[u]
         n = uidx[u]
         i = l - 1
-        q = eoff[i] + n
+        q = e_start[i] + n
         span = t_end - ulint[u]
         if span <= 0.0:
             continue
         row = Ws[i][n]
-        pre = phi_seen[xoff[i] : xoff[i + 1]]
+        pre = phi_seen[x_start[i] : x_start[i + 1]]
         nin = row.shape[0]
         mu = scales[i] * _row_dot(row, pre)
         reads[i] += nin
         if has_bias:
             mu += bs[i][n]
         if residual[i]:
-            mu += x_seen[xoff[i] + n]
-        target = egain[q] * (x[xoff[l] + n] - mu) + eoff_v[q]
+            mu += x_seen[x_start[i] + n]
+        target = egain[q] * (x[x_start[l] + n] - mu) + e_offset[q]
         tau = utau[u]
         eo = e[q]  # its state at its last event, ulast[u]
         dec0 = math.exp(-(ulint[u] - ulast[u]) / tau)
@@ -558,6 +618,6 @@ def _close_learning(
         if has_bias:
             bs[i][n] += integral * inv_tau_w
         if free[i]:  # the top-down sums below see the row change through the wire value
-            _learn_row(row, back[xoff[i] : xoff[i + 1]], 0.0, c, e_seen[q], pre)
+            _learn_row(row, back[x_start[i] : x_start[i + 1]], 0.0, c, e_seen[q], pre)
         else:
             _axpy(row, c, pre)
