@@ -9,7 +9,7 @@ whole training step. Matrix products go to BLAS through ``np.dot(a, b, out)``.
 The kernels take their arguments in named groups, one per concern (:class:`Net`,
 :class:`Units`, :class:`Noise`, :class:`Workspace`, :class:`Schedule`, :class:`RunMode`),
 built by the engines (``pcsim.engines.clocked``) and the circuit; per-layer fields are
-sequences of arrays (:func:`seq`: tuples for shallow networks, typed Lists for deep ones).
+sequences of arrays (:func:`seq`: numba typed Lists, one compiled version for every depth).
 ``phi`` is evaluated once per unit and step; ``phi'`` comes from it (tanh: ``1 - phi^2``,
 sigmoid: ``phi (1 - phi)``, the same formulas as :mod:`pcsim.activations`), and float32 tanh
 is the vectorisable :func:`pcsim.vecmath.tanh`.
@@ -32,25 +32,66 @@ from pcsim.vecmath import tanh as _tanh
 
 TANH, RELU, LEAKY_RELU, SIGMOID, LINEAR = 0, 1, 2, 3, 4  # as pcsim.activations.ACTIVATION_CODES
 
-# Per-layer arrays reach the kernels as a tuple (numba compiles a version per length, the
-# fastest for shallow networks) or, beyond this many, as a typed List: numba unrolls every
-# access into a tuple by its length, so a 130-layer tuple takes it tens of minutes to compile,
-# while a List compiles once for every depth.
-TUPLE_MAX_LAYERS = 12
+# Per-layer arrays reach the kernels as numba typed Lists, whatever the depth: a tuple is
+# unrolled by its length (a compiled variant per depth, and a 130-layer tuple takes numba tens
+# of minutes), a List compiles once for every depth. Building a List from Python costs about
+# 2 us per array, so :func:`seq` keeps the Lists it built for the arrays it was given (the same
+# arrays, by identity, give the same List): a run passes the same activities, buffers and
+# unit constants at every step.
+_SEQ_CACHE: dict[tuple[int, ...], tuple[tuple, Any]] = {}
+SEQ_CACHE_SIZE = 64  # Lists kept (each keeps its arrays alive); the least recently used goes
+TUPLE_MAX_LAYERS = 0  # networks up to this depth would take tuples: none does
 
-Layers = Any  # per-layer arrays as :func:`seq` returns them (tuple or numba typed List)
+Layers = Any  # per-layer arrays as :func:`seq` returns them (a numba typed List, or a tuple)
 
 
 def seq(arrays):
-    """``arrays`` (per layer) as the kernels take them: a tuple, or a numba typed List for
-    deep networks (see ``TUPLE_MAX_LAYERS``). The arrays themselves are shared, not copied."""
+    """``arrays`` (per layer) as the kernels take them: a numba typed List (cached by the
+    arrays' identity, see ``SEQ_CACHE_SIZE``), or a tuple where the arrays' numba types differ
+    (dtype, dimensions, layout). The arrays themselves are shared, not copied."""
     arrays = tuple(arrays)
-    if len(arrays) <= TUPLE_MAX_LAYERS:
+    key = tuple(map(id, arrays))
+    hit = _SEQ_CACHE.pop(key, None)
+    if hit is not None:
+        _SEQ_CACHE[key] = hit  # most recently used last
+        return hit[1]
+    first = arrays[0] if arrays else None
+    if first is None or not all(_same_type(a, first) for a in arrays):
         return arrays
-    out = List()
-    for a in arrays:
-        out.append(a)
+    out = _list_of(first)
+    for a in arrays[1:]:
+        _list_append(out, a)
+    if len(_SEQ_CACHE) >= SEQ_CACHE_SIZE:
+        del _SEQ_CACHE[next(iter(_SEQ_CACHE))]
+    _SEQ_CACHE[key] = (arrays, out)  # the arrays stay alive, so their ids stay theirs
     return out
+
+
+# The Lists are built in compiled (and cached) functions: List() and append called from
+# Python compile numba's typed-list methods in every process (about 0.5 s of CPU per array
+# type), these load from the cache.
+@njit(cache=True)
+def _list_of(a):
+    out = List()
+    out.append(a)
+    return out
+
+
+@njit(cache=True)
+def _list_append(out, a):
+    out.append(a)
+
+
+def _same_type(a, b) -> bool:
+    """True when numba types ``a`` and ``b`` alike (one List holds them)."""
+    return (
+        isinstance(a, np.ndarray)
+        and a.dtype == b.dtype
+        and a.ndim == b.ndim
+        and a.flags.c_contiguous == b.flags.c_contiguous
+        and a.flags.writeable == b.flags.writeable
+        and a.flags.c_contiguous
+    )
 
 
 # -- the kernels' arguments, one named group per concern (module level, so numba's on-disk
@@ -169,15 +210,20 @@ class Batch1Buffers(NamedTuple):
 
     @classmethod
     def allocate(cls, sizes: Sequence[int], dtype: np.dtype) -> Batch1Buffers:
+        """Zeroed buffers, per-layer fields as tuples (:meth:`kernel_form` for the kernel)."""
         return cls(
-            seq([np.zeros(n, dtype) for n in sizes]),
-            seq([np.zeros(n, dtype) for n in sizes[1:]]),
-            seq([np.zeros(n, dtype) for n in sizes]),
-            seq([np.zeros(n, dtype) for n in sizes[1:]]),
-            seq([np.zeros(n, dtype) for n in sizes[:-1]]),
+            tuple(np.zeros(n, dtype) for n in sizes),
+            tuple(np.zeros(n, dtype) for n in sizes[1:]),
+            tuple(np.zeros(n, dtype) for n in sizes),
+            tuple(np.zeros(n, dtype) for n in sizes[1:]),
+            tuple(np.zeros(n, dtype) for n in sizes[:-1]),
             np.zeros(sizes[1], dtype),
             np.zeros(sizes[1], dtype),
         )
+
+    def kernel_form(self) -> Batch1Buffers:
+        """The same buffers with every per-layer field as :func:`seq` gives it."""
+        return Batch1Buffers(*(seq(v) for v in self[:5]), self.base, self.F)
 
 
 def net_args(net, weights: Sequence[np.ndarray], biases: Sequence[np.ndarray]) -> Net:

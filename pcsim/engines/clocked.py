@@ -55,6 +55,7 @@ class ClockedEngine:
     sigma: float = 0.0
     backend: str = "numba"
     _bufs: tuple | None = dc_field(default=None, init=False, repr=False, compare=False)
+    _rows: tuple | None = dc_field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -178,21 +179,25 @@ class ClockedEngine:
         """One iPC presentation of one sample in one kernel call; returns its energy."""
         net = circ.net
         sizes, dt = net.sizes, net.dtype
-        if self._bufs is None or self._bufs.phis[0].shape[0] != sizes[0]:
-            self._bufs = kernels.Batch1Buffers.allocate(sizes, dt)
+        if self._bufs is None or self._bufs[0].phis[0].shape[0] != sizes[0]:
+            bufs = kernels.Batch1Buffers.allocate(sizes, dt)
+            self._bufs = (bufs, bufs.kernel_form())
+        key = tuple(map(id, xs))
+        if self._rows is None or self._rows[0] != key:  # row views of these activities
+            self._rows = (key, tuple(xs), seq([v[0] for v in xs]))
         kernels.ipc_presentation_batch1(
-            seq([v[0] for v in xs]),
+            self._rows[2],
             kernels.net_args(net, net.weights, circ.biases()),
             np.asarray(free, dtype=np.bool_),
             self.dt,
             optimizer.lr,
             n_steps,
             not free[0],
-            self._bufs,
+            self._bufs[1],
         )
         circ.t += n_steps * self.dt
         check_finite(xs, free, circ.t)
-        return field.energy_of(self._bufs.eps, 1)
+        return field.energy_of(self._bufs[0].eps, 1)
 
     # -- one step ---------------------------------------------------------------------------
     def step(self, circ: Circuit, xs: list[np.ndarray], free: Sequence[bool]) -> StepRecord:
