@@ -9,7 +9,7 @@ whole training step. Matrix products go to BLAS through ``np.dot(a, b, out)``.
 The kernels take their arguments in named groups, one per concern (:class:`Net`,
 :class:`Units`, :class:`Noise`, :class:`Workspace`, :class:`Schedule`, :class:`RunMode`),
 built by the engines (``pcsim.engines.clocked``) and the circuit; per-layer fields are
-sequences of arrays (:func:`seq`: numba typed Lists, one compiled version for every depth).
+sequences of arrays (:func:`seq`: tuples for shallow networks, typed Lists for deep ones).
 ``phi`` is evaluated once per unit and step; ``phi'`` comes from it (tanh: ``1 - phi^2``,
 sigmoid: ``phi (1 - phi)``, the same formulas as :mod:`pcsim.activations`), and float32 tanh
 is the vectorisable :func:`pcsim.vecmath.tanh`.
@@ -32,31 +32,38 @@ from pcsim.vecmath import tanh as _tanh
 
 TANH, RELU, LEAKY_RELU, SIGMOID, LINEAR = 0, 1, 2, 3, 4  # as pcsim.activations.ACTIVATION_CODES
 
-# Per-layer arrays reach the kernels as numba typed Lists, whatever the depth: a tuple is
-# unrolled by its length (a compiled variant per depth, and a 130-layer tuple takes numba tens
-# of minutes), a List compiles once for every depth. Building a List from Python costs about
-# 2 us per array, so :func:`seq` keeps the Lists it built for the arrays it was given (the same
-# arrays, by identity, give the same List): a run passes the same activities, buffers and
-# unit constants at every step.
+# Per-layer arrays reach the kernels as a tuple (numba compiles a version per length) or,
+# beyond this many, as a typed List: numba unrolls every access into a tuple by its length, so
+# a 130-layer tuple takes it tens of minutes to compile, while a List compiles once for every
+# depth. Lists everywhere would compile each kernel once per dtype (measured: 75 s instead of
+# 187 s of CPU for four test files), but the dispatcher types a List inside a named tuple in
+# Python at every call, about 25 us per List: a clocked step at 784-256-256-10 took 2.4x its
+# time (benchmarks/RESULTS.md, "Named kernel arguments"), so shallow networks keep tuples.
+TUPLE_MAX_LAYERS = 12
+# :func:`seq` keeps the Lists it built for the arrays it was given (the same arrays, by
+# identity, give the same List): a run passes the same activities, buffers and unit constants
+# at every step, and building a List costs about 2 us per array.
 _SEQ_CACHE: dict[tuple[int, ...], tuple[tuple, Any]] = {}
 SEQ_CACHE_SIZE = 64  # Lists kept (each keeps its arrays alive); the least recently used goes
-TUPLE_MAX_LAYERS = 0  # networks up to this depth would take tuples: none does
 
-Layers = Any  # per-layer arrays as :func:`seq` returns them (a numba typed List, or a tuple)
+Layers = Any  # per-layer arrays as :func:`seq` returns them (a tuple or a numba typed List)
 
 
 def seq(arrays):
-    """``arrays`` (per layer) as the kernels take them: a numba typed List (cached by the
-    arrays' identity, see ``SEQ_CACHE_SIZE``), or a tuple where the arrays' numba types differ
-    (dtype, dimensions, layout). The arrays themselves are shared, not copied."""
+    """``arrays`` (per layer) as the kernels take them: a tuple up to ``TUPLE_MAX_LAYERS``
+    arrays, beyond that a numba typed List (cached by the arrays' identity, see
+    ``SEQ_CACHE_SIZE``), or a tuple where the arrays' numba types differ (dtype, dimensions,
+    layout). The arrays themselves are shared, not copied."""
     arrays = tuple(arrays)
+    if len(arrays) <= TUPLE_MAX_LAYERS:
+        return arrays
     key = tuple(map(id, arrays))
     hit = _SEQ_CACHE.pop(key, None)
     if hit is not None:
         _SEQ_CACHE[key] = hit  # most recently used last
         return hit[1]
-    first = arrays[0] if arrays else None
-    if first is None or not all(_same_type(a, first) for a in arrays):
+    first = arrays[0]
+    if not all(_same_type(a, first) for a in arrays):
         return arrays
     out = _list_of(first)
     for a in arrays[1:]:
