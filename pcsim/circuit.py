@@ -385,7 +385,8 @@ class Circuit:
             if y is not None:
                 xs[-1][...] = self.dac(y)
             return xs
-        kernels.feedforward(
+        kernels.call(
+            kernels.feedforward,
             kernels.seq(xs),
             kernels.net_args(net, self.read_weights(), self.biases()),
             kernels.unit_args(units, units.leak, self.rails),  # leak: unused rates, typed alike

@@ -56,6 +56,7 @@ class ClockedEngine:
     backend: str = "numba"
     _bufs: tuple | None = dc_field(default=None, init=False, repr=False, compare=False)
     _rows: tuple | None = dc_field(default=None, init=False, repr=False, compare=False)
+    _groups: dict = dc_field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -185,7 +186,8 @@ class ClockedEngine:
         key = tuple(map(id, xs))
         if self._rows is None or self._rows[0] != key:  # row views of these activities
             self._rows = (key, tuple(xs), seq([v[0] for v in xs]))
-        kernels.ipc_presentation_batch1(
+        kernels.call(
+            kernels.ipc_presentation_batch1,
             self._rows[2],
             kernels.net_args(net, net.weights, circ.biases()),
             np.asarray(free, dtype=np.bool_),
@@ -288,10 +290,18 @@ class ClockedEngine:
         else:
             amps = units.gammas  # unused placeholder of the right type
         noise = kernels.Noise(amps, noisy, sig, read_noise)
-        kernels.compute_errors(xs_t, net, units, noise, kws, kws.prod0, False)
+        kernels.call(kernels.compute_errors, xs_t, net, units, noise, kws, kws.prod0, False)
         if noisy:
             self._draw_noise(circ, free, ws.noise)
-        kernels.update_activities(xs_t, net, units, noise, np.asarray(free, dtype=np.bool_), kws)
+        kernels.call(
+            kernels.update_activities,
+            xs_t,
+            net,
+            units,
+            noise,
+            np.asarray(free, dtype=np.bool_),
+            kws,
+        )
         return StepRecord(ws.eps, (xs[0],) + ws.phis[1:])
 
     def _heun_step(self, circ: Circuit, xs: list[np.ndarray], free: Sequence[bool]) -> StepRecord:
@@ -325,7 +335,9 @@ class ClockedEngine:
         kws = circ.kernel_workspace(xs[0].shape[0])
         units = self._units(circ, circ.gammas(self.dt))
         quiet = kernels.Noise(units.gammas, False, circ.read_sigma, False)
-        kernels.compute_errors(seq(xs), self._net(circ), units, quiet, kws, kws.prod0, False)
+        kernels.call(
+            kernels.compute_errors, seq(xs), self._net(circ), units, quiet, kws, kws.prod0, False
+        )
         return StepRecord(ws.eps, (xs[0],) + ws.phis[1:])
 
     def _numba_path(self, circ: Circuit) -> bool:
@@ -343,7 +355,7 @@ class ClockedEngine:
             ws = circ.workspace(rec.pre[0].shape[0])
             kws = circ.kernel_workspace(rec.pre[0].shape[0])
             params = kernels.net_args(net, net.weights, circ.biases())  # its Ws unread
-            kernels.weight_gradients(seq(rec.pre), params, kws, False)
+            kernels.call(kernels.weight_gradients, seq(rec.pre), params, kws, False)
             return ws.grads_w, (ws.grads_b if net.has_bias else None)
         B = rec.pre[0].shape[0]
         dW = [
@@ -437,7 +449,8 @@ class ClockedEngine:
         ws = circ.workspace(bottom.shape[0])
         n = max(1, int(round(duration / self.dt)))
         kws = circ.kernel_workspace(bottom.shape[0])
-        done, diverged = kernels.pc_train_step(
+        done, diverged = kernels.call(
+            kernels.pc_train_step,
             kernels.Schedule(n, check_every, DIVERGENCE_BOUND),
             kws.states,
             bottom,
@@ -455,12 +468,27 @@ class ClockedEngine:
         return StepRecord(ws.eps, (ws.states[0],) + ws.phis[1:])
 
     def _net(self, circ: Circuit) -> kernels.Net:
-        """The network as the kernels take it, with the weights as read now."""
-        return kernels.net_args(circ.net, circ.read_weights(), circ.biases())
+        """The network as the kernels take it, with the weights as read now (the same group
+        while the same arrays are read: its key in :func:`pcsim.kernels.call` is kept)."""
+        Ws, bs = circ.read_weights(), circ.biases()
+        key = ("net", id(circ.net), *map(id, Ws), *map(id, bs))
+        return self._group(key, (circ.net, Ws, bs), lambda: kernels.net_args(circ.net, Ws, bs))
 
     def _units(self, circ: Circuit, gammas: Sequence[np.ndarray]) -> kernels.Units:
         """The unit circuits as the kernels take them, with Euler rates ``gammas``."""
-        return kernels.unit_args(circ.units, gammas, circ.rails)
+        key = ("units", id(circ.units), id(gammas), *circ.rails)
+        return self._group(
+            key, (circ.units, gammas), lambda: kernels.unit_args(circ.units, gammas, circ.rails)
+        )
+
+    def _group(self, key: tuple, keep: tuple, build):
+        """A named group built once per ``key`` (identities of ``keep``, held alive)."""
+        hit = self._groups.get(key)
+        if hit is None:
+            if len(self._groups) >= 32:
+                self._groups.clear()
+            hit = self._groups[key] = (build(), keep)
+        return hit[0]
 
     def fusable(self, circ: Circuit) -> bool:
         """True when many steps can run in one kernel call: numba Euler, no noise of any kind,
@@ -533,7 +561,8 @@ class ClockedEngine:
         hoist = not learn and not free[0]
         # the folded W_1 is written once per run: only where no write is counted per step
         fold0 = learn and not free[0] and circ.crossbars is None
-        done, diverged, writes = kernels.euler_run(
+        done, diverged, writes = kernels.call(
+            kernels.euler_run,
             kernels.Schedule(n, check_every, DIVERGENCE_BOUND),
             seq(xs),
             self._net(circ),
