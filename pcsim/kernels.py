@@ -9,7 +9,7 @@ whole training step. Matrix products go to BLAS through ``np.dot(a, b, out)``.
 The kernels take their arguments in named groups, one per concern (:class:`Net`,
 :class:`Units`, :class:`Noise`, :class:`Workspace`, :class:`Schedule`, :class:`RunMode`),
 built by the engines (``pcsim.engines.clocked``) and the circuit; per-layer fields are
-sequences of arrays (:func:`seq`: tuples for shallow networks, typed Lists for deep ones).
+sequences of arrays (:func:`seq`: numba typed Lists, one compiled version for every depth).
 ``phi`` is evaluated once per unit and step; ``phi'`` comes from it (tanh: ``1 - phi^2``,
 sigmoid: ``phi (1 - phi)``, the same formulas as :mod:`pcsim.activations`), and float32 tanh
 is the vectorisable :func:`pcsim.vecmath.tanh`.
@@ -32,14 +32,15 @@ from pcsim.vecmath import tanh as _tanh
 
 TANH, RELU, LEAKY_RELU, SIGMOID, LINEAR = 0, 1, 2, 3, 4  # as pcsim.activations.ACTIVATION_CODES
 
-# Per-layer arrays reach the kernels as a tuple (numba compiles a version per length) or,
-# beyond this many, as a typed List: numba unrolls every access into a tuple by its length, so
-# a 130-layer tuple takes it tens of minutes to compile, while a List compiles once for every
-# depth. Lists everywhere would compile each kernel once per dtype (measured: 75 s instead of
-# 187 s of CPU for four test files), but the dispatcher types a List inside a named tuple in
-# Python at every call, about 25 us per List: a clocked step at 784-256-256-10 took 2.4x its
-# time (benchmarks/RESULTS.md, "Named kernel arguments"), so shallow networks keep tuples.
-TUPLE_MAX_LAYERS = 12
+# Per-layer arrays reach the kernels as numba typed Lists at every depth: a tuple is unrolled
+# by its length (a compiled variant per depth, and a 130-layer tuple takes numba tens of
+# minutes), a List compiles once for every depth (measured: 75 s instead of 187 s of compile
+# CPU for four test files, benchmarks/RESULTS.md, "Named kernel arguments"). The dispatcher
+# types a List inside a named tuple in Python at every call (~25 us per List), which
+# :func:`call` avoids; unboxing the Lists still costs ~1.5 us each per call. Networks up to
+# TUPLE_MAX_LAYERS layers take tuples (12: compile 278 s on those files, the step's Python
+# overhead as before).
+TUPLE_MAX_LAYERS = 0
 # :func:`seq` keeps the Lists it built for the arrays it was given (the same arrays, by
 # identity, give the same List): a run passes the same activities, buffers and unit constants
 # at every step, and building a List costs about 2 us per array.
@@ -244,16 +245,14 @@ _GROUP_KEY: dict[int, tuple[Any, tuple]] = {}  # a named group's key, by the gro
 
 def _arg_key(a, keep: list):
     """A key that fixes ``a``'s numba type: an array by dtype, dimensions and layout; a
-    per-layer sequence (a tuple of arrays, or a typed List) by its arrays' identities (kept
-    alive in ``keep``, so each identity stays its own; arrays are not reshaped in place); a
-    named group by its fields' keys; a scalar by its type."""
+    tuple by its items' keys; a named group by its fields' keys, remembered by the group's
+    identity (the group kept alive in ``keep``, so the identity stays its own; its arrays are
+    not reshaped in place); a typed List by its numba type; a scalar by its type."""
     if isinstance(a, np.ndarray):
-        f = a.flags
-        return (a.dtype.str, a.ndim, f.c_contiguous, f.f_contiguous, f.writeable, f.aligned)
+        return (a.dtype.str, a.ndim, a.flags.num)  # num: contiguity, alignment, writeable
     if isinstance(a, tuple):
-        if type(a) is tuple and all(isinstance(v, np.ndarray) for v in a):
-            keep.append(a)
-            return ("s",) + tuple(map(id, a))
+        if type(a) is tuple:  # a per-layer sequence: by its items' keys
+            return ("s",) + tuple(_arg_key(v, keep) for v in a)
         keep.append(a)  # holds its fields
         hit = _GROUP_KEY.get(id(a))
         if hit is not None and hit[0] is a:
@@ -265,6 +264,8 @@ def _arg_key(a, keep: list):
         return key
     if isinstance(a, (bool, int, float, np.generic)):
         return type(a)
+    if isinstance(a, List):
+        return ("L", a._numba_type_)  # its numba type, kept on the List
     keep.append(a)
     return ("o", id(a))
 

@@ -354,7 +354,9 @@ class ClockedEngine:
         if self._numba_path(circ):
             ws = circ.workspace(rec.pre[0].shape[0])
             kws = circ.kernel_workspace(rec.pre[0].shape[0])
-            params = kernels.net_args(net, net.weights, circ.biases())  # its Ws unread
+            Ws, bs = tuple(net.weights), circ.biases()  # the gradients do not read Ws
+            key = ("net", id(net), *map(id, Ws), *map(id, bs))
+            params = self._group(key, (net, Ws, bs), lambda: kernels.net_args(net, Ws, bs))
             kernels.call(kernels.weight_gradients, seq(rec.pre), params, kws, False)
             return ws.grads_w, (ws.grads_b if net.has_bias else None)
         B = rec.pre[0].shape[0]
