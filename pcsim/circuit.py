@@ -455,6 +455,13 @@ class Circuit:
     def biases(self) -> tuple[np.ndarray, ...]:
         return tuple(self.net.biases) if self.net.biases is not None else self._dummy_biases
 
+    def __getstate__(self) -> dict:
+        """Copies and pickles leave out the kernels' buffers (rebuilt on use; their kernel
+        form holds numba typed Lists, which neither copies nor pickles)."""
+        state = self.__dict__.copy()
+        state["_workspaces"] = {}
+        return state
+
     def workspace(self, batch: int) -> Workspace:
         """The kernels' buffers for batch size ``batch`` (per-layer tuples; allocated once)."""
         return self._workspace_pair(batch)[0]

@@ -483,6 +483,13 @@ class ClockedEngine:
             key, (circ.units, gammas), lambda: kernels.unit_args(circ.units, gammas, circ.rails)
         )
 
+    def __getstate__(self) -> dict:
+        """Copies and pickles leave out the kernel-argument caches (rebuilt on use; they may
+        hold numba typed Lists, which neither copies nor pickles)."""
+        state = self.__dict__.copy()
+        state.update(_bufs=None, _rows=None, _groups={})
+        return state
+
     def _group(self, key: tuple, keep: tuple, build):
         """A named group built once per ``key`` (identities of ``keep``, held alive)."""
         hit = self._groups.get(key)
