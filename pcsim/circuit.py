@@ -456,8 +456,8 @@ class Circuit:
         return tuple(self.net.biases) if self.net.biases is not None else self._dummy_biases
 
     def __getstate__(self) -> dict:
-        """Copies and pickles leave out the kernels' buffers (rebuilt on use; their kernel
-        form holds numba typed Lists, which neither copies nor pickles)."""
+        """Copies (copy.deepcopy) leave out the kernels' buffers (rebuilt on use; their kernel
+        form holds numba typed Lists, which cannot be copied)."""
         state = self.__dict__.copy()
         state["_workspaces"] = {}
         return state

@@ -484,8 +484,8 @@ class ClockedEngine:
         )
 
     def __getstate__(self) -> dict:
-        """Copies and pickles leave out the kernel-argument caches (rebuilt on use; they may
-        hold numba typed Lists, which neither copies nor pickles)."""
+        """Copies (copy.deepcopy) leave out the kernel-argument caches (rebuilt on use; they may
+        hold numba typed Lists, which cannot be copied)."""
         state = self.__dict__.copy()
         state.update(_bufs=None, _rows=None, _groups={})
         return state
