@@ -264,8 +264,16 @@ def _arg_key(a, keep: list):
         return key
     if isinstance(a, (bool, int, float, np.generic)):
         return type(a)
-    if isinstance(a, List):
-        return ("L", a._numba_type_)  # its numba type, kept on the List
+    if isinstance(a, List):  # by its numba type, remembered by identity (hashing a numba
+        hit = _GROUP_KEY.get(id(a))  # type costs more than the whole call)
+        if hit is not None and hit[0] is a:
+            return hit[1]
+        keep.append(a)
+        key = ("L", a._numba_type_)
+        if len(_GROUP_KEY) >= ENTRY_CACHE_SIZE:
+            _GROUP_KEY.clear()
+        _GROUP_KEY[id(a)] = (a, key)
+        return key
     keep.append(a)
     return ("o", id(a))
 
@@ -575,10 +583,11 @@ def update_activities(xs, net, units, noise, free, ws):
             top = back[l]
             np.dot(eps[l], Ws[l], top)
             if read_noise and read_sig[l] > 0:
+                e_top, z = eps[l], zb[l]  # typed-List items read once, not per element
                 for b in range(B):
-                    nz = read_sig[l] * _row_norm(eps[l], b)
+                    nz = read_sig[l] * _row_norm(e_top, b)
                     for j in range(n):
-                        top[b, j] += nz * zb[l][b, j]
+                        top[b, j] += nz * z[b, j]
             s = scales[l]
             mode = _top_down_mode(l, act)
             if l > 0:
@@ -715,16 +724,20 @@ def ipc_presentation_batch1(xs, net, free, gamma, lr, n_steps, fold0, bufs):
             if not free[l]:
                 continue
             x = xs[l]
+            # typed-List items read once per layer, not per unit
+            e_below = eps[l - 1] if l > 0 else eps[0]
+            bk_l = backs[l] if l < L else backs[0]
+            ph_l = phis[l] if l < L else phis[0]
             for j in range(x.shape[0]):
                 v = x[j]
                 d = 0.0
                 if l > 0:
-                    d -= eps[l - 1][j]
+                    d -= e_below[j]
                 if l < L:
-                    t = scales[l] * backs[l][j]
+                    t = scales[l] * bk_l[j]
                     if l > 0:
                         if act == TANH:  # phi' from phi(x(t)), as pcsim's 1 - tanh(x)^2
-                            p = phis[l][j]
+                            p = ph_l[j]
                             t *= 1.0 - p * p
                         else:
                             t *= _dphi(v, act)

@@ -285,8 +285,10 @@ class ClockedEngine:
         gammas = circ.gammas(self.dt)
         units = self._units(circ, gammas)
         noisy = self.stochastic or circ.noisy
-        if noisy:
-            amps = seq(self._noise_amplitudes(circ, gammas))
+        if noisy:  # the same amplitudes while the rates and the units' noise stay
+            key = ("amps", id(gammas), *map(id, circ.thermal_sigma), self.sigma)
+            keep = (gammas, tuple(circ.thermal_sigma))
+            amps = self._group(key, keep, lambda: seq(self._noise_amplitudes(circ, gammas)))
         else:
             amps = units.gammas  # unused placeholder of the right type
         noise = kernels.Noise(amps, noisy, sig, read_noise)
