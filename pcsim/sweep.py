@@ -85,7 +85,7 @@ import h5py
 import numpy as np
 
 from pcsim import results as _results
-from pcsim.config import MAX_CONFIG_BYTES, MAX_SEED, ConfigError, from_dict
+from pcsim.config import MAX_SEED, ConfigError, from_dict, read_small_text
 from pcsim.results import ResultsError, atomic_h5, check_format, open_h5
 
 FORMAT = "pcsim-sweep"
@@ -310,15 +310,9 @@ def parse_sweep(text: str, base_dir: str | Path = ".", name: str = "sweep") -> S
     base = doc.pop("base", {})
     if isinstance(base, str):
         p = Path(base_dir) / base
+        base_text = read_small_text(p, "base file", "a configuration", SweepError)
         try:
-            if p.exists() and (not p.is_file() or p.stat().st_size > MAX_CONFIG_BYTES):
-                raise SweepError(f"base file {str(p)!r} is not a configuration (not a small file)")
-            base_text = p.read_text(encoding="utf-8")
             base = tomllib.loads(base_text)
-        except FileNotFoundError:
-            raise SweepError(f"base file {str(p)!r} does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SweepError(f"cannot read base file {str(p)!r}: {exc}") from None
         except (tomllib.TOMLDecodeError, ValueError) as exc:
             raise SweepError(f"base file {str(p)!r}: malformed TOML: {exc}") from None
     elif not isinstance(base, Mapping):
@@ -431,16 +425,7 @@ def sweep_from(
 def load_sweep_file(path: str | Path) -> Sweep:
     """Read and validate a sweep file; SweepError naming the file on any problem."""
     p = Path(path)
-    if p.exists() and not p.is_file():
-        raise SweepError(f"sweep file {str(p)!r} is not a regular file (a directory or device)")
-    try:
-        if p.stat().st_size > MAX_CONFIG_BYTES:
-            raise SweepError(f"sweep file {str(p)!r} is larger than 1 MiB; is it a sweep file?")
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SweepError(f"sweep file {str(p)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SweepError(f"cannot read sweep file {str(p)!r}: {exc}") from None
+    text = read_small_text(p, "sweep file", "a sweep file", SweepError)
     try:
         return parse_sweep(text, p.parent, name=p.stem)
     except SweepError as exc:
