@@ -280,9 +280,10 @@ class ConfigBase:
         }
 
 
-def describe_fields(cls: type[ConfigBase]) -> list[tuple[str, str, str, str]]:
-    """``(dotted field, default, unit, doc)`` of every leaf field of ``cls`` and of its nested
-    sections, in declaration order: the one field listing of both packages."""
+def describe_fields(cls: type) -> list[tuple[str, str, str, str]]:
+    """``(dotted field, default, unit, doc)`` of every :func:`param` field of the dataclass
+    ``cls`` (a ConfigBase, or the Chip: any with a ``_section``) and of its nested sections, in
+    declaration order: the one field listing of both packages."""
     rows = []
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         sub = _nested_type(f)
@@ -292,7 +293,7 @@ def describe_fields(cls: type[ConfigBase]) -> list[tuple[str, str, str, str]]:
             default = f.default if f.default is not dataclasses.MISSING else None
             shown = "omitted" if default is None else repr(default)
             shown = shown.lower() if isinstance(default, bool) else shown  # as TOML writes it
-            name = _join(cls._section, f.name)
+            name = _join(getattr(cls, "_section", ""), f.name)
             rows.append((name, shown, f.metadata.get("unit", ""), f.metadata.get("doc", "")))
     return rows
 

@@ -422,18 +422,15 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def fields_text() -> str:
-    """Every configuration field, run and chip alike, as one aligned table: dotted name, class
+    """Every configuration field (run, chip, sweep) as one aligned table: dotted name, class
     default ("omitted" when None), unit and doc (``hardware_models._config.describe_fields``)."""
-    import dataclasses
-
     from hardware_models import Chip
-    from hardware_models._config import ConfigBase, describe_fields
+    from hardware_models._config import describe_fields
     from pcsim.config import RunConfig
+    from pcsim.sweep import SweepTable
 
-    rows = describe_fields(RunConfig)  # with its sections
-    for f in dataclasses.fields(Chip):  # the chip's sections (synapses, value_units, ...)
-        if isinstance(f.default_factory, type) and issubclass(f.default_factory, ConfigBase):
-            rows += describe_fields(f.default_factory)
+    rows = describe_fields(RunConfig) + describe_fields(Chip)  # with their sections
+    rows += describe_fields(SweepTable)  # a sweep file's [sweep] table
     rows = [("field", "default", "unit", "meaning"), *rows]
     w = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = [f"{r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:<{w[2]}}  {r[3]}".rstrip() for r in rows]
@@ -491,7 +488,7 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument(
         "--fields",
         action="store_true",
-        help="print every field of a run configuration and of a chip: default, unit, meaning",
+        help="print every field of a run configuration, a chip and a sweep: default, unit, meaning",
     )
     i.set_defaults(func=cmd_info)
     return p

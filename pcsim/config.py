@@ -11,6 +11,8 @@ the embedded default run: iPC on scikit-learn's digits.
 from __future__ import annotations
 
 import copy
+import functools
+import json
 import math
 import tomllib
 from collections.abc import Mapping
@@ -383,7 +385,24 @@ def _check_conv(cfg: RunConfig) -> None:
 
 def build_chip(table: Mapping[str, Any]):
     """The ``hardware_models.Chip`` of a ``[chip]`` table: ``preset`` plus overrides (raises
-    ``ChipConfigError``, a :class:`ConfigError`, naming the field)."""
+    ``ChipConfigError``, a :class:`ConfigError`, naming the field). Equal tables share one
+    (frozen) Chip when the preset is a bundled one (a ``.toml`` file by path may change): a
+    sweep validates thousands of points with the same chip."""
+    if str(table.get("preset", DEFAULT_CHIP)).endswith(".toml"):
+        return _build_chip(table)
+    try:
+        key = json.dumps(dict(table), sort_keys=True)
+    except (TypeError, ValueError):  # not JSON-able (a TOML date): build it uncached
+        return _build_chip(table)
+    return _cached_chip(key)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_chip(key: str):
+    return _build_chip(json.loads(key))
+
+
+def _build_chip(table: Mapping[str, Any]):
     from hardware_models import load_preset
 
     table = dict(table)

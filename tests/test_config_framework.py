@@ -137,3 +137,25 @@ def test_pcsim_info_fields_prints_both_packages_alike(capsys):
     unit_col = lines[0].index("unit")
     assert dt[unit_col:].startswith("tau_x") and g[unit_col:].startswith("S ")
     assert any(line.startswith("chip.costs.baseline.") for line in lines)  # nested sections
+    node = next(line for line in lines if line.startswith("chip.node_nm "))
+    assert node.split()[1:3] == ["45.0", "nm"]  # the Chip's own fields are declared alike
+    seeds = next(line for line in lines if line.startswith("sweep.seeds "))
+    assert seeds.split()[1:3] == ["1", "runs"]  # and a sweep file's [sweep] table
+
+
+def test_the_sweep_table_is_a_section_like_the_others():
+    from pcsim import sweep as sw
+
+    axes = '\n[axes]\n"engine.dt" = [0.25, 0.5]'
+    s = sw.parse_sweep('[sweep]\nmode = "random"\nsamples = 3\nseed = 5' + axes)
+    assert (s.mode, s.seed, s.samples, len(s.points)) == ("random", 5, 3, 3)
+    for table, message in [
+        ("seeds = 0", "sweep.seeds must be a positive integer, got 0"),
+        ('mode = "random"', "sweep.samples must be given (a positive integer) in random mode"),
+        ("samples = 3", 'sweep.samples only applies to mode = "random"'),
+        ("sed = 1", "unknown key sweep.sed (did you mean 'seed'?)"),
+    ]:
+        with pytest.raises(sw.SweepError) as err:
+            sw.parse_sweep(f"[sweep]\n{table}" + axes)
+        assert str(err.value) == message
+        assert isinstance(err.value, config.ConfigError)
