@@ -159,3 +159,16 @@ def test_the_sweep_table_is_a_section_like_the_others():
             sw.parse_sweep(f"[sweep]\n{table}" + axes)
         assert str(err.value) == message
         assert isinstance(err.value, config.ConfigError)
+
+
+def test_equal_chip_tables_share_a_chip_but_a_chip_file_is_read_again(tmp_path):
+    a = config.build_chip({"preset": "pcm", "synapses": {"bits": 4}})
+    assert config.build_chip({"synapses": {"bits": 4}, "preset": "pcm"}) is a
+    assert a.synapses.bits == 4
+    assert config.build_chip({"preset": "pcm", "synapses": {"bits": 5}}).synapses.bits == 5
+    with pytest.raises(ChipConfigError, match="got 1.0"):  # 1.0 is not the int 1: not shared
+        config.build_chip({"preset": "pcm", "synapses": {"bits": 1.0}})
+    f = tmp_path / "mine.toml"
+    for bits in (3, 6):
+        f.write_text(f'description = "test"\n[synapses]\nbits = {bits}\n')
+        assert config.build_chip({"preset": str(f)}).synapses.bits == bits
