@@ -20,12 +20,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from hardware_models import baselines as _baselines
-from hardware_models._config import ChipConfigError, ConfigBase, check_value, unknown_key_error
+from hardware_models._config import (
+    ChipConfigError,
+    ConfigBase,
+    check_value,
+    param,
+    unknown_key_error,
+)
 from hardware_models.architecture import ArchitectureConfig, LayerMap, chip_area, map_network
 from hardware_models.baselines import BaselineCost
 from hardware_models.converters import ConverterConfig
@@ -51,11 +57,16 @@ _SECTIONS: dict[str, type[ConfigBase]] = {
 class Chip:
     """A modelled substrate. The default ``Chip()`` is the ideal chip with free costs."""
 
-    name: str = "custom"
-    description: str = ""
-    # technology node (nm) the digital baselines are scaled to (hardware_models.baselines);
+    _section: ClassVar[str] = "chip"  # for describe_fields (hardware_models._config)
+    name: str = param("custom", "", "str", "preset name")
+    description: str = param("", "", "str", "what the substrate is, in one line")
     # default: Horowitz ISSCC 2014's 45 nm, where the baseline energies were measured
-    node_nm: float = _baselines.REFERENCE_NODE_NM
+    node_nm: float = param(
+        _baselines.REFERENCE_NODE_NM,
+        "nm",
+        "pos",
+        "technology node the digital baselines are scaled to (hardware_models.baselines)",
+    )
     synapses: SynapseConfig = field(default_factory=SynapseConfig)
     value_units: ValueUnitConfig = field(default_factory=ValueUnitConfig)
     error_units: ErrorUnitConfig = field(default_factory=ErrorUnitConfig)
@@ -65,8 +76,6 @@ class Chip:
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False, hash=False)
 
     def __post_init__(self) -> None:
-        check_value("chip.name", self.name, "str")
-        check_value("chip.description", self.description, "str")
         lo, hi = _baselines.NODE_RANGE_NM
         if (
             isinstance(self.node_nm, bool)
@@ -77,6 +86,9 @@ class Chip:
                 f"chip.node_nm must be a number of nm within {lo:g}-{hi:g} "
                 f"(Stillmaker and Baas 2017 scaling fits), got {self.node_nm!r}"
             )
+        for f in dataclasses.fields(self):  # name, description (node_nm: checked above)
+            if "check" in f.metadata:  # validated, kept as given (an int node stays an int)
+                check_value(f"chip.{f.name}", getattr(self, f.name), f.metadata["check"])
         for key, cls in _SECTIONS.items():
             if not isinstance(getattr(self, key), cls):
                 raise ChipConfigError(f"chip.{key} must be a {cls.__name__}")

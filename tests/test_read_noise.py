@@ -11,16 +11,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
 import pytest
 
-from hardware_models import Chip, load_preset
-from hardware_models.synapses import Crossbar, SynapseConfig
+from hardware_models import Chip
+from hardware_models.synapses import SynapseConfig
 from hardware_models.units import ValueUnitConfig
-from pcsim import network, read_noise
+from pcsim import network, noise_pulses, read_noise
 from pcsim.algorithms import initial_activities
 from pcsim.circuit import Circuit
 from pcsim.engines.clocked import ClockedEngine
@@ -132,25 +131,6 @@ def test_read_noise_state_round_trips_and_continues_identically():
         np.testing.assert_array_equal(a, b)
 
 
-def _pulses(requests: np.ndarray, block: int) -> float:
-    """Pulses per device of a bare rram crossbar fed ``requests`` (steps, n, n; in pulses)
-    summed over blocks of ``block`` steps."""
-    steps, n, _ = requests.shape
-    syn = dataclasses.replace(
-        load_preset("rram").synapses,
-        stuck_fraction=0.0,
-        dw_min_std=0.0,
-        d2d_std=0.0,
-        prog_noise_std=0.0,
-    )
-    rng = np.random.default_rng(0)
-    cb = Crossbar(syn, (n, n))
-    cb.program(np.full((n, n), 0.5), rng)
-    pulse = syn.relative_dw_min() * cb.w_max
-    coarse = requests.reshape(steps // block, block, n, n).sum(axis=1)
-    return sum(cb.update(pulse * r, rng) for r in coarse) / n**2
-
-
 def test_ou_driven_pulse_count_converges_at_first_order():
     """benchmarks/noise_pulses.py in small: the same noise path at dt = 0.1 ... 0.0125
     (fine means block-averaged). With OU read noise (tau_r = 0.1, 3 pulses per sqrt(tau)) the
@@ -159,15 +139,11 @@ def test_ou_driven_pulse_count_converges_at_first_order():
     s, tau_r, n, t_end, fine = 3.0, 0.1, 16, 4.0, 0.0125
     rng = np.random.default_rng(1)
     steps = round(t_end / fine)
-    u, scratch = rng.standard_normal((n, n)), np.empty(2 * n * n)
-    ou = np.empty((steps, n, n))
-    for k in range(steps):
-        read_noise.advance(u, fine / tau_r, rng, ou[k], scratch)
-    ou *= s / math.sqrt(2 * tau_r) * fine
-    white = s * math.sqrt(fine) * rng.standard_normal((steps, n, n))
+    ou = noise_pulses.ou_requests(s, fine, n, steps, tau_r, rng)
+    white = noise_pulses.white_requests(s, fine, n, steps, rng)
     blocks = (8, 4, 2, 1)  # dt = 0.1, 0.05, 0.025, 0.0125
-    c_ou = [_pulses(ou, b) for b in blocks]
-    c_w = [_pulses(white, b) for b in blocks]
+    c_ou = [noise_pulses.pulses_per_device(ou, b) for b in blocks]
+    c_w = [noise_pulses.pulses_per_device(white, b) for b in blocks]
     d_ou = np.diff(c_ou)
     d_w = np.diff(c_w)
     assert np.all(d_ou > 0) and np.all(d_w > 0)  # a coarse step misses crossings
