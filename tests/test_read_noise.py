@@ -177,11 +177,15 @@ def test_ou_driven_pulse_count_converges_at_first_order():
 
 
 def test_a_step_longer_than_the_read_time_warns_when_noise_fires_pulses():
-    """The warning names the field and appears only for dt > tau_r / STEPS_PER_READ with
-    noise of at least NOISE_DRIVEN_PULSES pulses per read."""
+    """The warning names the field and the step to use, names the devices' asymmetry when
+    they have one, and appears only for dt > tau_r / STEPS_PER_READ with noise of at least
+    NOISE_DRIVEN_PULSES pulses per read."""
     q = 0.1 / read_noise.STEPS_PER_READ
     msg = read_noise.unresolved_warning(1.5 * q, 0.1, 200.0)
     assert msg is not None and "chip.synapses.read_time_s" in msg and "\n" not in msg
+    assert "up_down_asymmetry" not in msg and f"engine.dt <= {q:.3g}" in msg
+    asym = read_noise.unresolved_warning(1.5 * q, 0.1, 200.0, 0.26)
+    assert asym is not None and "up_down_asymmetry = 0.26" in asym and "\n" not in asym
     assert read_noise.unresolved_warning(q, 0.1, 200.0) is None
     assert read_noise.unresolved_warning(1.5 * q, 0.1, 5.0) is None
 
