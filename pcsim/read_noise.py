@@ -143,10 +143,10 @@ NOISE_DRIVEN_PULSES = 10.0
 
 
 # Engine steps per read time from which the pulses read noise fires are converged in dt:
-# benchmarks/RESULTS.md ("Read noise with a bandwidth"), the default run on rram with
-# read_noise_std = 0.4 (1 epoch, mean of 3 seeds): pulses per sample move by 11.8 %, 7.5 % and
-# 5.4 % from 1 to 2, 2 to 4 and 4 to 8 steps per read time, the change shrinking by 1.3x to
-# 1.4x per halving, so below 5 % (about 4 %, extrapolated) from 8 steps per read time.
+# benchmarks/RESULTS.md ("Read noise with a bandwidth", "Why the pulses converge slowly"), the
+# default run on rram with read_noise_std = 0.4 (1 epoch): pulses per sample move by 11.8 %,
+# 7.5 % and 5.4 % from 1 to 2, 2 to 4 and 4 to 8 steps per read time (mean of 3 seeds), and by
+# -0.07 % from 8 to 16 (seed 0: 4.042e5 and 4.039e5).
 STEPS_PER_READ = 8
 
 
