@@ -165,10 +165,10 @@ def unresolved_warning(
     why = ""
     if asymmetry:
         why = (
-            f"; the noise fires up and down pulses in pairs, which a coarse step nets away and "
-            f"which on these asymmetric devices (chip.synapses.up_down_asymmetry = "
-            f"{asymmetry:.3g}) drift every weight towards its symmetry point, several times "
-            f"more pulses that follow the missed pairs"
+            f"; the noise fires up and down pulses in pairs, which on these asymmetric "
+            f"devices (chip.synapses.up_down_asymmetry = {asymmetry:.3g}) drift the weights, "
+            f"and the learning flow's pulses against that drift multiply the pairs a coarse "
+            f"step nets away"
         )
     return (
         f"engine.dt is {dt:.3g} tau_x while one read's noise is {pulses_per_read:.3g} write "
