@@ -145,8 +145,8 @@ NOISE_DRIVEN_PULSES = 10.0
 # Engine steps per read time from which the pulses read noise fires are converged in dt:
 # benchmarks/RESULTS.md ("Read noise with a bandwidth", "Why the pulses converge slowly"), the
 # default run on rram with read_noise_std = 0.4 (1 epoch): pulses per sample move by 11.8 %,
-# 7.5 % and 5.4 % from 1 to 2, 2 to 4 and 4 to 8 steps per read time (mean of 3 seeds), and by
-# -0.07 % and +1.9 % from 8 to 16 (seeds 0 and 1: 4.042e5 to 4.039e5, 4.222e5 to 4.304e5).
+# 7.5 % and 5.4 % from 1 to 2, 2 to 4 and 4 to 8 steps per read time, and by +0.3 % from 8 to
+# 16 (means of 3 seeds; pulses and energy alike).
 STEPS_PER_READ = 8
 
 
