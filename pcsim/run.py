@@ -354,8 +354,9 @@ def prepare(
             for cb in circ.crossbars
             if cb.config.relative_dw_min()
         ]
+        asym = max((abs(cb.config.up_down_asymmetry) for cb in circ.crossbars), default=0.0)
         msg = read_noise.unresolved_warning(
-            cfg.gamma, circ.read_window_tau, max(per_read, default=0.0)
+            cfg.gamma, circ.read_window_tau, max(per_read, default=0.0), asym
         )
         if msg is not None:
             warnings.warn(msg, stacklevel=2)

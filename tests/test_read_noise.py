@@ -153,11 +153,15 @@ def test_ou_driven_pulse_count_converges_at_first_order():
 
 
 def test_a_step_longer_than_the_read_time_warns_when_noise_fires_pulses():
-    """The warning names the field and appears only for dt > tau_r / STEPS_PER_READ with
-    noise of at least NOISE_DRIVEN_PULSES pulses per read."""
+    """The warning names the field and the step to use, names the devices' asymmetry when
+    they have one, and appears only for dt > tau_r / STEPS_PER_READ with noise of at least
+    NOISE_DRIVEN_PULSES pulses per read."""
     q = 0.1 / read_noise.STEPS_PER_READ
     msg = read_noise.unresolved_warning(1.5 * q, 0.1, 200.0)
     assert msg is not None and "chip.synapses.read_time_s" in msg and "\n" not in msg
+    assert "up_down_asymmetry" not in msg and f"engine.dt <= {q:.3g}" in msg
+    asym = read_noise.unresolved_warning(1.5 * q, 0.1, 200.0, 0.26)
+    assert asym is not None and "up_down_asymmetry = 0.26" in asym and "\n" not in asym
     assert read_noise.unresolved_warning(q, 0.1, 200.0) is None
     assert read_noise.unresolved_warning(1.5 * q, 0.1, 5.0) is None
 
@@ -179,3 +183,66 @@ def test_a_run_warns_once_when_its_step_does_not_resolve_the_read_time():
         warnings.simplefilter("error")
         prepare(config.from_dict({"engine": {"dt": 0.0125}, "chip": noisy}), progress=False)
         prepare(config.from_dict({}), progress=False)
+
+
+def _antithetic_ou(s: float, tau_r: float, n: int, t_end: float, dt: float) -> np.ndarray:
+    """OU requests (steps, n, 2n) in pulses, ``c m dt`` with ``c = s / sqrt(2 tau_r)``: the
+    right half of the devices receives the negated path of the left half."""
+    rng = np.random.default_rng(1)
+    steps = round(t_end / dt)
+    u, scratch = rng.standard_normal((n, n)), np.empty(2 * n * n)
+    ou = np.empty((steps, n, n))
+    for k in range(steps):
+        read_noise.advance(u, dt / tau_r, rng, ou[k], scratch)
+    ou *= s / math.sqrt(2 * tau_r) * dt
+    return np.concatenate([ou, -ou], axis=2)
+
+
+def _mean_weight(requests: np.ndarray, block: int, asymmetry: float) -> float:
+    """Mean weight (w_max units) of a bare soft-bounds crossbar programmed to 0 and fed
+    ``requests`` summed over blocks of ``block`` steps; pulses of 0.02 w_max, no spreads."""
+    steps, n, m = requests.shape
+    syn = dataclasses.replace(
+        load_preset("rram").synapses,
+        stuck_fraction=0.0,
+        dw_min_std=0.0,
+        d2d_std=0.0,
+        prog_noise_std=0.0,
+        bits=None,
+        dw_min=0.02,
+        up_down_asymmetry=asymmetry,
+    )
+    rng = np.random.default_rng(0)
+    cb = Crossbar(syn, (n, m))
+    cb.program(np.zeros((n, m)), rng)
+    pulse = syn.relative_dw_min() * cb.w_max
+    for r in requests.reshape(steps // block, block, n, m).sum(axis=1):
+        cb.update(pulse * r, rng)
+    return float(cb.weights.mean() / cb.w_max)
+
+
+def test_read_noise_alone_drives_asymmetric_devices_to_their_symmetry_point():
+    """Why strong read noise makes rram's pulse count slow to converge in dt (issue 17,
+    benchmarks/RESULTS.md): zero-mean noise fires up and down pulses in pairs, and on a
+    soft-bounds device with up/down asymmetry a pair does not cancel. Fed only OU read noise
+    (every path and its negation, so a symmetric device's mean stays exactly 0), the devices
+    drift to the symmetry point where up and down pulses cancel,
+    ``w* = (r_up - r_down) / (r_up + r_down) w_max`` (0.149 for rram's asymmetry 0.26)."""
+    up, down = load_preset("rram").synapses.pulse_sizes()
+    w_star = (up - down) / (up + down)
+    req = _antithetic_ou(3.0, 0.1, 16, 200.0, 0.05)
+    assert abs(_mean_weight(req, 1, 0.0)) < 1e-12
+    assert _mean_weight(req, 1, 0.26) == pytest.approx(w_star, rel=0.03)
+
+
+def test_the_noise_driven_drift_converges_at_first_order_in_dt():
+    """The drift is carried by pulse pairs, which a step longer than the read time nets
+    away: over 4 tau_x the mean weight grows as dt shrinks from 0.1 (one read time) to
+    0.0125, the changes shrinking at each halving and by at least 4x over two halvings
+    (first order or better), the last below 0.5 % of the drift."""
+    req = _antithetic_ou(3.0, 0.1, 16, 4.0, 0.0125)
+    w = [_mean_weight(req, b, 0.26) for b in (8, 4, 2, 1)]  # dt = 0.1, 0.05, 0.025, 0.0125
+    d = np.diff(w)
+    assert np.all(d > 0)
+    assert np.all(d[1:] < 0.7 * d[:-1]) and d[-1] < d[0] / 4
+    assert d[-1] < 0.005 * w[-1]
