@@ -11,12 +11,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 
-from hardware_models import Chip
+from hardware_models import Chip, load_preset
 from hardware_models.synapses import SynapseConfig
 from hardware_models.units import ValueUnitConfig
 from pcsim import network, noise_pulses, read_noise
