@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from hardware_models import Chip, load_preset
-from hardware_models.synapses import SynapseConfig
+from hardware_models.synapses import Crossbar, SynapseConfig
 from hardware_models.units import ValueUnitConfig
 from pcsim import network, noise_pulses, read_noise
 from pcsim.algorithms import initial_activities
