@@ -6,14 +6,21 @@ against a hand count of its MACs."""
 from __future__ import annotations
 
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 
+import numpy as np
 import pytest
 
 from hardware_models import baselines, load_preset
 from hardware_models.architecture import UM2_PER_MM2, layer_area_um2
 from hardware_models.conv_geometry import ConvGeometry
 from hardware_models.conv_mapping import conv_layer_cost
-from pcsim import config
+from pcsim import checkpoint as ckpt
+from pcsim import config, results
 from pcsim.run import execute
 
 B = 4  # circuit replicas (learning.batch_size)
@@ -144,3 +151,58 @@ def test_latency_and_ledger_follow_the_streamed_patches(run):
     want_static = chip.costs.static_energy_j(n_units, T * period)
     assert e["static"] == pytest.approx(want_static, rel=1e-9)
     assert run["energy_per_sample_j"] == pytest.approx(sum(e.values()), rel=1e-12)
+
+
+def test_conv_run_killed_midway_resumes_to_the_uninterrupted_result(tmp_path):
+    """SIGKILL a conv run after its first checkpoints (one per batch), resume it from the
+    last one: the results equal the uninterrupted run's bit for bit (tests/test_checkpoint.py
+    kills dense runs at random points the same way)."""
+    text = CONV_TOML.replace("epochs = 1", "epochs = 2")
+    ref = execute(config.loads(text), progress=False)
+    ref_file = tmp_path / "ref.h5"
+    results.save(ref_file, ref)
+    ref = results.load(ref_file)
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(text)
+    out, ck = tmp_path / "r.h5", tmp_path / "r.ckpt.h5"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    args = ["run", str(cfg), "--out", str(out), "--quiet", "--checkpoint-every", "1b"]
+    p = subprocess.Popen([sys.executable, "-m", "pcsim.cli", *args], env=env)
+    try:
+        # kill once the checkpoint has moved past the first batch (mid-way: 8 batches in all)
+        deadline = time.monotonic() + 120
+        while p.poll() is None and time.monotonic() < deadline:
+            if ck.exists():
+                try:
+                    state = ckpt.load(ck).state
+                except Exception:  # being written (atomically replaced): look again
+                    state = None
+                if state is not None and (state["epoch"], state["batch"]) >= (0, 2):
+                    break
+            time.sleep(0.01)
+        p.send_signal(signal.SIGKILL)
+    finally:
+        p.wait()
+    assert p.returncode == -signal.SIGKILL, "the run finished before the kill"
+    assert not out.exists()
+    state = ckpt.load(ck).state
+    assert (state["epoch"], state["batch"]) < (2, 0)  # killed before the end
+    r = subprocess.run(
+        [sys.executable, "-m", "pcsim.cli", "run", "--resume", str(ck), "--out", str(out)]
+        + ["--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    got = results.load(out)
+    for k in ref.parameters:
+        assert np.array_equal(ref.parameters[k], got.parameters[k]), k
+    for k in ref.metrics:
+        if k != "wall_seconds":
+            assert np.array_equal(ref.metrics[k], got.metrics[k]), k
+    skip = {"train_seconds"}
+    assert {k: v for k, v in ref.summary.items() if k not in skip} == {
+        k: v for k, v in got.summary.items() if k not in skip
+    }
+    assert ref.ledger == got.ledger
