@@ -206,3 +206,22 @@ def test_conv_run_killed_midway_resumes_to_the_uninterrupted_result(tmp_path):
         k: v for k, v in got.summary.items() if k not in skip
     }
     assert ref.ledger == got.ledger
+
+
+def test_results_check_a_conv_layer_against_its_geometry():
+    """A results file's W of a conv layer must be its kernel matrix, and the next layer must
+    take the conv layer's units; anything else is one ResultsError line."""
+    conv = [
+        {"in_channels": 1, "height": 8, "width": 8, "out_channels": 2, "kernel": 3}
+        | {"stride": 2, "padding": 1},
+        None,
+    ]
+    good = {"W1": np.zeros((2, 9)), "W2": np.zeros((10, 32))}
+    results._check_parameters(good, "r.h5", conv)  # no error
+    with pytest.raises(results.ResultsError, match=r"W1 has shape \(9, 2\), not the kernel"):
+        results._check_parameters({"W1": np.zeros((9, 2)), "W2": good["W2"]}, "r.h5", conv)
+    with pytest.raises(results.ResultsError, match="W2 has shape .* does not follow"):
+        results._check_parameters({"W1": good["W1"], "W2": np.zeros((10, 31))}, "r.h5", conv)
+    # without the geometry (a dense run) the same W1, W2 do not chain
+    with pytest.raises(results.ResultsError, match="does not follow"):
+        results._check_parameters(good, "r.h5")
