@@ -9,19 +9,24 @@ Networks (supervised, leaky ReLU, no biases, float32, sp parameterisation):
 - MLP: the same layer sizes, dense (784, 1568, 784, 10): the same units, every weight its own.
 
 Training: BP with Adam 3e-3 (digital, batch 32, the substrate is not consulted: its energy is
-reported as nan, since hardware_models prices digital BP for dense layers only);
-PC (settle T then one step) and iPC (weights learn at every step) with plain SGD on B = 16
-circuit replicas (``learning.batch_size`` semantics: the batch runs on 16 copies of the chip),
-Euler dt = 0.5 tau_x, presentation T = 4 tau_x. Energy per sample: the circuit's ledger over
-training divided by the samples presented (every component of ``pcsim.circuit``: static, reads
-counted per MAC -- ``positions * rows * out_channels`` for a conv layer --, unit swings,
-writes); latency per sample: ``T * read_period_s`` (a conv layer's patches streamed through its
-one crossbar: ``positions`` reads per read of the layer). Chance is 10 %: a test accuracy
-below 20 % is marked "dead".
+reported as nan here; ``pcsim run`` prices digital BP of a conv net with
+``hardware_models.baselines.price_layers``); PC (settle T then one step) and iPC (weights
+learn at every step) with plain SGD on B = 16 circuit replicas (``learning.batch_size``
+semantics: the batch runs on 16 copies of the chip), Euler dt = 0.25 tau_x (``DT``: dt times
+the fastest rate of the settled inference stays <= 1; every run records that rate before and
+after training, ``fastest_rate_init`` / ``fastest_rate_final``), presentation T = 4 tau_x.
+Accuracy is measured once, after training: on the test set and on the first ``EVAL_TRAIN``
+training images. Energy per sample: the circuit's ledger over training divided by the samples
+presented (every component of ``pcsim.circuit``: static, reads counted per MAC --
+``positions * rows * out_channels`` for a conv layer --, unit swings, writes); latency per
+sample: ``T * read_period_s`` (a conv layer's patches streamed through its one crossbar:
+``positions`` reads per read of the layer). Chance is 10 %: a test accuracy below 20 % is
+marked "dead".
 
     python benchmarks/cnn_mnist5k.py [--epochs 2] [--bp-epochs 10] [--seeds 3]
         [--chips ideal,rram] [--algorithms bp,pc,ipc] [--nets cnn,mlp] [--seed0 0]
-        [--limit-train N] [--stuck-fraction F] [--json FILE]
+        [--limit-train N] [--dt DT] [--pc-lr LR] [--ipc-lr LR] [--stuck-fraction F]
+        [--set SECTION.KEY=VALUE ...] [--json FILE]
         [--table FILE.jsonl ...]  (print the table of runs already written with --json)
 """
 
