@@ -35,6 +35,7 @@ bias = false
 [data]
 name = "digits"
 limit_train = 16
+test_fraction = 0.05  # 90 test images: the accuracy is not what these tests check
 [learning]
 epochs = 1
 batch_size = {B}
