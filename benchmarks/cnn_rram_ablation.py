@@ -29,6 +29,16 @@ UNITS_IDEAL = {
     "value_units": {"tau_mismatch_std": 0.0, "leak": 0.0, "thermal_noise": False},
     "error_units": {"offset_std": 0.0, "gain_error_std": 0.0, "noise_std": 0.0},
 }
+IDEAL_DEVICES = {  # every synapse non-ideality of the list below off (8-bit weights kept)
+    "dw_min_std": 0.0,
+    "up_down_asymmetry": 0.0,
+    "d2d_std": 0.0,
+    "update_bound": "hard",
+    "dw_min": 2e-5,
+    "prog_noise_std": 0.0,
+    "read_noise_std": 0.0,
+    "stuck_fraction": 0.0,
+}
 VARIANTS: list[tuple[str, str, dict | None]] = [
     ("ideal chip", "ideal", None),
     ("rram", "rram", None),
@@ -41,6 +51,12 @@ VARIANTS: list[tuple[str, str, dict | None]] = [
     ("no read noise", "rram", {"synapses": {"read_noise_std": 0.0}}),
     ("no stuck devices", "rram", {"synapses": {"stuck_fraction": 0.0}}),
     ("ideal units (no mismatch, leak, offsets, noise)", "rram", UNITS_IDEAL),
+    (
+        "no programming noise, no d2d spread",
+        "rram",
+        {"synapses": {"prog_noise_std": 0.0, "d2d_std": 0.0}},
+    ),
+    ("ideal devices (all of 2-9 off at once)", "rram", {"synapses": IDEAL_DEVICES}),
 ]
 
 
