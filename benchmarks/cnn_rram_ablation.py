@@ -57,6 +57,18 @@ VARIANTS: list[tuple[str, str, dict | None]] = [
         {"synapses": {"prog_noise_std": 0.0, "d2d_std": 0.0}},
     ),
     ("ideal devices (all of 2-9 off at once)", "rram", {"synapses": IDEAL_DEVICES}),
+    ("no error-unit offsets (offset_std 0)", "rram", {"error_units": {"offset_std": 0.0}}),
+    ("no value-unit leak (leak 0)", "rram", {"value_units": {"leak": 0.0}}),
+    (
+        "no error-unit gain error or noise",
+        "rram",
+        {"error_units": {"gain_error_std": 0.0, "noise_std": 0.0}},
+    ),
+    (
+        "no value-unit mismatch or thermal noise",
+        "rram",
+        {"value_units": {"tau_mismatch_std": 0.0, "thermal_noise": False}},
+    ),
 ]
 
 
