@@ -82,6 +82,40 @@ def load_benchmark():
     return mod
 
 
+def leak_effect(bench, kind: str, seed: int = 0, n: int = 16) -> list[tuple[float, float]]:
+    """How much the value units' leak (rram's 0.01 per tau_x) changes PC's weight update at
+    initialisation: per weight layer, ``|dW(leak) - dW(no leak)| / |dW(no leak)|`` and the
+    cosine between the two, after settling ``n`` training samples for T with the step of
+    ``bench`` (rram with ideal devices and otherwise ideal units, so only the leak differs)."""
+    from hardware_models import load_preset
+    from pcsim.circuit import Circuit
+    from pcsim.engines.clocked import ClockedEngine, start
+    from pcsim.engines.protocol import Batch
+
+    d = load_dataset("mnist5k", seed=seed)
+    x, y = d.x_train[:n].astype("float32"), d.one_hot(d.y_train[:n]).astype("float32")
+    drifts = []
+    for leak in (0.01, 0.0):
+        ov = {
+            "synapses": IDEAL_DEVICES,
+            "value_units": dict(UNITS_IDEAL["value_units"], leak=leak),
+            "error_units": UNITS_IDEAL["error_units"],
+        }
+        net = bench.build(kind, seed)
+        circ = Circuit(net, chip=load_preset("rram", overrides=ov), rng=seed + 1)
+        engine = ClockedEngine(dt=bench.DT)
+        batch = Batch(net.free_mask(True), bottom=x, top=y)
+        xs, fresh = start(circ, batch)
+        rec = engine.settle(circ, xs, batch.free, bench.T, from_feedforward=fresh)
+        drifts.append([w.astype("float64") for w in engine.weight_drift(circ, rec)[0]])
+    out = []
+    for a, b in zip(*drifts, strict=True):
+        nb = float((b * b).sum()) ** 0.5
+        na = float((a * a).sum()) ** 0.5
+        out.append((float(((a - b) ** 2).sum()) ** 0.5 / nb, float((a * b).sum()) / (na * nb)))
+    return out
+
+
 def table(rows: list[dict]) -> str:
     out = [f"{'variant':50s} {'test acc %':>10s} {'rate after':>10s} {'dt x rate':>9s}"]
     for r in rows:
