@@ -118,7 +118,11 @@ def leak_effect(bench, kind: str, seed: int = 0, n: int = 16) -> list[tuple[floa
 
 def table(rows: list[dict]) -> str:
     out = [f"{'variant':50s} {'test acc %':>10s} {'rate after':>10s} {'dt x rate':>9s}"]
+    seen: set[str] = set()
     for r in rows:
+        if r["variant"] in seen:  # a variant run twice: its first row
+            continue
+        seen.add(r["variant"])
         rate = r["fastest_rate_final"]
         out.append(
             f"{r['variant']:50s} {100 * r['test_accuracy']:10.1f} {rate:10.2f} "
