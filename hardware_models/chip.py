@@ -16,7 +16,7 @@ import copy
 import dataclasses
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -155,9 +155,24 @@ class Chip:
         """Backprop on a digital FP32 accelerator with this chip's baseline constants."""
         return digital_baseline(layer_sizes, batch_size, n_samples, self.costs.baseline)
 
-    def baselines(self, layer_sizes: list[int], batch_size: int) -> list[BaselineCost]:
+    def baselines(
+        self,
+        layer_sizes: list[int],
+        batch_size: int,
+        layer_macs: list[int] | None = None,
+        layer_weights: list[int] | None = None,
+    ) -> list[BaselineCost]:
         """FP32, FP16 and INT8 digital accelerators at this chip's node and at 45 nm, each
-        priced for backprop training and inference (:mod:`hardware_models.baselines`)."""
+        priced for backprop training and inference (:mod:`hardware_models.baselines`).
+        ``layer_macs`` and ``layer_weights`` (per weight layer, both or neither): a network
+        with convolutions, priced by its MACs per sample and its weights
+        (:func:`~hardware_models.baselines.price_layers`); ``layer_sizes`` is then unused."""
+        if (layer_macs is None) != (layer_weights is None):
+            raise ValueError("baselines: give layer_macs and layer_weights together")
+        if layer_macs is not None and layer_weights is not None:
+            return _baselines.standard_baselines_layers(
+                layer_macs, layer_weights, batch_size, self.node_nm
+            )
         return _baselines.standard_baselines(layer_sizes, batch_size, self.node_nm)
 
     @property
@@ -198,9 +213,15 @@ class Chip:
         return self.architecture.weight_slices(self.synapses.bits)
 
     def area_mm2(
-        self, sizes: list[int], digital_state_bits_per_weight: int = 0, replicas: int = 1
+        self,
+        sizes: list[int],
+        digital_state_bits_per_weight: int = 0,
+        replicas: int = 1,
+        maps: Sequence[LayerMap] | None = None,
     ) -> dict[str, float]:
-        """Area in mm^2 by component (:func:`hardware_models.architecture.chip_area`)."""
+        """Area in mm^2 by component (:func:`hardware_models.architecture.chip_area`).
+        ``maps``: the weight matrices as placed on tiles when they are not the dense
+        ``(sizes[l+1], sizes[l])`` (a convolution's kernel matrix ``(out_channels, k^2 C_in)``)."""
         cv = self.converters
         return chip_area(
             sizes,
@@ -213,6 +234,7 @@ class Chip:
             replicas=replicas,
             sar_cycle_s=cv.sar_cycle_s,
             weight_bits=self.synapses.bits,
+            maps=maps,
         )
 
     # -- dicts and overrides -----------------------------------------------------------------
