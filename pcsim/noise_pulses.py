@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from hardware_models.chip import load_preset
-from hardware_models.synapses import Crossbar
+from hardware_models.synapses import Crossbar, SynapseConfig
 from pcsim import read_noise
 
 
@@ -41,18 +41,26 @@ def ou_requests(
     return out
 
 
-def pulses_per_device(requests: np.ndarray, block: int = 1) -> float:
-    """Mean pulses fired per device when ``requests`` (steps, n, n; in pulses) are summed over
-    blocks of ``block`` steps (a step ``block`` times longer; a last partial block is dropped)
-    and written by a bare rram crossbar programmed to w = 0.5 (seed 0)."""
-    steps, n, _ = requests.shape
-    syn = dataclasses.replace(
+def bare_rram(**changes) -> SynapseConfig:
+    """rram's synapses without stuck devices, cycle-to-cycle or device-to-device spread or
+    programming noise (a bare crossbar whose pulse counts follow the requests alone), with
+    ``changes`` applied on top."""
+    return dataclasses.replace(
         load_preset("rram").synapses,
         stuck_fraction=0.0,
         dw_min_std=0.0,
         d2d_std=0.0,
         prog_noise_std=0.0,
+        **changes,
     )
+
+
+def pulses_per_device(requests: np.ndarray, block: int = 1) -> float:
+    """Mean pulses fired per device when ``requests`` (steps, n, n; in pulses) are summed over
+    blocks of ``block`` steps (a step ``block`` times longer; a last partial block is dropped)
+    and written by a bare rram crossbar programmed to w = 0.5 (seed 0)."""
+    steps, n, _ = requests.shape
+    syn = bare_rram()
     rng = np.random.default_rng(0)
     cb = Crossbar(syn, (n, n))
     cb.program(np.full((n, n), 0.5), rng)

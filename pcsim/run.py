@@ -67,6 +67,13 @@ def build_network(cfg: RunConfig, data: Dataset, seed: np.random.SeedSequence) -
         raise ConfigError(
             f"network.sizes[-1] is {sizes[-1]} but {cfg.data.name} needs {top} units on top"
         )
+    return _build(cfg, sizes, seed)
+
+
+def _build(
+    cfg: RunConfig, sizes: tuple[int, ...], seed: np.random.SeedSequence, convs=None
+) -> network.Network:
+    """``network.build`` with the configuration's activation, parameterisation and dtype."""
     return network.build(
         sizes,
         cfg.network.activation,
@@ -76,6 +83,7 @@ def build_network(cfg: RunConfig, data: Dataset, seed: np.random.SeedSequence) -
         mode=cfg.network.mode,
         dtype=np.dtype(cfg.network.dtype),
         rng=np.random.default_rng(seed),
+        convs=convs,
     )
 
 
@@ -98,17 +106,7 @@ def _build_conv_network(
             "units on top"
         )
     sizes = (geoms[0].n_in,) + tuple(g.n_out for g in geoms) + tuple(dense[1:])
-    return network.build(
-        sizes,
-        cfg.network.activation,
-        parameterisation=cfg.network.parameterisation,
-        bias=cfg.network.bias,
-        residual=cfg.network.residual,
-        mode=cfg.network.mode,
-        dtype=np.dtype(cfg.network.dtype),
-        rng=np.random.default_rng(seed),
-        convs=tuple(geoms) + (None,) * (len(dense) - 1),
-    )
+    return _build(cfg, sizes, seed, convs=tuple(geoms) + (None,) * (len(dense) - 1))
 
 
 def make_clocked_engine(cfg: RunConfig) -> ClockedEngine:

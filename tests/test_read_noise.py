@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -203,16 +202,7 @@ def _mean_weight(requests: np.ndarray, block: int, asymmetry: float) -> float:
     """Mean weight (w_max units) of a bare soft-bounds crossbar programmed to 0 and fed
     ``requests`` summed over blocks of ``block`` steps; pulses of 0.02 w_max, no spreads."""
     steps, n, m = requests.shape
-    syn = dataclasses.replace(
-        load_preset("rram").synapses,
-        stuck_fraction=0.0,
-        dw_min_std=0.0,
-        d2d_std=0.0,
-        prog_noise_std=0.0,
-        bits=None,
-        dw_min=0.02,
-        up_down_asymmetry=asymmetry,
-    )
+    syn = noise_pulses.bare_rram(bits=None, dw_min=0.02, up_down_asymmetry=asymmetry)
     rng = np.random.default_rng(0)
     cb = Crossbar(syn, (n, m))
     cb.program(np.zeros((n, m)), rng)
