@@ -1,6 +1,7 @@
 """Accuracy, energy and latency of the default iPC run on each chip preset (README table).
 
     python benchmarks/chip_table.py [--presets ideal rram pcm sram-cim] [--epochs N] [--seeds 3]
+        [--dt DT]
 
 Each preset runs the default configuration (iPC, digits, 64-128-128-10 leaky ReLU) with only
 ``[chip] preset`` changed, with ``--seeds`` seeds (mean ± sample std over them). Beside the chip:
@@ -35,6 +36,7 @@ def main() -> None:
     )
     ap.add_argument("--epochs", type=int, default=None, help="default: the default run's")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--dt", type=float, default=None, help="engine step (tau_x); default: 0.25")
     args = ap.parse_args()
     print(
         "| chip | iPC test acc. (%) | BP test acc. (%) | train J/sample: chip / fair digital "
@@ -47,6 +49,8 @@ def main() -> None:
         lines = [f"seeds = {args.seeds}"]
         if args.epochs is not None:
             lines += ["[learning]", f"epochs = {args.epochs}"]
+        if args.dt is not None:
+            lines += ["[engine]", f"dt = {args.dt}"]
         text = "\n".join([*lines, "[chip]", f'preset = "{preset}"', ""])
         cfg = config.loads(text)
         s = execute_seeds(cfg, lambda c: execute(c, progress=False)).summary

@@ -7,6 +7,8 @@ of :mod:`pcsim.read_noise`.
 A bare rram ``Crossbar`` (no stuck devices, no cycle-to-cycle or device-to-device spread)
 receives for ``T = 20`` tau_x a noise request, in pulses:
 
+The requests and the crossbar are :mod:`pcsim.noise_pulses`'s (shared with its test).
+
 - white: increments of std ``s sqrt(dt)`` per step (a Brownian request, ``T s^2`` pulses per
   device in the limit dt -> 0). A finite step undercounts by the overshoot of each crossing,
   an error that shrinks only as ``sqrt(dt)`` (benchmarks/RESULTS.md, "Read noise 0.4");
@@ -24,13 +26,10 @@ discretisation error alone.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 import numpy as np
 
-from hardware_models.chip import load_preset
-from hardware_models.synapses import Crossbar
-from pcsim import read_noise
+from pcsim.noise_pulses import ou_requests, pulses_per_device, white_requests
 
 T = 20.0
 DTS = (0.2, 0.1, 0.05, 0.025, 0.0125, 0.00625, 0.003125)
@@ -44,39 +43,10 @@ def fine_requests(
     rng = np.random.default_rng(seed)
     steps = round(t_end / dt)
     if kind == "white":
-        return s * np.sqrt(dt) * rng.standard_normal((steps, n, n))
+        return white_requests(s, dt, n, steps, rng)
     if kind != "ou":
         raise ValueError(f"kind must be 'white' or 'ou', got {kind!r}")
-    c = s / np.sqrt(2.0 * tau_r)
-    u = rng.standard_normal((n, n))  # the stationary law
-    scratch = np.empty(2 * n * n)
-    out = np.empty((steps, n, n))
-    for k in range(steps):
-        read_noise.advance(u, dt / tau_r, rng, out[k], scratch)
-    out *= c * dt
-    return out
-
-
-def pulses_per_device(requests: np.ndarray, block: int = 1) -> float:
-    """Pulses fired per device when ``requests`` (steps, n, n) are summed over blocks of
-    ``block`` steps (a step ``block`` times longer) and written by a bare rram crossbar."""
-    steps, n, _ = requests.shape
-    syn = dataclasses.replace(
-        load_preset("rram").synapses,
-        stuck_fraction=0.0,
-        dw_min_std=0.0,
-        d2d_std=0.0,
-        prog_noise_std=0.0,
-    )
-    rng = np.random.default_rng(0)
-    cb = Crossbar(syn, (n, n))
-    cb.program(np.full((n, n), 0.5), rng)
-    pulse = syn.relative_dw_min() * cb.w_max
-    coarse = requests[: steps // block * block].reshape(steps // block, block, n, n).sum(axis=1)
-    fired = 0
-    for r in coarse:
-        fired += cb.update(pulse * r, rng)
-    return fired / n**2
+    return ou_requests(s, dt, n, steps, tau_r, rng)
 
 
 def table(s: float, tau_r: float, n: int = 20, dts: tuple[float, ...] = DTS) -> list[dict]:

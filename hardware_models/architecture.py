@@ -370,6 +370,7 @@ def chip_area(
     replicas: int = 1,
     sar_cycle_s: float = 1e-9,
     weight_bits: int | None = None,
+    maps: Sequence[LayerMap] | None = None,
 ) -> dict[str, float]:
     """Area in mm^2 by component of a network ``sizes`` on ``arch`` (see the module docstring).
 
@@ -378,9 +379,16 @@ def chip_area(
     0: no co-processor). ``replicas`` copies of the analog circuit (a batch executed as parallel
     replicas) multiply every analog component. Returns ``{component: mm^2}`` (all keys present,
     zeros included). ``weight_bits``: the weights' precision, bit-sliced over
-    ``arch.weight_slices(weight_bits)`` devices (``arch.cell_bits``).
+    ``arch.weight_slices(weight_bits)`` devices (``arch.cell_bits``). ``maps``: the weight
+    matrices as placed (one per layer) when they are not the dense ``(sizes[l+1], sizes[l])``:
+    a convolution is its kernel matrix ``(out_channels, k^2 C_in)``
+    (:mod:`hardware_models.conv_mapping`), with a value and an error unit per output position
+    and channel (``sizes``) and one accumulator per kernel weight.
     """
-    maps = map_network(sizes, arch, adc_bits, sar_cycle_s, weight_bits)
+    if maps is None:
+        maps = map_network(sizes, arch, adc_bits, sar_cycle_s, weight_bits)
+    elif len(maps) != len(sizes) - 1:
+        raise ValueError(f"chip_area: {len(maps)} layer maps for {len(sizes) - 1} weight layers")
     f2_um2 = (arch.feature_size_m * 1e6) ** 2  # F^2 in um^2
     n_weights = sum(m.n_out * m.n_in for m in maps)
     n_value, n_error = sum(sizes), sum(sizes[1:])

@@ -63,7 +63,9 @@ __all__ = [
     "energy_scale",
     "memory_for",
     "price",
+    "price_layers",
     "standard_baselines",
+    "standard_baselines_layers",
 ]
 
 REFERENCE_NODE_NM = 45.0  # Horowitz ISSCC 2014 energies: 45 nm
@@ -229,6 +231,35 @@ def price(
     ``batch_size``) on a digital ``precision`` accelerator at ``node_nm`` (module docstring)."""
     if len(layer_sizes) < 2 or any(int(n) < 1 for n in layer_sizes):
         raise ValueError(f"layer_sizes must be >= 2 positive integers, got {layer_sizes!r}")
+    sizes = [int(n) for n in layer_sizes]
+    P_l = [a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
+    return price_layers(P_l, P_l, batch_size, precision, node_nm, roofline)
+
+
+def price_layers(
+    layer_macs: Sequence[int],
+    layer_weights: Sequence[int],
+    batch_size: int,
+    precision: str,
+    node_nm: float = REFERENCE_NODE_NM,
+    roofline: Roofline | None = None,
+) -> BaselineCost:
+    """:func:`price` for layers given by their multiply-accumulates per sample (one forward
+    pass) and their weight counts: a dense layer has ``macs = weights = n_in * n_out``, a
+    convolution ``macs = positions * k^2 C_in * C_out`` (every patch position) and ``weights
+    = k^2 C_in * C_out`` (the shared kernel). Arithmetic and FLOPs follow the MACs (backward
+    data gradient and weight gradient: one pass each, as the forward), memory traffic and
+    the SGD update follow the weights (module docstring, with ``P`` the weights and the
+    MAC sums in place of ``P`` in the arithmetic)."""
+    if len(layer_macs) < 1 or len(layer_macs) != len(layer_weights):
+        raise ValueError(
+            f"layer_macs and layer_weights must be equally long and non-empty, got "
+            f"{len(layer_macs)} and {len(layer_weights)}"
+        )
+    if any(int(m) < 1 for m in layer_macs) or any(int(q) < 1 for q in layer_weights):
+        raise ValueError(
+            f"layer_macs and layer_weights must be positive, got {layer_macs!r}, {layer_weights!r}"
+        )
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
     if precision not in PRECISIONS:
@@ -236,14 +267,15 @@ def price(
     rl = roofline or Roofline()
     p = PRECISIONS[precision]
     s = energy_scale(node_nm)
-    sizes = [int(n) for n in layer_sizes]
-    P_l = [float(a * b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
+    M_l = [float(m) for m in layer_macs]
+    P_l = [float(q) for q in layer_weights]
+    M, M1 = math.fsum(M_l), M_l[0]
     P, P1, B, w = math.fsum(P_l), P_l[0], float(batch_size), float(p.word_bytes)
 
     inf_mem, inf_access_j = memory_for(P * w, rl)
     train_mem, train_access_j = memory_for(2 * P * w, rl)  # weights and their gradient
-    macs_inf = P
-    macs_train = P + (P - P1) + P + P / B
+    macs_inf = M
+    macs_train = M + (M - M1) + M + P / B
     acc_inf = P * w / ACCESS_BYTES / B
     acc_train = (5 * P + (P - P1)) * w / ACCESS_BYTES / B
     e_inf = s * (macs_inf * p.mac_j + acc_inf * inf_access_j)
@@ -253,12 +285,13 @@ def price(
         return rl.dram_bandwidth_Bps if where == "DRAM" else rl.sram_bandwidth_Bps
 
     peak = p.peak_ops_s
-    fwd = [_kernel(2 * B * q, q * w, peak, bw(inf_mem), rl) for q in P_l]
+    fwd = [_kernel(2 * B * m, q * w, peak, bw(inf_mem), rl) for m, q in zip(M_l, P_l, strict=True)]
     t_inf, bound_inf = _roofline(fwd, B)
     bt = bw(train_mem)
-    train = [_kernel(2 * B * q, q * w, peak, bt, rl) for q in P_l]  # forward
-    for i, q in enumerate(P_l):  # backward: weight gradient, data gradient above layer 1
-        flops = 2 * B * q * (2 if i > 0 else 1)
+    train = [_kernel(2 * B * m, q * w, peak, bt, rl) for m, q in zip(M_l, P_l, strict=True)]
+    for i, (m, q) in enumerate(zip(M_l, P_l, strict=True)):
+        # backward: weight gradient, data gradient above layer 1
+        flops = 2 * B * m * (2 if i > 0 else 1)
         train.append(_kernel(flops, q * w * (2 if i > 0 else 1), peak, bt, rl))
     train += [_kernel(2 * q, 3 * q * w, peak, bt, rl) for q in P_l]  # update W -= lr G
     t_train, bound_train = _roofline(train, B)
@@ -286,3 +319,20 @@ def standard_baselines(
     """FP32, FP16 and INT8 at the chip's node ``node_nm`` and at 45 nm (once if equal)."""
     nodes = [float(node_nm)] + ([REFERENCE_NODE_NM] if node_nm != REFERENCE_NODE_NM else [])
     return [price(layer_sizes, batch_size, prec, n, roofline) for n in nodes for prec in PRECISIONS]
+
+
+def standard_baselines_layers(
+    layer_macs: Sequence[int],
+    layer_weights: Sequence[int],
+    batch_size: int,
+    node_nm: float,
+    roofline: Roofline | None = None,
+) -> list[BaselineCost]:
+    """:func:`standard_baselines` for layers given by MACs per sample and weight counts
+    (:func:`price_layers`: convolutional networks)."""
+    nodes = [float(node_nm)] + ([REFERENCE_NODE_NM] if node_nm != REFERENCE_NODE_NM else [])
+    return [
+        price_layers(layer_macs, layer_weights, batch_size, prec, n, roofline)
+        for n in nodes
+        for prec in PRECISIONS
+    ]

@@ -16,16 +16,22 @@ import copy
 import dataclasses
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from hardware_models import baselines as _baselines
-from hardware_models._config import ChipConfigError, ConfigBase, check_value, unknown_key_error
+from hardware_models._config import (
+    ChipConfigError,
+    ConfigBase,
+    check_value,
+    param,
+    unknown_key_error,
+)
 from hardware_models.architecture import ArchitectureConfig, LayerMap, chip_area, map_network
 from hardware_models.baselines import BaselineCost
 from hardware_models.converters import ConverterConfig
@@ -51,11 +57,16 @@ _SECTIONS: dict[str, type[ConfigBase]] = {
 class Chip:
     """A modelled substrate. The default ``Chip()`` is the ideal chip with free costs."""
 
-    name: str = "custom"
-    description: str = ""
-    # technology node (nm) the digital baselines are scaled to (hardware_models.baselines);
+    _section: ClassVar[str] = "chip"  # for describe_fields (hardware_models._config)
+    name: str = param("custom", "", "str", "preset name")
+    description: str = param("", "", "str", "what the substrate is, in one line")
     # default: Horowitz ISSCC 2014's 45 nm, where the baseline energies were measured
-    node_nm: float = _baselines.REFERENCE_NODE_NM
+    node_nm: float = param(
+        _baselines.REFERENCE_NODE_NM,
+        "nm",
+        "pos",
+        "technology node the digital baselines are scaled to (hardware_models.baselines)",
+    )
     synapses: SynapseConfig = field(default_factory=SynapseConfig)
     value_units: ValueUnitConfig = field(default_factory=ValueUnitConfig)
     error_units: ErrorUnitConfig = field(default_factory=ErrorUnitConfig)
@@ -65,8 +76,6 @@ class Chip:
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False, hash=False)
 
     def __post_init__(self) -> None:
-        check_value("chip.name", self.name, "str")
-        check_value("chip.description", self.description, "str")
         lo, hi = _baselines.NODE_RANGE_NM
         if (
             isinstance(self.node_nm, bool)
@@ -77,6 +86,9 @@ class Chip:
                 f"chip.node_nm must be a number of nm within {lo:g}-{hi:g} "
                 f"(Stillmaker and Baas 2017 scaling fits), got {self.node_nm!r}"
             )
+        for f in dataclasses.fields(self):  # name, description (node_nm: checked above)
+            if "check" in f.metadata:  # validated, kept as given (an int node stays an int)
+                check_value(f"chip.{f.name}", getattr(self, f.name), f.metadata["check"])
         for key, cls in _SECTIONS.items():
             if not isinstance(getattr(self, key), cls):
                 raise ChipConfigError(f"chip.{key} must be a {cls.__name__}")
@@ -143,9 +155,24 @@ class Chip:
         """Backprop on a digital FP32 accelerator with this chip's baseline constants."""
         return digital_baseline(layer_sizes, batch_size, n_samples, self.costs.baseline)
 
-    def baselines(self, layer_sizes: list[int], batch_size: int) -> list[BaselineCost]:
+    def baselines(
+        self,
+        layer_sizes: list[int],
+        batch_size: int,
+        layer_macs: list[int] | None = None,
+        layer_weights: list[int] | None = None,
+    ) -> list[BaselineCost]:
         """FP32, FP16 and INT8 digital accelerators at this chip's node and at 45 nm, each
-        priced for backprop training and inference (:mod:`hardware_models.baselines`)."""
+        priced for backprop training and inference (:mod:`hardware_models.baselines`).
+        ``layer_macs`` and ``layer_weights`` (per weight layer, both or neither): a network
+        with convolutions, priced by its MACs per sample and its weights
+        (:func:`~hardware_models.baselines.price_layers`); ``layer_sizes`` is then unused."""
+        if (layer_macs is None) != (layer_weights is None):
+            raise ValueError("baselines: give layer_macs and layer_weights together")
+        if layer_macs is not None and layer_weights is not None:
+            return _baselines.standard_baselines_layers(
+                layer_macs, layer_weights, batch_size, self.node_nm
+            )
         return _baselines.standard_baselines(layer_sizes, batch_size, self.node_nm)
 
     @property
@@ -186,9 +213,15 @@ class Chip:
         return self.architecture.weight_slices(self.synapses.bits)
 
     def area_mm2(
-        self, sizes: list[int], digital_state_bits_per_weight: int = 0, replicas: int = 1
+        self,
+        sizes: list[int],
+        digital_state_bits_per_weight: int = 0,
+        replicas: int = 1,
+        maps: Sequence[LayerMap] | None = None,
     ) -> dict[str, float]:
-        """Area in mm^2 by component (:func:`hardware_models.architecture.chip_area`)."""
+        """Area in mm^2 by component (:func:`hardware_models.architecture.chip_area`).
+        ``maps``: the weight matrices as placed on tiles when they are not the dense
+        ``(sizes[l+1], sizes[l])`` (a convolution's kernel matrix ``(out_channels, k^2 C_in)``)."""
         cv = self.converters
         return chip_area(
             sizes,
@@ -201,6 +234,7 @@ class Chip:
             replicas=replicas,
             sar_cycle_s=cv.sar_cycle_s,
             weight_bits=self.synapses.bits,
+            maps=maps,
         )
 
     # -- dicts and overrides -----------------------------------------------------------------

@@ -205,6 +205,8 @@ def capture(
         "optimizer": opt_state,
         "algorithm": getattr(alg, "name", type(alg).__name__.lower()),
         "sizes": list(net.sizes),
+        # a conv layer's weight is its kernel matrix (out_channels, k^2 C_in), not (n_out, n_in)
+        **({"weight_shapes": [list(W.shape) for W in net.weights]} if net.has_conv else {}),
         "dtype": np.dtype(net.dtype).name,
         "n_train": int(len(trainer.data.x_train)),
         "batch_size": int(trainer.batch_size),
@@ -326,6 +328,30 @@ _STATE_SCHEMA: dict[str, tuple[type, ...]] = {
 }
 
 
+def _weight_shapes(state: dict[str, Any], sizes: list[int], name: str) -> list[tuple[int, int]]:
+    """Each weight matrix's shape: ``/state.weight_shapes`` (networks with convolutions, whose
+    kernel matrices are ``(out_channels, k^2 C_in)``), else the dense ``(n_{l+1}, n_l)``."""
+    dense = [(sizes[i + 1], sizes[i]) for i in range(len(sizes) - 1)]
+    shapes = state.get("weight_shapes")
+    if shapes is None:
+        return dense
+    if (
+        not isinstance(shapes, list)
+        or len(shapes) != len(dense)
+        or not all(
+            isinstance(sh, list)
+            and len(sh) == 2
+            and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sh)
+            for sh in shapes
+        )
+    ):
+        raise ResultsError(
+            f"{name}: /state.weight_shapes must list one [rows, columns] of positive integers "
+            "per weight layer"
+        )
+    return [(sh[0], sh[1]) for sh in shapes]
+
+
 def _indexed(g: h5py.Group, where: str, name: str) -> list[np.ndarray]:
     keys = sorted(g.keys(), key=lambda k: int(k) if k.isdigit() else -1)
     if keys != [str(i) for i in range(len(keys))]:
@@ -408,12 +434,13 @@ def _read(f: h5py.File, name: str) -> Checkpoint:
     dtype = np.dtype(state["dtype"])
     L = len(sizes) - 1
 
+    w_shapes = _weight_shapes(state, sizes, name)
     params = {}
     for k in f["parameters"]:
         params[k] = _float_array(f["parameters"][k][()], f"/parameters/{k}", name)
     for i in range(L):
         W = params.get(f"W{i + 1}")
-        want = (sizes[i + 1], sizes[i])
+        want = w_shapes[i]
         if W is None or W.shape != want or W.dtype != dtype:
             raise ResultsError(f"{name}: /parameters/W{i + 1} must be {dtype.name} of shape {want}")
     has_bias = "b1" in params
@@ -440,7 +467,7 @@ def _read(f: h5py.File, name: str) -> Checkpoint:
             raise ResultsError(f"{name}: /crossbars must hold one group per weight layer")
         for i in range(L):
             c = g[str(i)]
-            n = sizes[i + 1] * sizes[i]
+            n = w_shapes[i][0] * w_shapes[i][1]
             cb: dict[str, Any] = {}
             for attr in ("w_max", "t_program_s"):
                 v = c.attrs.get(attr)

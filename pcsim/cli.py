@@ -402,6 +402,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     from hardware_models import list_presets, load_preset
     from pcsim.config import ConfigError, build_chip
 
+    if args.fields:
+        print(fields_text())
+        return 0
     if args.chip:
         try:
             chip = load_preset(args.chip)
@@ -416,6 +419,23 @@ def cmd_info(args: argparse.Namespace) -> int:
         chip = build_chip({"preset": name})
         print(f"  {name:<14} tau_x = {chip.tau_x_s:.3g} s  {chip.description}")
     return 0
+
+
+def fields_text() -> str:
+    """Every configuration field (run, chip, sweep) as one aligned table: dotted name, class
+    default ("omitted" when None), unit and doc (``hardware_models._config.describe_fields``)."""
+    from hardware_models import Chip
+    from hardware_models._config import describe_fields
+    from pcsim.config import RunConfig
+    from pcsim.sweep import SweepTable
+
+    rows = describe_fields(RunConfig) + describe_fields(Chip)  # with their sections
+    rows += describe_fields(SweepTable)  # a sweep file's [sweep] table
+    rows = [("field", "default", "unit", "meaning"), *rows]
+    w = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = [f"{r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:<{w[2]}}  {r[3]}".rstrip() for r in rows]
+    note = "(chip defaults are the ideal chip's; a preset sets its own: pcsim info --chip NAME)"
+    return "\n".join([*lines, note])
 
 
 def parser() -> argparse.ArgumentParser:
@@ -465,6 +485,11 @@ def parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_export)
     i = sub.add_parser("info", help="version and chip presets")
     i.add_argument("--chip", metavar="NAME", help="print one preset with every value and source")
+    i.add_argument(
+        "--fields",
+        action="store_true",
+        help="print every field of a run configuration, a chip and a sweep: default, unit, meaning",
+    )
     i.set_defaults(func=cmd_info)
     return p
 

@@ -1,21 +1,34 @@
 """Typed run configuration, loaded from TOML and validated with one-line errors.
 
-Every field has a type and a constraint; an unknown key, a wrong type or an impossible value
-raises :class:`ConfigError` whose message names the dotted field, e.g.
-``network.sizes[1] must be a positive integer, got -3``. Defaults give the embedded default
-run: iPC on scikit-learn's digits.
+Every field is declared with ``hardware_models._config.param`` (the parameter framework the chip
+layer uses too: a default, a unit, a check and a doc); an unknown key, a wrong type or an
+impossible value raises :class:`ConfigError` (the base of the chip layer's ``ChipConfigError``)
+whose message is one line naming the dotted field, e.g.
+``network.sizes[1] must be a positive integer, got -3``. Times are in tau_x units. Defaults give
+the embedded default run: iPC on scikit-learn's digits.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
+import json
 import math
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from hardware_models._config import (
+    MAX_SEED,
+    ConfigBase,
+    ConfigError,
+    ListOf,
+    TableOf,
+    param,
+    unknown_key_error,
+)
 from pcsim.activations import ACTIVATIONS
 from pcsim.algorithms import ALGORITHMS, INITS
 from pcsim.engines.clocked import BACKENDS, METHODS
@@ -35,193 +48,100 @@ BUNDLED_IMAGES = {
 }  # the default run shows iPC on a modelled analog chip
 
 
-class ConfigError(ValueError):
-    """A configuration problem; ``str(err)`` is one line naming the field."""
+# --- field checks: hardware_models' param machinery (one framework for both packages) -------
+# ConfigError is the base of every configuration error (the chip layer's ChipConfigError is a
+# subclass); a message is one line naming the dotted field.
+SIZES = ListOf("count", "a list of at least two layer sizes", min_len=2, or_none=True)
+CONV_LAYER = TableOf(
+    (("channels", "count"), ("kernel", "count"), ("stride", "count"), ("padding", "nonneg_int")),
+    "a table like {channels = 8, kernel = 5}",
+    required=("channels", "kernel"),
+)
+CONV = ListOf(
+    CONV_LAYER,
+    "a list of tables like {channels = 8, kernel = 5, stride = 2, padding = 2}",
+    or_none=True,
+)
 
 
-# --- field checks ---------------------------------------------------------------------------
-Check = Callable[[str, Any], Any]
+class _Section(ConfigBase):
+    """A run-configuration section: validated on construction, errors are ConfigError."""
 
-
-def _num(where: str, v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise ConfigError(f"{where} must be a number, got {v!r}")
-    if not math.isfinite(v):
-        raise ConfigError(f"{where} must be finite, got {v!r}")
-    return float(v)
-
-
-def positive(where: str, v: Any) -> float:
-    v = _num(where, v)
-    if v <= 0:
-        raise ConfigError(f"{where} must be > 0, got {v:g}")
-    return v
-
-
-def non_negative(where: str, v: Any) -> float:
-    v = _num(where, v)
-    if v < 0:
-        raise ConfigError(f"{where} must be >= 0, got {v:g}")
-    return v
-
-
-def fraction(where: str, v: Any) -> float:
-    v = _num(where, v)
-    if not 0 < v < 1:
-        raise ConfigError(f"{where} must be between 0 and 1 (exclusive), got {v:g}")
-    return v
-
-
-def pos_int(where: str, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise ConfigError(f"{where} must be a positive integer, got {v!r}")
-    if v < 1:
-        raise ConfigError(f"{where} must be a positive integer, got {v}")
-    return v
-
-
-def non_neg_int(where: str, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise ConfigError(f"{where} must be a non-negative integer, got {v!r}")
-    return v
-
-
-MAX_SEED = 2**32 - 1  # the data splits (scikit-learn random_state) take 32-bit seeds
-
-
-def seed_int(where: str, v: Any) -> int:
-    v = non_neg_int(where, v)
-    if v > MAX_SEED:
-        raise ConfigError(f"{where} must be at most {MAX_SEED} (a 32-bit seed), got {v}")
-    return v
-
-
-def boolean(where: str, v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise ConfigError(f"{where} must be true or false, got {v!r}")
-    return v
-
-
-def string(where: str, v: Any) -> str:
-    if not isinstance(v, str):
-        raise ConfigError(f"{where} must be a string, got {v!r}")
-    return v
-
-
-def one_of(*choices: str) -> Check:
-    def check(where: str, v: Any) -> str:
-        if v not in choices:
-            raise ConfigError(f"{where} must be one of {', '.join(choices)}; got {v!r}")
-        return v
-
-    return check
-
-
-def optional(check: Check) -> Check:
-    def opt(where: str, v: Any) -> Any:
-        return check(where, v)
-
-    opt.optional = True  # type: ignore[attr-defined]
-    return opt
-
-
-def sizes_list(where: str, v: Any) -> tuple[int, ...]:
-    if not isinstance(v, list) or len(v) < 2:
-        raise ConfigError(f"{where} must be a list of at least two layer sizes, got {v!r}")
-    return tuple(pos_int(f"{where}[{i}]", n) for i, n in enumerate(v))
-
-
-CONV_KEYS = {"channels": pos_int, "kernel": pos_int, "stride": pos_int, "padding": non_neg_int}
-
-
-def conv_list(where: str, v: Any) -> tuple[dict[str, int], ...]:
-    """``[{channels, kernel, stride = 1, padding = 0}, ...]``: convolutions from the input up."""
-    if not isinstance(v, list) or not v:
-        raise ConfigError(
-            f"{where} must be a list of tables like {{channels = 8, kernel = 5, stride = 2, "
-            f"padding = 2}}, got {v!r}"
-        )
-    out = []
-    for j, layer in enumerate(v):
-        w = f"{where}[{j}]"
-        if not isinstance(layer, Mapping):
-            raise ConfigError(
-                f"{w} must be a table like {{channels = 8, kernel = 5}}, got {layer!r}"
-            )
-        for key in layer:
-            if key not in CONV_KEYS:
-                raise ConfigError(f"unknown key {w}.{key}; known keys: {', '.join(CONV_KEYS)}")
-        for key in ("channels", "kernel"):
-            if key not in layer:
-                raise ConfigError(f"{w}.{key} is missing")
-        out.append({k: check(f"{w}.{k}", layer[k]) for k, check in CONV_KEYS.items() if k in layer})
-    return tuple(out)
-
-
-def spec(check: Check, default: Any = None, doc: str = "") -> Any:
-    """A config field with its check (stored in the dataclass field metadata)."""
-    return field(default=default, metadata={"check": check, "doc": doc})
+    _error: ClassVar[type[ConfigError]] = ConfigError
 
 
 # --- sections ---------------------------------------------------------------------------------
 @dataclass
-class DataConfig:
-    name: str = spec(one_of(*DATASETS), "digits", "dataset")
-    path: str | None = spec(optional(string), None, "IDX directory (mnist, fashion_mnist)")
-    test_fraction: float | None = spec(
-        optional(fraction), None, "held-out fraction (digits: 0.25, mnist5k: 0.2 by default)"
+class DataConfig(_Section):
+    _section: ClassVar[str] = "data"
+    name: str = param("digits", "", DATASETS, "dataset")
+    path: str | None = param(None, "", "str_or_none", "IDX directory (mnist, fashion_mnist)")
+    test_fraction: float | None = param(
+        None,
+        "fraction",
+        "open_frac_or_none",
+        "held-out fraction (digits: 0.25, mnist5k: 0.2 by default)",
     )
-    limit_train: int | None = spec(optional(pos_int), None, "use only the first N training images")
+    limit_train: int | None = param(
+        None, "samples", "count_or_none", "use only the first N training images"
+    )
 
 
 @dataclass
-class NetworkConfig:
-    sizes: tuple[int, ...] | None = spec(
-        optional(sizes_list),
+class NetworkConfig(_Section):
+    _section: ClassVar[str] = "network"
+    sizes: tuple[int, ...] | None = param(
         None,
+        "units",
+        SIZES,
         "layer sizes; default: input, 128, 128, classes (with conv: the dense layers on top of "
         "the last convolution, starting with its output units; default: those, classes)",
     )
-    conv: tuple[dict[str, int], ...] | None = spec(
-        optional(conv_list),
+    conv: tuple[dict[str, int], ...] | None = param(
         None,
+        "",
+        CONV,
         "convolutions from the input image up, each {channels, kernel, stride = 1, padding = 0}",
     )
-    activation: str = spec(one_of(*ACTIVATIONS), "leaky_relu")
-    parameterisation: str = spec(one_of(*PARAMETERISATIONS), "sp")
-    bias: bool = spec(boolean, False)
-    residual: bool | None = spec(optional(boolean), None, "skips; default: mupc yes, sp no")
-    mode: str = spec(one_of(*MODES), "supervised")
-    dtype: str = spec(one_of(*DTYPES), "float32")
-
-
-@dataclass
-class AlgorithmConfig:
-    name: str = spec(one_of(*ALGORITHMS), "ipc")
-    presentation_time: float = spec(positive, 2.0, "T: time each batch is held (tau_x units)")
-    inference_time: float = spec(positive, 5.0, "settling at test time on a non-ideal chip")
-    inference_samples: int = spec(
-        pos_int, 64, "test images whose deployed and free inference are priced (their mean)"
+    activation: str = param("leaky_relu", "", tuple(ACTIVATIONS), "activation phi of every unit")
+    parameterisation: str = param(
+        "sp", "", PARAMETERISATIONS, "weight scaling: standard (sp) or muPC (mupc)"
     )
-    init: str = spec(one_of(*INITS), "feedforward", "activities at a new batch")
+    bias: bool = param(False, "", "bool", "bias units")
+    residual: bool | None = param(None, "", "bool_or_none", "skips; default: mupc yes, sp no")
+    mode: str = param("supervised", "", MODES, "label clamped at the top, or images generated")
+    dtype: str = param("float32", "", DTYPES, "floating-point type of the simulation")
 
 
 @dataclass
-class EngineConfig:
-    kind: str = spec(one_of(*ENGINE_KINDS), "clocked")
-    method: str = spec(one_of(*METHODS), "euler")
-    backend: str = spec(one_of(*BACKENDS), "numba")
-    dt: float = spec(positive, 0.25, "step (tau_x units); gamma = dt / tau_x")
-    tau_x: float = spec(positive, 1.0, "activity time constant (the unit of time)")
-    sigma: float = spec(non_negative, 0.0, "Euler-Maruyama noise amplitude")
+class AlgorithmConfig(_Section):
+    _section: ClassVar[str] = "algorithm"
+    name: str = param("ipc", "", ALGORITHMS, "learning algorithm")
+    presentation_time: float = param(2.0, "tau_x", "pos", "T: time each batch is held")
+    inference_time: float = param(5.0, "tau_x", "pos", "settling at test time on a non-ideal chip")
+    inference_samples: int = param(
+        64, "samples", "count", "test images whose deployed and free inference are priced (mean)"
+    )
+    init: str = param("feedforward", "", INITS, "activities at a new batch")
+
+
+@dataclass
+class EngineConfig(_Section):
+    _section: ClassVar[str] = "engine"
+    kind: str = param("clocked", "", ENGINE_KINDS, "simulator of the circuit")
+    method: str = param("euler", "", METHODS, "clocked: integration method")
+    backend: str = param("numba", "", BACKENDS, "clocked: compiled kernels or numpy reference")
+    dt: float = param(0.25, "tau_x", "pos", "step; gamma = dt / tau_x")
+    tau_x: float = param(1.0, "tau_x", "pos", "activity time constant (the unit of time)")
+    sigma: float = param(0.0, "", "nonneg", "Euler-Maruyama noise amplitude")
     # events engine (kind = "events"): every unit on its own clock
-    events_per_tau: float = spec(positive, 10.0, "events: mean updates per unit per own tau")
-    clock: str = spec(one_of(*CLOCKS), "poisson", "events: Poisson or jittered periodic clocks")
-    rate_jitter: float = spec(non_negative, 0.0, "events: relative std of periodic intervals")
-    delay_up: float = spec(non_negative, 0.0, "events: delay of predictions (tau_x)")
-    delay_down: float = spec(non_negative, 0.0, "events: delay of top-down errors (tau_x)")
-    error_tau: float = spec(positive, 1.0, "events: error-unit time constant (tau_x)")
-    brian_target: str = spec(one_of(*BRIAN_TARGETS), "numpy", "brian2: Brian2 code target")
+    events_per_tau: float = param(10.0, "1/tau_x", "pos", "events: mean updates per unit")
+    clock: str = param("poisson", "", CLOCKS, "events: Poisson or jittered periodic clocks")
+    rate_jitter: float = param(0.0, "", "nonneg", "events: relative std of periodic intervals")
+    delay_up: float = param(0.0, "tau_x", "nonneg", "events: delay of predictions")
+    delay_down: float = param(0.0, "tau_x", "nonneg", "events: delay of top-down errors")
+    error_tau: float = param(1.0, "tau_x", "pos", "events: error-unit time constant")
+    brian_target: str = param("numpy", "", BRIAN_TARGETS, "brian2: Brian2 code target")
 
 
 # The default learning rule is the physical one: the local weight flow
@@ -231,39 +151,47 @@ DEFAULT_ADAM_LR = 1e-3  # per-update step when optimizer = "adam" and no lr is g
 
 
 @dataclass
-class LearningConfig:
-    optimizer: str = spec(one_of(*OPTIMIZERS), "sgd")
-    lr: float | None = spec(
-        optional(positive),
+class LearningConfig(_Section):
+    _section: ClassVar[str] = "learning"
+    optimizer: str = param("sgd", "", OPTIMIZERS, "weight update rule")
+    lr: float | None = param(
         None,
+        "",
+        "pos_or_none",
         "per-update step size (iPC: per engine step, so it depends on engine.dt); "
         "for reproducing papers on the ideal chip",
     )
-    tau_w: float | None = spec(
-        optional(positive),
+    tau_w: float | None = param(
         None,
-        f"weight time constant (engine.tau_x units): tau_w dW/dt = -dF/dW; "
-        f"default {DEFAULT_TAU_W:g} unless lr is given",
+        "tau_x",
+        "pos_or_none",
+        f"weight time constant: tau_w dW/dt = -dF/dW; default {DEFAULT_TAU_W:g} unless lr is given",
     )
-    epochs: int = spec(pos_int, 20)
-    batch_size: int = spec(pos_int, 1, "samples presented at once (B > 1: B circuit replicas)")
-
-
-@dataclass
-class BaselineConfig:
-    bp: bool = spec(boolean, True, "also train BP on the same network and initialisation")
-    optimizer: str = spec(one_of(*OPTIMIZERS), "adam", "BP's optimiser (digital: Adam is cheap)")
-    lr: float = spec(positive, 3e-3, "BP step size")
-    batch_size: int = spec(
-        pos_int, 32, "BP's mini-batch (a digital accelerator trains in batches; priced so)"
+    epochs: int = param(20, "epochs", "count", "passes over the training set")
+    batch_size: int = param(
+        1, "samples", "count", "samples presented at once (B > 1: B circuit replicas)"
     )
 
 
 @dataclass
-class RunConfig:
-    seed: int = spec(seed_int, 0)
-    seeds: int = spec(pos_int, 1, "runs with seeds seed, seed + 1, ..., seed + seeds - 1")
-    blas_threads: int = spec(pos_int, 1, "BLAS threads (small nets run fastest on one)")
+class BaselineConfig(_Section):
+    _section: ClassVar[str] = "baseline"
+    bp: bool = param(True, "", "bool", "also train BP on the same network and initialisation")
+    optimizer: str = param("adam", "", OPTIMIZERS, "BP's optimiser (digital: Adam is cheap)")
+    lr: float = param(3e-3, "", "pos", "BP step size")
+    batch_size: int = param(
+        32, "samples", "count", "BP's mini-batch (a digital accelerator trains in batches)"
+    )
+
+
+@dataclass
+class RunConfig(_Section):
+    """A validated run: its sections, its ``[chip]`` table and the TOML text it came from."""
+
+    _section: ClassVar[str] = ""
+    seed: int = param(0, "", "seed", f"first seed (0 to {MAX_SEED}: 32 bits)")
+    seeds: int = param(1, "runs", "count", "runs with seeds seed, seed + 1, ..., seed + seeds - 1")
+    blas_threads: int = param(1, "threads", "count", "BLAS threads (small nets run fastest on one)")
     data: DataConfig = field(default_factory=DataConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
@@ -272,6 +200,12 @@ class RunConfig:
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     chip: dict[str, Any] = field(default_factory=lambda: {"preset": DEFAULT_CHIP})
     source_text: str = field(default="", repr=False)
+
+    def _cross_checks(self) -> None:
+        if not isinstance(self.chip, Mapping):
+            raise ConfigError(f"chip must be a table, got {self.chip!r}")
+        build_chip(self.chip)  # the chip layer's one-line errors (ChipConfigError)
+        _cross_checks(self)
 
     def chip_model(self):
         """The configured ``hardware_models.Chip``."""
@@ -310,21 +244,12 @@ class RunConfig:
         return (span / self.engine.tau_x) / self.tau_w
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            if f.name == "source_text" or (f.name == "seeds" and self.seeds == 1):
-                continue  # seeds = 1 is left out: one-seed configurations read as before
-            v = getattr(self, f.name)
-            if f.name == "chip":
-                out["chip"] = copy.deepcopy(v)
-            elif hasattr(v, "__dataclass_fields__"):
-                out[f.name] = {
-                    g.name: list(x) if isinstance(x := getattr(v, g.name), tuple) else x
-                    for g in fields(v)
-                    if getattr(v, g.name) is not None
-                }
-            else:
-                out[f.name] = v
+        """The configuration as TOML-ready tables (``seeds = 1`` and omitted fields left out)."""
+        out = super().to_dict()
+        out.pop("source_text", None)
+        out["chip"] = copy.deepcopy(self.chip)
+        if self.seeds == 1:
+            del out["seeds"]  # one-seed configurations read as before
         return out
 
 
@@ -338,39 +263,22 @@ SECTIONS = {
 }
 
 
-def _fill(cls: type, table: Any, where: str) -> Any:
-    if not isinstance(table, Mapping):
-        raise ConfigError(f"[{where}] must be a table, got {table!r}")
-    known = {f.name: f for f in fields(cls)}
-    kwargs = {}
-    for key, value in table.items():
-        if key not in known:
-            raise ConfigError(f"unknown key {where}.{key}; known keys: {', '.join(sorted(known))}")
-        kwargs[key] = known[key].metadata["check"](f"{where}.{key}", value)
-    return cls(**kwargs)
-
-
 def from_dict(d: Mapping[str, Any], source_text: str = "") -> RunConfig:
     """Validate a configuration mapping (as parsed from TOML) into a :class:`RunConfig`."""
     if not isinstance(d, Mapping):
         raise ConfigError("the configuration must be a table")
-    cfg = RunConfig(source_text=source_text)
-    top = {f.name: f for f in fields(RunConfig)}
+    kwargs: dict[str, Any] = {}
+    top = [f.name for f in fields(RunConfig) if f.name != "source_text"]
     for key, value in d.items():
         if key in SECTIONS:
-            setattr(cfg, key, _fill(SECTIONS[key], value, key))
-        elif key == "chip":
-            if not isinstance(value, Mapping):
-                raise ConfigError(f"[chip] must be a table, got {value!r}")
-            cfg.chip = copy.deepcopy(dict(value))
-            build_chip(cfg.chip)  # validate now, with the chip layer's one-line errors
-        elif key in ("seed", "seeds", "blas_threads"):
-            setattr(cfg, key, top[key].metadata["check"](key, value))
+            kwargs[key] = SECTIONS[key].from_dict(value)
+        elif key == "chip":  # validated by RunConfig (the chip layer's own errors)
+            kwargs[key] = copy.deepcopy(dict(value) if isinstance(value, Mapping) else value)
+        elif key in top:
+            kwargs[key] = value
         else:
-            known = sorted([*SECTIONS, "chip", "seed", "seeds", "blas_threads"])
-            raise ConfigError(f"unknown key {key}; known keys: {', '.join(known)}")
-    _cross_checks(cfg)
-    return cfg
+            raise unknown_key_error("", str(key), top, ConfigError)
+    return RunConfig(**kwargs, source_text=source_text)
 
 
 def _cross_checks(cfg: RunConfig) -> None:
@@ -476,17 +384,32 @@ def _check_conv(cfg: RunConfig) -> None:
 
 
 def build_chip(table: Mapping[str, Any]):
-    """The ``hardware_models.Chip`` of a ``[chip]`` table: ``preset`` plus overrides."""
-    from hardware_models import ChipConfigError, load_preset
+    """The ``hardware_models.Chip`` of a ``[chip]`` table: ``preset`` plus overrides (raises
+    ``ChipConfigError``, a :class:`ConfigError`, naming the field). Equal tables share one
+    (frozen) Chip when the preset is a bundled one (a ``.toml`` file by path may change): a
+    sweep validates thousands of points with the same chip."""
+    if str(table.get("preset", DEFAULT_CHIP)).endswith(".toml"):
+        return _build_chip(table)
+    try:
+        key = json.dumps(dict(table), sort_keys=True)
+    except (TypeError, ValueError):  # not JSON-able (a TOML date): build it uncached
+        return _build_chip(table)
+    return _cached_chip(key)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_chip(key: str):
+    return _build_chip(json.loads(key))
+
+
+def _build_chip(table: Mapping[str, Any]):
+    from hardware_models import load_preset
 
     table = dict(table)
     preset = table.pop("preset", DEFAULT_CHIP)
     if not isinstance(preset, str):
         raise ConfigError(f"chip.preset must be a preset name, got {preset!r}")
-    try:
-        return load_preset(preset, overrides=table or None)
-    except ChipConfigError as exc:
-        raise ConfigError(str(exc)) from None
+    return load_preset(preset, overrides=table or None)
 
 
 def loads(text: str) -> RunConfig:
@@ -503,22 +426,31 @@ def loads(text: str) -> RunConfig:
 MAX_CONFIG_BYTES = 1 << 20  # a configuration is a few hundred bytes of TOML
 
 
+def read_small_text(
+    path: str | Path, what: str, kind: str, error: type[ConfigError] = ConfigError
+) -> str:
+    """The UTF-8 text of the ``what`` file ``path`` ("config file", "sweep file"), at most
+    MAX_CONFIG_BYTES; ``error`` in one line naming the file when it is missing, not a regular
+    file, larger (then asking whether it is ``kind``) or unreadable."""
+    p = Path(path)
+    if p.exists() and not p.is_file():
+        raise error(f"{what} {str(p)!r} is not a regular file (a directory or device)")
+    try:
+        if p.stat().st_size > MAX_CONFIG_BYTES:
+            raise error(
+                f"{what} {str(p)!r} is larger than {MAX_CONFIG_BYTES // 2**20} MiB; is it {kind}?"
+            )
+        return p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{what} {str(p)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"cannot read {what} {str(p)!r}: {exc}") from None
+
+
 def load(path: str | Path) -> RunConfig:
     """Read and validate a TOML file; ConfigError naming the file if it cannot be read."""
     p = Path(path)
-    if p.exists() and not p.is_file():
-        raise ConfigError(f"config file {str(p)!r} is not a regular file (a directory or device)")
-    try:
-        if p.stat().st_size > MAX_CONFIG_BYTES:
-            raise ConfigError(
-                f"config file {str(p)!r} is larger than {MAX_CONFIG_BYTES // 2**20} MiB; "
-                "is it a configuration?"
-            )
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file {str(p)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {str(p)!r}: {exc}") from None
+    text = read_small_text(p, "config file", "a configuration")
     try:
         return loads(text)
     except ConfigError as exc:

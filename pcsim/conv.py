@@ -65,13 +65,15 @@ def col2im(cols: np.ndarray, g: ConvGeometry) -> np.ndarray:
     input, shape ``(B, C*H*W)`` (overlaps add; what falls on the padding is dropped)."""
     B, k, s, p = cols.shape[0], g.kernel, g.stride, g.padding
     oh, ow = g.out_height, g.out_width
-    c6 = cols.reshape(B, oh, ow, g.in_channels, k, k)
+    # one copy with the kernel offsets outermost, so that each offset's block is contiguous
+    # (the same adds in the same order as gathering them from ``cols`` directly)
+    c6 = np.ascontiguousarray(
+        cols.reshape(B, oh, ow, g.in_channels, k, k).transpose(4, 5, 0, 3, 1, 2)
+    )
     out = np.zeros((B, g.in_channels, g.height + 2 * p, g.width + 2 * p), cols.dtype)
     for ky in range(k):
         for kx in range(k):
-            out[:, :, ky : ky + s * oh : s, kx : kx + s * ow : s] += c6[
-                :, :, :, :, ky, kx
-            ].transpose(0, 3, 1, 2)
+            out[:, :, ky : ky + s * oh : s, kx : kx + s * ow : s] += c6[ky, kx]
     out = out[:, :, p : p + g.height, p : p + g.width]
     return out.reshape(B, g.n_in)
 

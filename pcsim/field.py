@@ -108,6 +108,19 @@ def weight_product(net: Network, i: int, e: np.ndarray, pre: np.ndarray) -> np.n
     return e.T @ pre if g is None else conv.weight_grad(e, pre, g)
 
 
+def prediction(
+    net: Network, xs: Sequence[np.ndarray], i: int, W: np.ndarray, reads=None
+) -> np.ndarray:
+    """``mu_{i+1} = a W phi(x_i) (+ b_i) (+ x_i with a skip)``, shape ``(B, n_{i+1})``, from
+    the activities ``xs[0..i]`` and the weights ``W`` of layer ``i``."""
+    mu = forward_product(net, i, presynaptic(net, xs, i), W, reads)
+    if net.biases is not None:
+        mu = mu + net.biases[i]
+    if net.residual[i]:
+        mu = mu + xs[i]
+    return mu
+
+
 def predictions(
     net: Network,
     xs: Sequence[np.ndarray],
@@ -116,15 +129,7 @@ def predictions(
 ) -> list[np.ndarray]:
     """``[mu_1, ..., mu_L]`` from activities ``xs = [x_0, ..., x_L]`` (each ``(B, n_l)``)."""
     Ws = net.weights if weights is None else weights
-    mus = []
-    for i in range(net.n_layers):
-        mu = forward_product(net, i, presynaptic(net, xs, i), Ws[i], reads)
-        if net.biases is not None:
-            mu = mu + net.biases[i]
-        if net.residual[i]:
-            mu = mu + xs[i]
-        mus.append(mu)
-    return mus
+    return [prediction(net, xs, i, Ws[i], reads) for i in range(net.n_layers)]
 
 
 def errors(
@@ -218,11 +223,7 @@ def feedforward(
     xs = [np.asarray(x0, dtype=net.dtype)]
     Ws = net.weights if weights is None else weights
     for i in range(net.n_layers):
-        mu = forward_product(net, i, presynaptic(net, xs, i), Ws[i], reads)
-        if net.biases is not None:
-            mu = mu + net.biases[i]
-        if net.residual[i]:
-            mu = mu + xs[i]
+        mu = prediction(net, xs, i, Ws[i], reads)
         if units is not None:
             g, o, k = units.error_gain[i + 1], units.error_offset[i + 1], units.leak[i + 1]
             mu = ((g * mu - o) / (g + k)).astype(net.dtype, copy=False)

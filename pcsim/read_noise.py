@@ -143,26 +143,37 @@ NOISE_DRIVEN_PULSES = 10.0
 
 
 # Engine steps per read time from which the pulses read noise fires are converged in dt:
-# benchmarks/RESULTS.md ("Read noise with a bandwidth"), the default run on rram with
-# read_noise_std = 0.4 (1 epoch, mean of 3 seeds): pulses per sample move by 11.8 %, 7.5 % and
-# 5.4 % from 1 to 2, 2 to 4 and 4 to 8 steps per read time, the change shrinking by 1.3x to
-# 1.4x per halving, so below 5 % (about 4 %, extrapolated) from 8 steps per read time.
+# benchmarks/RESULTS.md ("Read noise with a bandwidth", "Why the pulses converge slowly"), the
+# default run on rram with read_noise_std = 0.4 (1 epoch): pulses per sample move by 11.8 %,
+# 7.5 % and 5.4 % from 1 to 2, 2 to 4 and 4 to 8 steps per read time, and by +0.3 % from 8 to
+# 16 (means of 3 seeds; pulses and energy alike).
 STEPS_PER_READ = 8
 
 
-def unresolved_warning(dt: float, tau_r: float, pulses_per_read: float) -> str | None:
+def unresolved_warning(
+    dt: float, tau_r: float, pulses_per_read: float, asymmetry: float = 0.0
+) -> str | None:
     """One line warning that a clocked step ``dt`` longer than ``1 / STEPS_PER_READ`` of the
     read noise's correlation time ``tau_r`` (both tau_x units) leaves the write
     pulses that read noise fires unconverged (benchmarks/RESULTS.md, "Read noise with a
-    bandwidth"); ``pulses_per_read``: one read's noise std in write pulses (``read_noise_std /
-    dw_min``, 0 without noise or pulses). None when it does not apply (a finer step, or noise
-    below :data:`NOISE_DRIVEN_PULSES`)."""
+    bandwidth" and "Why the pulses converge slowly"); ``pulses_per_read``: one read's noise std
+    in write pulses (``read_noise_std / dw_min``, 0 without noise or pulses); ``asymmetry``:
+    the devices' largest ``|up_down_asymmetry|``, named as the amplifier when not 0. None when
+    it does not apply (a finer step, or noise below :data:`NOISE_DRIVEN_PULSES`)."""
     if not (pulses_per_read >= NOISE_DRIVEN_PULSES and dt * STEPS_PER_READ > tau_r * (1 + 1e-9)):
         return None
+    why = ""
+    if asymmetry:
+        why = (
+            f"; the noise fires up and down pulses in pairs, which on these asymmetric "
+            f"devices (chip.synapses.up_down_asymmetry = {asymmetry:.3g}) drift the weights, "
+            f"and the learning flow's pulses against that drift multiply the pairs a coarse "
+            f"step nets away"
+        )
     return (
         f"engine.dt is {dt:.3g} tau_x while one read's noise is {pulses_per_read:.3g} write "
         f"pulses: the pulses read noise fires converge in dt only from {STEPS_PER_READ} steps "
-        f"per read time (chip.synapses.read_time_s = {tau_r:.3g} tau_x), so pulse counts and "
-        f"write energy are low by up to tens of percent; use engine.dt <= "
+        f"per read time (chip.synapses.read_time_s = {tau_r:.3g} tau_x){why}, so pulse counts "
+        f"and write energy are low by up to tens of percent; use engine.dt <= "
         f"{tau_r / STEPS_PER_READ:.3g} for numbers you can trust"
     )

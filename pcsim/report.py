@@ -26,15 +26,7 @@ from pcsim.compare import format_baselines
 from pcsim.results import ResultsError
 from pcsim.sweep import RESULT_COLUMNS, _open_h5, load_sweep
 
-_UNITS = {  # run-configuration fields whose unit the name does not say
-    "algorithm.presentation_time": "τ_x",
-    "engine.dt": "τ_x",
-    "learning.tau_w": "τ_x",
-    "learning.epochs": "epochs",
-    "learning.batch_size": "samples",
-    "data.limit_train": "samples",
-    "data.test_fraction": "fraction",
-}
+_SHOWN_UNITS = {"tau_x": "τ_x", "1/tau_x": "1/τ_x"}  # declared units as a plot labels them
 _SUFFIX_UNITS = {  # the project names quantities with their unit (docs/architecture.md)
     "_j": "J",
     "_f": "F",
@@ -72,14 +64,12 @@ def pareto_front(accuracy: Sequence[float], energy: Sequence[float]) -> np.ndarr
 
 
 def axis_unit(field: str) -> str:
-    """The unit of a swept field (chip fields: from the chip model's declared units)."""
-    if field in _UNITS:
-        return _UNITS[field]
+    """The unit of a swept field: the unit its ``param`` declares (run and chip fields alike),
+    else one read off the name's suffix."""
     parts = field.split(".")
-    if parts[0] == "chip" and len(parts) > 2:
-        unit = _chip_unit(parts[1:])
-        if unit:
-            return unit
+    unit = _declared_unit(parts)
+    if unit:
+        return _SHOWN_UNITS.get(unit, unit)
     leaf = parts[-1].lower()
     if leaf.endswith("_s"):  # seconds, except conductances g_*_s (siemens)
         return "S" if leaf.startswith("g_") or "conductance" in leaf else "s"
@@ -89,21 +79,24 @@ def axis_unit(field: str) -> str:
     return ""
 
 
-def _chip_unit(parts: list[str]) -> str:
-    """Look the unit up in hardware_models' field metadata; '' if unknown (never raises)."""
+def _declared_unit(parts: list[str]) -> str:
+    """The unit in the field's ``param`` metadata (pcsim's RunConfig, or hardware_models' Chip
+    for ``chip.*``); '' if the field is unknown or has none (never raises)."""
     try:
         import dataclasses
 
         from hardware_models.chip import Chip
+        from pcsim.config import RunConfig
 
-        cls: Any = Chip
-        for i, name in enumerate(parts):
+        cls: Any = Chip if parts[0] == "chip" else RunConfig
+        names = parts[1:] if parts[0] == "chip" else parts
+        for i, name in enumerate(names):
             f = {g.name: g for g in dataclasses.fields(cls)}[name]
             if "check" in f.metadata:
-                return str(f.metadata.get("unit", "")) if i == len(parts) - 1 else ""
+                return str(f.metadata.get("unit", "")) if i == len(names) - 1 else ""
             cls = f.default_factory
         return ""
-    except Exception:  # the chip layer is optional here: fall back to the name
+    except Exception:  # an unknown or malformed name: fall back to its suffix
         return ""
 
 

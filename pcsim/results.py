@@ -286,7 +286,8 @@ def _read(f: h5py.File, name: str) -> RunResult:
             raise ResultsError(f"{name}: missing required entry /{required}")
     metrics = _metric_group(f["metrics"], "/metrics", name)
     params = {k: f["parameters"][k][()] for k in f["parameters"]}
-    _check_parameters(params, name)
+    conv = _conv_entries(f, name)
+    _check_parameters(params, name, conv)
     base = None
     if "baseline/metrics" in f:
         base = _metric_group(f["baseline/metrics"], "/baseline/metrics", name)
@@ -326,24 +327,62 @@ def _metric_group(g: h5py.Group, where: str, name: str) -> dict[str, np.ndarray]
     return out
 
 
-def _check_parameters(params: dict[str, Any], name: str) -> None:
-    """W<l> floating 2-D matrices chaining layer to layer; b<l> floating 1-D of n_l."""
+def _conv_entries(f: h5py.File, name: str) -> list[dict[str, int] | None] | None:
+    """The summary's ``conv_layers`` (one geometry dict or None per weight layer) of a run
+    with convolutions, else None."""
+    try:
+        conv = json.loads(f["summary_json"][()].decode()).get("conv_layers")
+    except Exception:  # the summary's own checks name what is wrong with it
+        return None
+    if conv is None:
+        return None
+    if not isinstance(conv, list) or not all(c is None or isinstance(c, dict) for c in conv):
+        raise ResultsError(f"{name}: /summary_json conv_layers must list geometries or nulls")
+    return conv
+
+
+def _check_parameters(
+    params: dict[str, Any], name: str, conv: list[dict[str, int] | None] | None = None
+) -> None:
+    """W<l> floating 2-D matrices chaining layer to layer; b<l> floating 1-D of n_l. With
+    ``conv`` (the summary's ``conv_layers``): a conv layer's W is its kernel matrix
+    ``(out_channels, k^2 C_in)`` and its layer has ``out_channels * positions`` units."""
+    from hardware_models.conv_geometry import ConvGeometry
+
     for k, v in params.items():
         if not isinstance(v, np.ndarray) or v.dtype.kind != "f":
             raise ResultsError(f"{name}: /parameters/{k} must be a floating-point array")
     L = sum(1 for k in params if k.startswith("W"))
+    if conv is not None and len(conv) != L:
+        raise ResultsError(f"{name}: /summary_json conv_layers needs one entry per weight layer")
+    n_prev = None  # units of the layer below (None: the input, any size)
     for l in range(1, L + 1):
         W = params.get(f"W{l}")
         if W is None or W.ndim != 2:
             raise ResultsError(f"{name}: /parameters/W{l} must be a 2-D matrix")
-        if l > 1 and W.shape[1] != params[f"W{l - 1}"].shape[0]:
+        entry = None if conv is None else conv[l - 1]
+        if entry is None:
+            n_in, n_out, want = W.shape[1], W.shape[0], W.shape
+        else:
+            try:
+                g = ConvGeometry(**entry)
+            except (TypeError, ValueError) as exc:
+                raise ResultsError(f"{name}: /summary_json conv_layers[{l - 1}]: {exc}") from None
+            n_in, n_out, want = g.n_in, g.n_out, g.weight_shape
+            if W.shape != tuple(want):
+                raise ResultsError(
+                    f"{name}: /parameters/W{l} has shape {W.shape}, not the kernel matrix "
+                    f"{tuple(want)} of conv layer {l}"
+                )
+        if n_prev is not None and n_in != n_prev:
             raise ResultsError(
                 f"{name}: /parameters/W{l} has shape {W.shape}, which does not follow "
                 f"W{l - 1} {params[f'W{l - 1}'].shape}"
             )
+        n_prev = n_out
         b = params.get(f"b{l}")
-        if b is not None and b.shape != (W.shape[0],):
-            raise ResultsError(f"{name}: /parameters/b{l} must have shape ({W.shape[0]},)")
+        if b is not None and b.shape != (n_out,):
+            raise ResultsError(f"{name}: /parameters/b{l} must have shape ({n_out},)")
 
 
 def check_writable(path: str | Path) -> None:

@@ -67,6 +67,13 @@ def build_network(cfg: RunConfig, data: Dataset, seed: np.random.SeedSequence) -
         raise ConfigError(
             f"network.sizes[-1] is {sizes[-1]} but {cfg.data.name} needs {top} units on top"
         )
+    return _build(cfg, sizes, seed)
+
+
+def _build(
+    cfg: RunConfig, sizes: tuple[int, ...], seed: np.random.SeedSequence, convs=None
+) -> network.Network:
+    """``network.build`` with the configuration's activation, parameterisation and dtype."""
     return network.build(
         sizes,
         cfg.network.activation,
@@ -76,6 +83,7 @@ def build_network(cfg: RunConfig, data: Dataset, seed: np.random.SeedSequence) -
         mode=cfg.network.mode,
         dtype=np.dtype(cfg.network.dtype),
         rng=np.random.default_rng(seed),
+        convs=convs,
     )
 
 
@@ -98,17 +106,7 @@ def _build_conv_network(
             "units on top"
         )
     sizes = (geoms[0].n_in,) + tuple(g.n_out for g in geoms) + tuple(dense[1:])
-    return network.build(
-        sizes,
-        cfg.network.activation,
-        parameterisation=cfg.network.parameterisation,
-        bias=cfg.network.bias,
-        residual=cfg.network.residual,
-        mode=cfg.network.mode,
-        dtype=np.dtype(cfg.network.dtype),
-        rng=np.random.default_rng(seed),
-        convs=tuple(geoms) + (None,) * (len(dense) - 1),
-    )
+    return _build(cfg, sizes, seed, convs=tuple(geoms) + (None,) * (len(dense) - 1))
 
 
 def make_clocked_engine(cfg: RunConfig) -> ClockedEngine:
@@ -354,8 +352,9 @@ def prepare(
             for cb in circ.crossbars
             if cb.config.relative_dw_min()
         ]
+        asym = max((abs(cb.config.up_down_asymmetry) for cb in circ.crossbars), default=0.0)
         msg = read_noise.unresolved_warning(
-            cfg.gamma, circ.read_window_tau, max(per_read, default=0.0)
+            cfg.gamma, circ.read_window_tau, max(per_read, default=0.0), asym
         )
         if msg is not None:
             warnings.warn(msg, stacklevel=2)
@@ -567,8 +566,9 @@ def _summarise(
     inference, free_inference = inferences
     T = cfg.algorithm.presentation_time / cfg.engine.tau_x
     n_presented = len(data.x_train) * cfg.learning.epochs
-    # digital backprop priced at the batch it trains with (its own choice, baseline.batch_size)
-    digital = chip.baselines(list(net.sizes), cfg.baseline.batch_size)
+    # digital backprop priced at the batch it trains with (its own choice, baseline.batch_size);
+    # a conv net by its MACs per sample (every patch position) and its kernels' weights
+    digital = chip.baselines(list(net.sizes), cfg.baseline.batch_size, *_layer_macs(net))
     breakdown = {k: v / n_presented for k, v in train_ledger.items()}
     breakdown.update(
         accumulator_energy(
@@ -580,14 +580,13 @@ def _summarise(
     # momentum's velocity; the plain flow keeps none. A batch of B runs on B circuit replicas.
     state = learning_rule.optimizer_state(trainer.optimizer)
     state_bits = {"adam": 64, "momentum": 32}.get(state, 0)
+    maps = circ.layer_maps()
     area = chip.area_mm2(
         list(net.sizes),
         digital_state_bits_per_weight=state_bits,
         replicas=cfg.learning.batch_size,
+        maps=maps if net.has_conv else None,  # a conv layer: its kernel matrix on tiles
     )
-    maps = circ.layer_maps()
-    if net.has_conv:  # conv area is the tiles work of issue 23 (hardware_models), not here
-        area = {}
     summary: dict[str, Any] = {
         "algorithm": cfg.algorithm.name,
         "engine": (
@@ -692,20 +691,26 @@ def _summarise(
     return summary, extra
 
 
+def _layer_macs(net: network.Network) -> tuple[list[int] | None, list[int] | None]:
+    """(MACs per sample, weights) of each weight layer of a conv network (a convolution:
+    ``positions * k^2 C_in * C_out`` MACs on ``k^2 C_in * C_out`` shared weights), or
+    (None, None) for a dense one (the digital baselines then price the MLP of its sizes)."""
+    if not net.has_conv:
+        return None, None
+    macs = [
+        int(W.size) if g is None else g.macs_per_sample
+        for W, g in zip(net.weights, net.convs or (), strict=True)
+    ]
+    return macs, [int(W.size) for W in net.weights]
+
+
 def _conv_summary(summary: dict[str, Any], net: network.Network) -> None:
-    """A conv network's summary: its layers (``conv_layers``), and NaN where pcsim prices
-    dense layers only: the chip's area and the digital baselines (hardware_models prices an
-    MLP of the layer sizes, far more weights and MACs than the shared kernels)."""
+    """A conv network's extra summary keys: its layers (``conv_layers``, None for a dense
+    one) and its weight MACs per read of the network in one direction (``macs_per_read``)."""
     summary["conv_layers"] = [
         None if g is None else dataclasses.asdict(g) for g in (net.convs or ())
     ]
     summary["macs_per_read"] = net.n_macs
-    summary["baselines"] = []
-    nan = float("nan")
-    for k in list(summary):
-        if k.startswith("baseline_") and not k.endswith("_name"):
-            summary[k] = nan
-    summary["energy_ratio"] = None  # not priced (the CLI then prints no ratio)
 
 
 def _check_finite_results(hist, baseline) -> None:

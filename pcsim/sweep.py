@@ -79,13 +79,14 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import h5py
 import numpy as np
 
+from hardware_models._config import ConfigBase, param
 from pcsim import results as _results
-from pcsim.config import MAX_CONFIG_BYTES, MAX_SEED, ConfigError, from_dict
+from pcsim.config import ConfigError, from_dict, read_small_text
 from pcsim.results import ResultsError, atomic_h5, check_format, open_h5
 
 FORMAT = "pcsim-sweep"
@@ -122,6 +123,32 @@ _RESERVED = ("seed", "seeds", "blas_threads")  # set per point by the sweep itse
 
 class SweepError(ConfigError):
     """A problem with a sweep file or its points (one line; the CLI exits 2)."""
+
+
+@dataclass
+class SweepTable(ConfigBase):
+    """The ``[sweep]`` table, declared like every configuration section (``param``)."""
+
+    _section: ClassVar[str] = "sweep"
+    _error: ClassVar[type[ConfigError]] = SweepError
+    mode: str = param("grid", "", MODES, "grid: every combination; random: samples draws")
+    seed: int = param(0, "", "seed", "the sweep seed; each point's run seed is spawned from it")
+    samples: int | None = param(None, "runs", "count_or_none", "random mode: points drawn")
+    shared_seed: bool = param(
+        False, "", "bool", "every point uses the seeds of point 0 (common random numbers)"
+    )
+    seeds: int = param(1, "runs", "count", "seeds per point (their mean and spread)")
+
+    def _cross_checks(self) -> None:
+        if self.mode == "random" and self.samples is None:
+            self._fail("samples", "must be given (a positive integer) in random mode")
+        if self.mode != "random" and self.samples is not None:
+            self._fail("samples", 'only applies to mode = "random"')
+        if self.samples is not None and self.samples > MAX_POINTS:
+            raise SweepError(
+                f"sweep.samples = {self.samples} is more runs than a sweep plans (at most "
+                f"{MAX_POINTS}); split it into several sweeps with different seeds"
+            )
 
 
 # --- sweep files ------------------------------------------------------------------------------
@@ -310,15 +337,9 @@ def parse_sweep(text: str, base_dir: str | Path = ".", name: str = "sweep") -> S
     base = doc.pop("base", {})
     if isinstance(base, str):
         p = Path(base_dir) / base
+        base_text = read_small_text(p, "base file", "a configuration", SweepError)
         try:
-            if p.exists() and (not p.is_file() or p.stat().st_size > MAX_CONFIG_BYTES):
-                raise SweepError(f"base file {str(p)!r} is not a configuration (not a small file)")
-            base_text = p.read_text(encoding="utf-8")
             base = tomllib.loads(base_text)
-        except FileNotFoundError:
-            raise SweepError(f"base file {str(p)!r} does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SweepError(f"cannot read base file {str(p)!r}: {exc}") from None
         except (tomllib.TOMLDecodeError, ValueError) as exc:
             raise SweepError(f"base file {str(p)!r}: malformed TOML: {exc}") from None
     elif not isinstance(base, Mapping):
@@ -326,39 +347,9 @@ def parse_sweep(text: str, base_dir: str | Path = ".", name: str = "sweep") -> S
     sweep = doc.pop("sweep", {})
     axes_t = doc.pop("axes", None)
     base = _deep_merge(dict(base), doc)  # top-level run tables override the base
-    if not isinstance(sweep, Mapping):
-        raise SweepError("[sweep] must be a table")
-    unknown = set(sweep) - {"mode", "seed", "samples", "shared_seed", "seeds"}
-    if unknown:
-        raise SweepError(
-            f"unknown key sweep.{sorted(unknown)[0]}; "
-            "known keys: mode, samples, seed, seeds, shared_seed"
-        )
-    seeds = sweep.get("seeds", 1)
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise SweepError(f"sweep.seeds must be a positive integer, got {seeds!r}")
-    shared = sweep.get("shared_seed", False)
-    if not isinstance(shared, bool):
-        raise SweepError(f"sweep.shared_seed must be true or false, got {shared!r}")
-    mode = sweep.get("mode", "grid")
-    if mode not in MODES:
-        raise SweepError(f"sweep.mode must be one of grid, random; got {mode!r}")
-    seed = sweep.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise SweepError(f"sweep.seed must be an integer in 0..{MAX_SEED}, got {seed!r}")
-    samples = sweep.get("samples")
-    if mode == "random":
-        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-            raise SweepError(
-                f"sweep.samples must be a positive integer in random mode, got {samples!r}"
-            )
-        if samples > MAX_POINTS:
-            raise SweepError(
-                f"sweep.samples = {samples} is more runs than a sweep plans (at most "
-                f"{MAX_POINTS}); split it into several sweeps with different seeds"
-            )
-    elif samples is not None:
-        raise SweepError('sweep.samples only applies to mode = "random"')
+    table = SweepTable.from_dict(sweep)
+    mode, seed, samples = table.mode, table.seed, table.samples
+    seeds, shared = table.seeds, table.shared_seed
     if not isinstance(axes_t, Mapping) or not axes_t:
         raise SweepError('[axes] must name at least one field, e.g. "learning.lr" = [1e-3, 3e-3]')
     axes = [_parse_axis(k, v, mode) for k, v in axes_t.items()]
@@ -431,16 +422,7 @@ def sweep_from(
 def load_sweep_file(path: str | Path) -> Sweep:
     """Read and validate a sweep file; SweepError naming the file on any problem."""
     p = Path(path)
-    if p.exists() and not p.is_file():
-        raise SweepError(f"sweep file {str(p)!r} is not a regular file (a directory or device)")
-    try:
-        if p.stat().st_size > MAX_CONFIG_BYTES:
-            raise SweepError(f"sweep file {str(p)!r} is larger than 1 MiB; is it a sweep file?")
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SweepError(f"sweep file {str(p)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SweepError(f"cannot read sweep file {str(p)!r}: {exc}") from None
+    text = read_small_text(p, "sweep file", "a sweep file", SweepError)
     try:
         return parse_sweep(text, p.parent, name=p.stem)
     except SweepError as exc:

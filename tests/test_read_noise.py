@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -20,7 +19,7 @@ import pytest
 from hardware_models import Chip, load_preset
 from hardware_models.synapses import Crossbar, SynapseConfig
 from hardware_models.units import ValueUnitConfig
-from pcsim import network, read_noise
+from pcsim import network, noise_pulses, read_noise
 from pcsim.algorithms import initial_activities
 from pcsim.circuit import Circuit
 from pcsim.engines.clocked import ClockedEngine
@@ -132,25 +131,6 @@ def test_read_noise_state_round_trips_and_continues_identically():
         np.testing.assert_array_equal(a, b)
 
 
-def _pulses(requests: np.ndarray, block: int) -> float:
-    """Pulses per device of a bare rram crossbar fed ``requests`` (steps, n, n; in pulses)
-    summed over blocks of ``block`` steps."""
-    steps, n, _ = requests.shape
-    syn = dataclasses.replace(
-        load_preset("rram").synapses,
-        stuck_fraction=0.0,
-        dw_min_std=0.0,
-        d2d_std=0.0,
-        prog_noise_std=0.0,
-    )
-    rng = np.random.default_rng(0)
-    cb = Crossbar(syn, (n, n))
-    cb.program(np.full((n, n), 0.5), rng)
-    pulse = syn.relative_dw_min() * cb.w_max
-    coarse = requests.reshape(steps // block, block, n, n).sum(axis=1)
-    return sum(cb.update(pulse * r, rng) for r in coarse) / n**2
-
-
 def test_ou_driven_pulse_count_converges_at_first_order():
     """benchmarks/noise_pulses.py in small: the same noise path at dt = 0.1 ... 0.0125
     (fine means block-averaged). With OU read noise (tau_r = 0.1, 3 pulses per sqrt(tau)) the
@@ -159,15 +139,11 @@ def test_ou_driven_pulse_count_converges_at_first_order():
     s, tau_r, n, t_end, fine = 3.0, 0.1, 16, 4.0, 0.0125
     rng = np.random.default_rng(1)
     steps = round(t_end / fine)
-    u, scratch = rng.standard_normal((n, n)), np.empty(2 * n * n)
-    ou = np.empty((steps, n, n))
-    for k in range(steps):
-        read_noise.advance(u, fine / tau_r, rng, ou[k], scratch)
-    ou *= s / math.sqrt(2 * tau_r) * fine
-    white = s * math.sqrt(fine) * rng.standard_normal((steps, n, n))
+    ou = noise_pulses.ou_requests(s, fine, n, steps, tau_r, rng)
+    white = noise_pulses.white_requests(s, fine, n, steps, rng)
     blocks = (8, 4, 2, 1)  # dt = 0.1, 0.05, 0.025, 0.0125
-    c_ou = [_pulses(ou, b) for b in blocks]
-    c_w = [_pulses(white, b) for b in blocks]
+    c_ou = [noise_pulses.pulses_per_device(ou, b) for b in blocks]
+    c_w = [noise_pulses.pulses_per_device(white, b) for b in blocks]
     d_ou = np.diff(c_ou)
     d_w = np.diff(c_w)
     assert np.all(d_ou > 0) and np.all(d_w > 0)  # a coarse step misses crossings
@@ -177,11 +153,15 @@ def test_ou_driven_pulse_count_converges_at_first_order():
 
 
 def test_a_step_longer_than_the_read_time_warns_when_noise_fires_pulses():
-    """The warning names the field and appears only for dt > tau_r / STEPS_PER_READ with
-    noise of at least NOISE_DRIVEN_PULSES pulses per read."""
+    """The warning names the field and the step to use, names the devices' asymmetry when
+    they have one, and appears only for dt > tau_r / STEPS_PER_READ with noise of at least
+    NOISE_DRIVEN_PULSES pulses per read."""
     q = 0.1 / read_noise.STEPS_PER_READ
     msg = read_noise.unresolved_warning(1.5 * q, 0.1, 200.0)
     assert msg is not None and "chip.synapses.read_time_s" in msg and "\n" not in msg
+    assert "up_down_asymmetry" not in msg and f"engine.dt <= {q:.3g}" in msg
+    asym = read_noise.unresolved_warning(1.5 * q, 0.1, 200.0, 0.26)
+    assert asym is not None and "up_down_asymmetry = 0.26" in asym and "\n" not in asym
     assert read_noise.unresolved_warning(q, 0.1, 200.0) is None
     assert read_noise.unresolved_warning(1.5 * q, 0.1, 5.0) is None
 
@@ -203,3 +183,57 @@ def test_a_run_warns_once_when_its_step_does_not_resolve_the_read_time():
         warnings.simplefilter("error")
         prepare(config.from_dict({"engine": {"dt": 0.0125}, "chip": noisy}), progress=False)
         prepare(config.from_dict({}), progress=False)
+
+
+def _antithetic_ou(s: float, tau_r: float, n: int, t_end: float, dt: float) -> np.ndarray:
+    """OU requests (steps, n, 2n) in pulses, ``c m dt`` with ``c = s / sqrt(2 tau_r)``: the
+    right half of the devices receives the negated path of the left half."""
+    rng = np.random.default_rng(1)
+    steps = round(t_end / dt)
+    u, scratch = rng.standard_normal((n, n)), np.empty(2 * n * n)
+    ou = np.empty((steps, n, n))
+    for k in range(steps):
+        read_noise.advance(u, dt / tau_r, rng, ou[k], scratch)
+    ou *= s / math.sqrt(2 * tau_r) * dt
+    return np.concatenate([ou, -ou], axis=2)
+
+
+def _mean_weight(requests: np.ndarray, block: int, asymmetry: float) -> float:
+    """Mean weight (w_max units) of a bare soft-bounds crossbar programmed to 0 and fed
+    ``requests`` summed over blocks of ``block`` steps; pulses of 0.02 w_max, no spreads."""
+    steps, n, m = requests.shape
+    syn = noise_pulses.bare_rram(bits=None, dw_min=0.02, up_down_asymmetry=asymmetry)
+    rng = np.random.default_rng(0)
+    cb = Crossbar(syn, (n, m))
+    cb.program(np.zeros((n, m)), rng)
+    pulse = syn.relative_dw_min() * cb.w_max
+    for r in requests.reshape(steps // block, block, n, m).sum(axis=1):
+        cb.update(pulse * r, rng)
+    return float(cb.weights.mean() / cb.w_max)
+
+
+def test_read_noise_alone_drives_asymmetric_devices_to_their_symmetry_point():
+    """Why strong read noise makes rram's pulse count slow to converge in dt (issue 17,
+    benchmarks/RESULTS.md): zero-mean noise fires up and down pulses in pairs, and on a
+    soft-bounds device with up/down asymmetry a pair does not cancel. Fed only OU read noise
+    (every path and its negation, so a symmetric device's mean stays exactly 0), the devices
+    drift to the symmetry point where up and down pulses cancel,
+    ``w* = (r_up - r_down) / (r_up + r_down) w_max`` (0.149 for rram's asymmetry 0.26)."""
+    up, down = load_preset("rram").synapses.pulse_sizes()
+    w_star = (up - down) / (up + down)
+    req = _antithetic_ou(3.0, 0.1, 16, 200.0, 0.05)
+    assert abs(_mean_weight(req, 1, 0.0)) < 1e-12
+    assert _mean_weight(req, 1, 0.26) == pytest.approx(w_star, rel=0.03)
+
+
+def test_the_noise_driven_drift_converges_at_first_order_in_dt():
+    """The drift is carried by pulse pairs, which a step longer than the read time nets
+    away: over 4 tau_x the mean weight grows as dt shrinks from 0.1 (one read time) to
+    0.0125, the changes shrinking at each halving and by at least 4x over two halvings
+    (first order or better), the last below 0.5 % of the drift."""
+    req = _antithetic_ou(3.0, 0.1, 16, 4.0, 0.0125)
+    w = [_mean_weight(req, b, 0.26) for b in (8, 4, 2, 1)]  # dt = 0.1, 0.05, 0.025, 0.0125
+    d = np.diff(w)
+    assert np.all(d > 0)
+    assert np.all(d[1:] < 0.7 * d[:-1]) and d[-1] < d[0] / 4
+    assert d[-1] < 0.005 * w[-1]
