@@ -205,6 +205,56 @@ class Workspace(NamedTuple):
         return Workspace(*(seq(v) for v in self[:-1]), self.prod0)
 
 
+# The per-step kernels take only the Workspace fields they read: numba unboxes every typed
+# List of an argument at every call (about 1 us each), so the whole Workspace (11 Lists) three
+# times a step cost a fifth of a batch-1 step of 784-256-256-10 (benchmarks/RESULTS.md).
+class ErrorBuffers(NamedTuple):
+    """What :func:`compute_errors` reads and writes of a :class:`Workspace`."""
+
+    phis: Layers
+    eps: Layers
+    read_fwd: Layers
+
+
+class ActivityBuffers(NamedTuple):
+    """What :func:`update_activities` reads and writes of a :class:`Workspace`."""
+
+    eps: Layers
+    back: Layers
+    read_bwd: Layers
+    phis: Layers
+    zeros: Layers
+    noise: Layers
+
+
+class GradientBuffers(NamedTuple):
+    """What :func:`weight_gradients` reads and writes of a :class:`Workspace`."""
+
+    phis: Layers
+    eps: Layers
+    grads_w: Layers
+    grads_b: Layers
+
+
+_PARTS: dict[int, tuple[Workspace, tuple]] = {}
+
+
+def step_buffers(kws: Workspace) -> tuple[ErrorBuffers, ActivityBuffers, GradientBuffers]:
+    """The per-step kernels' parts of the kernel-form workspace ``kws`` (the same arrays and
+    Lists), built once per workspace (by identity, ``kws`` kept alive)."""
+    hit = _PARTS.get(id(kws))
+    if hit is None or hit[0] is not kws:
+        if len(_PARTS) >= 32:
+            _PARTS.clear()
+        parts = (
+            ErrorBuffers(kws.phis, kws.eps, kws.read_fwd),
+            ActivityBuffers(kws.eps, kws.back, kws.read_bwd, kws.phis, kws.zeros, kws.noise),
+            GradientBuffers(kws.phis, kws.eps, kws.grads_w, kws.grads_b),
+        )
+        hit = _PARTS[id(kws)] = (kws, parts)
+    return hit[1]
+
+
 class Batch1Buffers(NamedTuple):
     """Scratch of :func:`ipc_presentation_batch1` (1-D per layer)."""
 
@@ -241,6 +291,7 @@ class Batch1Buffers(NamedTuple):
 _ENTRY: dict[tuple, tuple[Any, list]] = {}
 ENTRY_CACHE_SIZE = 64  # remembered keys (each keeps its arrays alive); then starts afresh
 _GROUP_KEY: dict[int, tuple[Any, tuple]] = {}  # a named group's key, by the group's identity
+_TYPE_TOKEN: dict[Any, int] = {}  # a small int per numba List type seen (cheap to hash)
 
 
 def _arg_key(a, keep: list):
@@ -264,12 +315,12 @@ def _arg_key(a, keep: list):
         return key
     if isinstance(a, (bool, int, float, np.generic)):
         return type(a)
-    if isinstance(a, List):  # by its numba type, remembered by identity (hashing a numba
-        hit = _GROUP_KEY.get(id(a))  # type costs more than the whole call)
+    if isinstance(a, List):  # by a token of its numba type, remembered by identity (hashing
+        hit = _GROUP_KEY.get(id(a))  # a numba type, at every lookup, costs more than the call)
         if hit is not None and hit[0] is a:
             return hit[1]
         keep.append(a)
-        key = ("L", a._numba_type_)
+        key = ("L", _TYPE_TOKEN.setdefault(a._numba_type_, len(_TYPE_TOKEN)))
         if len(_GROUP_KEY) >= ENTRY_CACHE_SIZE:
             _GROUP_KEY.clear()
         _GROUP_KEY[id(a)] = (a, key)
@@ -982,7 +1033,7 @@ def pc_train_step(sched, xs, bottom, top, net, units, free, ws, sgd_lr):
     done, diverged = _settle_frozen(sched, xs, net, units, free, ws, True)
     if diverged:
         return done, True
-    weight_gradients(xs, net, ws, False)
+    weight_gradients(xs, net, GradientBuffers(ws.phis, ws.eps, ws.grads_w, ws.grads_b), False)
     if sgd_lr > 0:
         add_scaled(Ws, grads_w, sgd_lr)
         if has_bias:
@@ -1024,6 +1075,9 @@ def euler_run(sched, xs, net, units, free, ws, mode):
         return done, diverged, np.zeros(len(Ws))
     eps, grads_w, grads_b, prod0 = ws.eps, ws.grads_w, ws.grads_b, ws.prod0
     quiet = Noise(units.gammas, False, np.zeros(len(Ws)), False)  # no noise of either kind
+    err_bufs = ErrorBuffers(ws.phis, ws.eps, ws.read_fwd)
+    act_bufs = ActivityBuffers(ws.eps, ws.back, ws.read_bwd, ws.phis, ws.zeros, ws.noise)
+    grad_bufs = GradientBuffers(ws.phis, ws.eps, ws.grads_w, ws.grads_b)
     x0 = xs[0]
     B = x0.shape[0]
     if fold0:
@@ -1047,12 +1101,12 @@ def euler_run(sched, xs, net, units, free, ws, mode):
             for b in range(B):
                 for j in range(cur.shape[1]):
                     cur[b, j] += prod0[b, j]
-            compute_errors(xs, net, units, quiet, ws, cur, True)
+            compute_errors(xs, net, units, quiet, err_bufs, cur, True)
         else:
-            compute_errors(xs, net, units, quiet, ws, prod0, False)
-        update_activities(xs, net, units, quiet, free, ws)
+            compute_errors(xs, net, units, quiet, err_bufs, prod0, False)
+        update_activities(xs, net, units, quiet, free, act_bufs)
         if learn:
-            weight_gradients(xs, net, ws, fold0)
+            weight_gradients(xs, net, grad_bufs, fold0)
             for i in range(len(Ws)):
                 if i > 0 or not fold0:
                     W, g = Ws[i], grads_w[i]

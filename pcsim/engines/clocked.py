@@ -292,7 +292,8 @@ class ClockedEngine:
         else:
             amps = units.gammas  # unused placeholder of the right type
         noise = kernels.Noise(amps, noisy, sig, read_noise)
-        kernels.call(kernels.compute_errors, xs_t, net, units, noise, kws, kws.prod0, False)
+        err_bufs, act_bufs, _ = kernels.step_buffers(kws)
+        kernels.call(kernels.compute_errors, xs_t, net, units, noise, err_bufs, kws.prod0, False)
         if noisy:
             self._draw_noise(circ, free, ws.noise)
         kernels.call(
@@ -302,7 +303,7 @@ class ClockedEngine:
             units,
             noise,
             np.asarray(free, dtype=np.bool_),
-            kws,
+            act_bufs,
         )
         return StepRecord(ws.eps, (xs[0],) + ws.phis[1:])
 
@@ -338,7 +339,14 @@ class ClockedEngine:
         units = self._units(circ, circ.gammas(self.dt))
         quiet = kernels.Noise(units.gammas, False, circ.read_sigma, False)
         kernels.call(
-            kernels.compute_errors, seq(xs), self._net(circ), units, quiet, kws, kws.prod0, False
+            kernels.compute_errors,
+            seq(xs),
+            self._net(circ),
+            units,
+            quiet,
+            kernels.step_buffers(kws)[0],
+            kws.prod0,
+            False,
         )
         return StepRecord(ws.eps, (xs[0],) + ws.phis[1:])
 
@@ -359,7 +367,8 @@ class ClockedEngine:
             Ws, bs = tuple(net.weights), circ.biases()  # the gradients do not read Ws
             key = ("net", id(net), *map(id, Ws), *map(id, bs))
             params = self._group(key, (net, Ws, bs), lambda: kernels.net_args(net, Ws, bs))
-            kernels.call(kernels.weight_gradients, seq(rec.pre), params, kws, False)
+            grads = kernels.step_buffers(kws)[2]
+            kernels.call(kernels.weight_gradients, seq(rec.pre), params, grads, False)
             return ws.grads_w, (ws.grads_b if net.has_bias else None)
         B = rec.pre[0].shape[0]
         dW = [
