@@ -50,7 +50,7 @@ from hardware_models.mapping import MappedCrossbar
 from hardware_models.partial_sums import TileReads
 from pcsim import blas, read_noise
 from pcsim.field import UnitParams
-from pcsim.kernels import Workspace
+from pcsim.kernels import GroupCache, Workspace
 from pcsim.network import Network
 from pcsim.vecmath import standard_normal
 
@@ -96,6 +96,7 @@ class Circuit:
     _workspaces: dict[int, tuple[Workspace, Workspace]] = field(
         default_factory=dict, init=False, repr=False
     )
+    _kernel_groups: GroupCache = field(default_factory=GroupCache, init=False, repr=False)
     _gamma_cache: dict[float, tuple[np.ndarray, ...]] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -385,11 +386,21 @@ class Circuit:
             if y is not None:
                 xs[-1][...] = self.dac(y)
             return xs
+        Ws, bs = self.read_weights(), self.biases()
+        groups = self._kernel_groups
         kernels.call(
             kernels.feedforward,
             kernels.seq(xs),
-            kernels.net_args(net, self.read_weights(), self.biases()),
-            kernels.unit_args(units, units.leak, self.rails),  # leak: unused rates, typed alike
+            groups.get(
+                ("net", id(net), *map(id, Ws), *map(id, bs)),
+                (net, Ws, bs),
+                lambda: kernels.net_args(net, Ws, bs),
+            ),
+            groups.get(  # leak as the (unused) rates: typed alike
+                ("units", id(units), *self.rails),
+                (units,),
+                lambda: kernels.unit_args(units, units.leak, self.rails),
+            ),
             not self.ideal,
             self.kernel_workspace(x0.shape[0]),
         )

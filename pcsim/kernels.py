@@ -66,28 +66,23 @@ def seq(arrays):
     first = arrays[0]
     if not all(_same_type(a, first) for a in arrays):
         return arrays
-    out = _list_of(first)
-    for a in arrays[1:]:
-        _list_append(out, a)
+    out = _list_from(arrays)
     if len(_SEQ_CACHE) >= SEQ_CACHE_SIZE:
         del _SEQ_CACHE[next(iter(_SEQ_CACHE))]
     _SEQ_CACHE[key] = (arrays, out)  # the arrays stay alive, so their ids stay theirs
     return out
 
 
-# The Lists are built in compiled (and cached) functions: List() and append called from
-# Python compile numba's typed-list methods in every process (about 0.5 s of CPU per array
-# type), these load from the cache.
+# The Lists are built in one compiled (and cached) call from a tuple of arrays of one type:
+# List() and append called from Python compile numba's typed-list methods in every process
+# (about 0.5 s of CPU per array type), and a call per item costs a dispatch each (a new List
+# per presentation, for its new activities).
 @njit(cache=True)
-def _list_of(a):
+def _list_from(arrays):
     out = List()
-    out.append(a)
+    for a in arrays:
+        out.append(a)
     return out
-
-
-@njit(cache=True)
-def _list_append(out, a):
-    out.append(a)
 
 
 def _same_type(a, b) -> bool:
@@ -227,6 +222,19 @@ class ActivityBuffers(NamedTuple):
     noise: Layers
 
 
+class StepBuffers(NamedTuple):
+    """What one Euler step (:func:`euler_step`) reads and writes of a :class:`Workspace`."""
+
+    phis: Layers
+    eps: Layers
+    read_fwd: Layers
+    back: Layers
+    read_bwd: Layers
+    zeros: Layers
+    noise: Layers
+    prod0: np.ndarray
+
+
 class GradientBuffers(NamedTuple):
     """What :func:`weight_gradients` reads and writes of a :class:`Workspace`."""
 
@@ -239,7 +247,7 @@ class GradientBuffers(NamedTuple):
 _PARTS: dict[int, tuple[Workspace, tuple]] = {}
 
 
-def step_buffers(kws: Workspace) -> tuple[ErrorBuffers, ActivityBuffers, GradientBuffers]:
+def step_buffers(kws: Workspace) -> tuple[ErrorBuffers, StepBuffers, GradientBuffers]:
     """The per-step kernels' parts of the kernel-form workspace ``kws`` (the same arrays and
     Lists), built once per workspace (by identity, ``kws`` kept alive)."""
     hit = _PARTS.get(id(kws))
@@ -248,7 +256,16 @@ def step_buffers(kws: Workspace) -> tuple[ErrorBuffers, ActivityBuffers, Gradien
             _PARTS.clear()
         parts = (
             ErrorBuffers(kws.phis, kws.eps, kws.read_fwd),
-            ActivityBuffers(kws.eps, kws.back, kws.read_bwd, kws.phis, kws.zeros, kws.noise),
+            StepBuffers(
+                kws.phis,
+                kws.eps,
+                kws.read_fwd,
+                kws.back,
+                kws.read_bwd,
+                kws.zeros,
+                kws.noise,
+                kws.prod0,
+            ),  # fmt: skip
             GradientBuffers(kws.phis, kws.eps, kws.grads_w, kws.grads_b),
         )
         hit = _PARTS[id(kws)] = (kws, parts)
@@ -289,6 +306,7 @@ class Batch1Buffers(NamedTuple):
 # array: a Workspace alone costs ~30 us, a clocked step ~130 us (18 % of a 784-256-256-10
 # step at batch 64). :func:`call` remembers the compiled function per argument key instead.
 _ENTRY: dict[tuple, tuple[Any, list]] = {}
+_BY_ID: dict[tuple, tuple[Any, tuple]] = {}  # (kernel, ids of the arguments): entry, arguments
 ENTRY_CACHE_SIZE = 64  # remembered keys (each keeps its arrays alive); then starts afresh
 _GROUP_KEY: dict[int, tuple[Any, tuple]] = {}  # a named group's key, by the group's identity
 _TYPE_TOKEN: dict[Any, int] = {}  # a small int per numba List type seen (cheap to hash)
@@ -332,11 +350,20 @@ def _arg_key(a, keep: list):
 def call(kernel, *args):
     """``kernel(*args)`` through its compiled function for these argument types, found once
     per argument key (:func:`_arg_key`) by the dispatcher and remembered; the same result,
-    without typing the named groups again at every call."""
+    without typing the named groups again at every call. The very same argument objects
+    (a step's groups, kept by the engine) are looked up by identity first: ids are cheaper
+    to hash than types (the objects are held by the cache, so their ids stay theirs)."""
+    ids = (kernel, *map(id, args))
+    hit = _BY_ID.get(ids)
+    if hit is not None:
+        return hit[0](*args)
     keep: list = []
     key = (kernel, *(_arg_key(a, keep) for a in args))
     hit = _ENTRY.get(key)
     if hit is not None:
+        if len(_BY_ID) >= ENTRY_CACHE_SIZE:
+            _BY_ID.clear()
+        _BY_ID[ids] = (hit[0], args)
         return hit[0](*args)
     out = kernel(*args)
     sig = tuple(kernel.typeof_pyval(a) for a in args)
@@ -346,6 +373,29 @@ def call(kernel, *args):
             _ENTRY.clear()
         _ENTRY[key] = (ovl.entry_point, keep)
     return out
+
+
+class GroupCache:
+    """Kernel-argument groups built once per key (the identities of the objects a group is
+    built from, which the cache keeps alive so that their ids stay theirs): a run passes the
+    same weights, units and buffers at every step, and :func:`call` finds a group it has seen
+    by identity. Copies start empty (a group may hold typed Lists)."""
+
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+        self._groups: dict[tuple, tuple[Any, tuple]] = {}
+
+    def get(self, key: tuple, keep: tuple, build):
+        """The group for ``key``, from ``build()`` the first time (``keep``: what it reads)."""
+        hit = self._groups.get(key)
+        if hit is None:
+            if len(self._groups) >= self.size:
+                self._groups.clear()
+            hit = self._groups[key] = (build(), keep)
+        return hit[0]
+
+    def __getstate__(self) -> dict:
+        return {"size": self.size, "_groups": {}}
 
 
 def net_args(net, weights: Sequence[np.ndarray], biases: Sequence[np.ndarray]) -> Net:
@@ -650,6 +700,18 @@ def update_activities(xs, net, units, noise, free, ws):
             x, gammas[l], leaks[l], below, top, skip, p, s, mode, noise_amp[l], draws[l],
             use_noise, rail_lo, rail_hi,
         )  # fmt: skip
+
+
+@njit(cache=True, error_model="numpy")
+def euler_step(xs, net, units, noise, free, bufs):
+    """One Euler(-Maruyama) step of the free layers: :func:`compute_errors` then
+    :func:`update_activities` in one call (the thermal draws already in ``bufs.noise``, the
+    read-noise draws in ``bufs.read_fwd`` / ``bufs.read_bwd``)."""
+    compute_errors(
+        xs, net, units, noise, ErrorBuffers(bufs.phis, bufs.eps, bufs.read_fwd), bufs.prod0, False
+    )
+    act = ActivityBuffers(bufs.eps, bufs.back, bufs.read_bwd, bufs.phis, bufs.zeros, bufs.noise)
+    update_activities(xs, net, units, noise, free, act)
 
 
 @njit(cache=True, error_model="numpy")

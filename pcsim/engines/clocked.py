@@ -56,7 +56,10 @@ class ClockedEngine:
     backend: str = "numba"
     _bufs: tuple | None = dc_field(default=None, init=False, repr=False, compare=False)
     _rows: tuple | None = dc_field(default=None, init=False, repr=False, compare=False)
-    _groups: dict = dc_field(default_factory=dict, init=False, repr=False, compare=False)
+    _groups: kernels.GroupCache = dc_field(
+        default_factory=kernels.GroupCache, init=False, repr=False, compare=False
+    )
+    _free_arrays: dict = dc_field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -291,21 +294,24 @@ class ClockedEngine:
             amps = self._group(key, keep, lambda: seq(self._noise_amplitudes(circ, gammas)))
         else:
             amps = units.gammas  # unused placeholder of the right type
-        noise = kernels.Noise(amps, noisy, sig, read_noise)
-        err_bufs, act_bufs, _ = kernels.step_buffers(kws)
-        kernels.call(kernels.compute_errors, xs_t, net, units, noise, err_bufs, kws.prod0, False)
-        if noisy:
-            self._draw_noise(circ, free, ws.noise)
-        kernels.call(
-            kernels.update_activities,
-            xs_t,
-            net,
-            units,
-            noise,
-            np.asarray(free, dtype=np.bool_),
-            act_bufs,
+        noise = self._group(
+            ("noise", id(amps), noisy, id(sig), read_noise),
+            (amps, sig),
+            lambda: kernels.Noise(amps, noisy, sig, read_noise),
         )
+        if noisy:  # after the read-noise draws, as the reference step draws them
+            self._draw_noise(circ, free, ws.noise)
+        step_bufs = kernels.step_buffers(kws)[1]
+        kernels.call(kernels.euler_step, xs_t, net, units, noise, self._free(free), step_bufs)
         return StepRecord(ws.eps, (xs[0],) + ws.phis[1:])
+
+    def _free(self, free: Sequence[bool]) -> np.ndarray:
+        """``free`` as the kernels take it (one array per pattern, kept)."""
+        key = tuple(bool(f) for f in free)
+        arr = self._free_arrays.get(key)
+        if arr is None:
+            arr = self._free_arrays[key] = np.asarray(key, dtype=np.bool_)
+        return arr
 
     def _heun_step(self, circ: Circuit, xs: list[np.ndarray], free: Sequence[bool]) -> StepRecord:
         net = circ.net
@@ -498,17 +504,12 @@ class ClockedEngine:
         """Copies (copy.deepcopy) leave out the kernel-argument caches (rebuilt on use; they may
         hold numba typed Lists, which cannot be copied)."""
         state = self.__dict__.copy()
-        state.update(_bufs=None, _rows=None, _groups={})
+        state.update(_bufs=None, _rows=None, _groups=kernels.GroupCache())
         return state
 
     def _group(self, key: tuple, keep: tuple, build):
-        """A named group built once per ``key`` (identities of ``keep``, held alive)."""
-        hit = self._groups.get(key)
-        if hit is None:
-            if len(self._groups) >= 32:
-                self._groups.clear()
-            hit = self._groups[key] = (build(), keep)
-        return hit[0]
+        """A named group built once per ``key`` (:class:`pcsim.kernels.GroupCache`)."""
+        return self._groups.get(key, keep, build)
 
     def fusable(self, circ: Circuit) -> bool:
         """True when many steps can run in one kernel call: numba Euler, no noise of any kind,
