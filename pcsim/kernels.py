@@ -35,12 +35,10 @@ TANH, RELU, LEAKY_RELU, SIGMOID, LINEAR = 0, 1, 2, 3, 4  # as pcsim.activations.
 # Per-layer arrays reach the kernels as numba typed Lists at every depth: a tuple is unrolled
 # by its length (a compiled variant per depth, and a 130-layer tuple takes numba tens of
 # minutes), a List compiles once for every depth (measured: 75 s instead of 187 s of compile
-# CPU for four test files, benchmarks/RESULTS.md, "Named kernel arguments"). The dispatcher
-# types a List inside a named tuple in Python at every call (~25 us per List), which
-# :func:`call` avoids; unboxing the Lists still costs ~1.5 us each per call. Networks up to
-# TUPLE_MAX_LAYERS layers take tuples (12: compile 278 s on those files, the step's Python
-# overhead as before).
-TUPLE_MAX_LAYERS = 0
+# CPU for four test files; tuples inside named groups took 278 s; benchmarks/RESULTS.md,
+# "Named kernel arguments"). The dispatcher types a List inside a named tuple in Python at
+# every call (~25 us per List), which :func:`call` avoids; unboxing a List still costs ~1 us
+# per call, so the per-step kernels take only the buffers they read (:func:`step_buffers`).
 # :func:`seq` keeps the Lists it built for the arrays it was given (the same arrays, by
 # identity, give the same List): a run passes the same activities, buffers and unit constants
 # at every step, and building a List costs about 2 us per array.
@@ -51,12 +49,11 @@ Layers = Any  # per-layer arrays as :func:`seq` returns them (a tuple or a numba
 
 
 def seq(arrays):
-    """``arrays`` (per layer) as the kernels take them: a tuple up to ``TUPLE_MAX_LAYERS``
-    arrays, beyond that a numba typed List (cached by the arrays' identity, see
-    ``SEQ_CACHE_SIZE``), or a tuple where the arrays' numba types differ (dtype, dimensions,
-    layout). The arrays themselves are shared, not copied."""
+    """``arrays`` (per layer) as the kernels take them: a numba typed List (cached by the
+    arrays' identity, see ``SEQ_CACHE_SIZE``), or a tuple where the arrays' numba types
+    differ (dtype, dimensions, layout). The arrays themselves are shared, not copied."""
     arrays = tuple(arrays)
-    if len(arrays) <= TUPLE_MAX_LAYERS:
+    if not arrays:
         return arrays
     key = tuple(map(id, arrays))
     hit = _SEQ_CACHE.pop(key, None)

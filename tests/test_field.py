@@ -281,12 +281,12 @@ def test_kernel_feedforward_equals_the_reference(case, chip):
 
 @pytest.mark.parametrize("act", ["relu", "tanh"])
 def test_deep_networks_take_the_list_path_and_equal_the_reference(act):
-    """Beyond kernels.TUPLE_MAX_LAYERS the layers reach the kernels as typed Lists (compiled
-    once for every depth); the numbers are the reference's."""
+    """The layers reach the kernels as typed Lists (compiled once for every depth), deep
+    networks too; the numbers are the reference's."""
     from pcsim import kernels
     from pcsim.algorithms import initial_activities
 
-    H = kernels.TUPLE_MAX_LAYERS + 4
+    H = 16
     net = network.build([5] + [6] * H + [3], act, parameterisation="mupc", rng=30)
     assert not isinstance(kernels.seq(net.weights), tuple)
     r = np.random.default_rng(31)
