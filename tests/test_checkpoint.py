@@ -40,6 +40,9 @@ batch_size = {bs}
 {learning}
 [baseline]
 bp = {bp}
+[algorithm]
+inference_samples = 8  # inference priced on 8 test images (what is compared is the training)
+{algorithm}
 [chip]
 preset = "{chip}"
 """
@@ -50,7 +53,15 @@ preset = "{chip}"
 CASES = {
     "pcm-ipc-adam": (
         BASE.format(
-            seed=3, bias="true", n=200, epochs=4, bs=32, learning="", bp="true", chip="pcm"
+            seed=3,
+            bias="true",
+            n=200,
+            epochs=4,
+            bs=32,
+            learning="",
+            bp="true",
+            chip="pcm",
+            algorithm="",
         ),
         2,
     ),
@@ -64,8 +75,8 @@ CASES = {
             bp="false",
             chip="ideal",
             learning='optimizer = "sgd"\nlr = 0.02',
-        )
-        + '[algorithm]\ninit = "carry"\n',
+            algorithm='init = "carry"',
+        ),
         2,
     ),
     "events-pcm": (
@@ -78,8 +89,9 @@ CASES = {
             bp="false",
             chip="pcm",
             learning='optimizer = "sgd"\ntau_w = 50.0',
+            algorithm='init = "carry"\npresentation_time = 1.0',
         )
-        + '[engine]\nkind = "events"\n[algorithm]\ninit = "carry"\npresentation_time = 1.0\n',
+        + '[engine]\nkind = "events"\n',
         1,
     ),
 }
@@ -237,7 +249,7 @@ def test_ctrl_c_stops_writes_a_checkpoint_says_how_to_resume_and_exits_130(refer
 
 # --- bad checkpoint files and resume mismatches: one line, exit 2 --------------------------
 SMALL = BASE.format(
-    seed=1, bias="true", n=60, epochs=2, bs=16, learning="", bp="false", chip="rram"
+    seed=1, bias="true", n=60, epochs=2, bs=16, learning="", bp="false", chip="rram", algorithm=""
 )
 
 

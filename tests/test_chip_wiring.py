@@ -97,6 +97,8 @@ batch_size = 32
 limit_train = 600
 [baseline]
 bp = false
+[algorithm]
+inference_samples = 8  # the inference figures are not what these tests read
 [chip]
 preset = "rram"
 """

@@ -26,6 +26,8 @@ limit_train = 60
 sizes = [64, 12, 10]
 [baseline]
 bp = false
+[algorithm]
+inference_samples = 8  # inference priced on 8 test images (the default 64 costs more)
 """
 
 FIGURES = (

@@ -38,6 +38,9 @@ lr = 0.003
 
 [baseline]
 bp = false
+
+[algorithm]
+inference_samples = 8  # inference priced on 8 test images (the default 64 costs 3x the run)
 """
 
 SWEEP_TOML = """\

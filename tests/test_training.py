@@ -38,6 +38,7 @@ def test_pc_also_trains():
 def test_runs_are_reproducible_from_the_seed():
     # default chip: rram (noisy reads and writes); the BP baseline is not among the parameters
     text = "[learning]\nepochs = 1\n[data]\nlimit_train = 100\n[baseline]\nbp = false\n"
+    text += "[algorithm]\ninference_samples = 8\n"  # priced on 8 test images: cheaper, as exact
     a = execute(config.loads(text), progress=False)
     b = execute(config.loads(text), progress=False)
     c = execute(config.loads("seed = 1\n" + text), progress=False)

@@ -17,6 +17,8 @@ batch_size = 1
 dt = {dt}
 [data]
 limit_train = 40
+[algorithm]
+inference_samples = 4  # the pulses are what is compared; inference priced on 4 test images
 """
 
 
