@@ -215,6 +215,24 @@ def _counted(net, tau_factor, events_per_tau, clock="poisson", T=40.0, chip=None
     return eng.run(circ, xs, _supervised_free(net), T, tau_w=100.0), circ
 
 
+def test_each_device_pair_of_a_weight_is_read_at_every_synapse_read():
+    """Ideal devices (the same dynamics whatever the mapping): with two device pairs per
+    weight every synapse read conducts through twice the devices, as the clocked engine
+    prices it; nothing else in the ledger moves."""
+    net = network.build((12, 16, 4), "tanh", rng=3)
+    chip = load_preset("ideal")
+    one, c1 = _counted(net, 1.0, 10.0, T=5.0, chip=chip)
+    two, c2 = _counted(
+        net, 1.0, 10.0, T=5.0, chip=chip.with_overrides({"architecture.device_pairs": 2})
+    )
+    assert np.array_equal(one.synapse_reads, two.synapse_reads)
+    assert c2.ledger.counts()["crossbar_read"] == 2 * int(one.synapse_reads.sum())
+    e1, e2 = c1.ledger.by_component(), c2.ledger.by_component()
+    assert e2["crossbar_read"] == pytest.approx(2 * e1["crossbar_read"], rel=1e-12)
+    for k in e1.keys() - {"crossbar_read"}:
+        assert e2[k] == pytest.approx(e1[k], rel=1e-12), k
+
+
 def test_event_counts_and_charged_energy_double_when_rates_double():
     net = network.build((30, 40, 40, 5), "tanh", rng=2)
     chip = load_preset("ideal")  # nominal costs: transition, MAC, write, static power

@@ -688,9 +688,11 @@ class EventsEngine:
 
 def _charge(circ: Circuit, stats: EventStats, batch: int, duration: float, writes: bool):
     """Charge the chip's ledger per event: one transition energy per unit event (value or
-    error: ``costs.transition_energy_j``, C V^2 by default), one MAC per synapse read, one
-    write per synapse written in place (writes through ``apply_weight_update`` are charged
-    there, per pulse), and the static power of every biased unit times the simulated time."""
+    error: ``costs.transition_energy_j``, C V^2 by default), one MAC per device read (a
+    synapse read reads each of its device pairs and bit slices, as the clocked engine's
+    ``Circuit.charge_time`` counts them), one write per synapse written in place (writes
+    through ``apply_weight_update`` are charged there, per pulse), and the static power of
+    every biased unit times the simulated time."""
     chip = circ.chip
     if chip is None:
         return
@@ -701,7 +703,8 @@ def _charge(circ: Circuit, stats: EventStats, batch: int, duration: float, write
     led.add_time(seconds)
     n = stats.total_events
     led.charge("unit_dynamic", n * chip.transition_energy_j, n)
-    reads = int(stats.synapse_reads.sum())
+    # every device of a weight conducts when its row is read: its device pairs and bit slices
+    reads = int(stats.synapse_reads.sum()) * circ.device_pairs * circ.weight_slices
     led.charge("crossbar_read", c.read_energy_j(reads), reads)
     circ.charge_periphery(duration, batch)  # tile ADCs convert on their clock, not per event
     if writes:
