@@ -55,8 +55,8 @@ CASES = {
         BASE.format(
             seed=3,
             bias="true",
-            n=200,
-            epochs=4,
+            n=128,
+            epochs=3,
             bs=32,
             learning="",
             bp="true",
