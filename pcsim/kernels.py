@@ -70,15 +70,43 @@ def seq(arrays):
     return out
 
 
-# The Lists are built in one compiled (and cached) call from a tuple of arrays of one type:
-# List() and append called from Python compile numba's typed-list methods in every process
-# (about 0.5 s of CPU per array type), and a call per item costs a dispatch each (a new List
-# per presentation, for its new activities).
+# The Lists are built by compiled (and cached) functions called through their compiled entry
+# points: List() and append called from Python compile numba's typed-list methods in every
+# process (about 0.5 s of CPU per array type), and the dispatcher types its arguments at every
+# call (a new List per presentation, for its new activities). One signature per array type.
 @njit(cache=True)
-def _list_from(arrays):
+def _list_of(a):
     out = List()
-    for a in arrays:
-        out.append(a)
+    out.append(a)
+    return out
+
+
+@njit(cache=True)
+def _list_append(out, a):
+    out.append(a)
+
+
+_LIST_ENTRIES: dict[tuple, tuple[Any, Any]] = {}  # array type key: (_list_of, _list_append)
+
+
+def _list_from(arrays: tuple) -> Any:
+    """A typed List of ``arrays`` (one numba type, :func:`_same_type`)."""
+    first = arrays[0]
+    key = (first.dtype.str, first.ndim, first.flags.num)
+    fns = _LIST_ENTRIES.get(key)
+    if fns is None:  # compile (or load) both for this type, then keep their entry points
+        probe = _list_of(first)
+        _list_append(probe, first)
+        t_a = _list_of.typeof_pyval(first)
+        t_l = _list_append.typeof_pyval(probe)
+        fns = _LIST_ENTRIES[key] = (
+            _list_of.overloads[(t_a,)].entry_point,
+            _list_append.overloads[(t_l, t_a)].entry_point,
+        )
+    make, add = fns
+    out = make(first)
+    for a in arrays[1:]:
+        add(out, a)
     return out
 
 
