@@ -46,7 +46,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import h5py
 import numpy as np
@@ -400,6 +400,35 @@ def load(path: str | Path) -> Checkpoint:
 
 
 def _read(f: h5py.File, name: str) -> Checkpoint:
+    """Read and validate every section of an open checkpoint file, in the file's layout order."""
+    config_text, state = _read_header(f, name)
+    sizes, dtype = state["sizes"], np.dtype(state["dtype"])
+    w_shapes = _weight_shapes(state, sizes, name)
+    params, shapes = _read_parameters(f, name, sizes, dtype, w_shapes)
+    crossbars = _read_crossbars(f, name, dtype, w_shapes)
+    optimizer = _read_optimizer(f, name, shapes)
+    carry = _read_carry(f, name, sizes)
+    metrics = _read_metrics(f, name, state)
+    order = _read_order(f, name, state)
+    engine_state, algorithm_state = _read_engine(f, name)
+    return Checkpoint(
+        config_text=config_text.decode(),
+        state=state,
+        parameters=params,
+        crossbars=crossbars,
+        optimizer=optimizer,
+        carry=carry,
+        metrics=metrics,
+        order=order,
+        version=str(f.attrs.get("pcsim_version", "")),
+        engine_state=engine_state,
+        algorithm_state=algorithm_state,
+    )
+
+
+def _read_header(f: h5py.File, name: str) -> tuple[bytes, dict[str, Any]]:
+    """Format attributes, the required entries, /config (TOML text) and /state (JSON, checked
+    against ``_STATE_SCHEMA``). Returns (config as UTF-8 bytes, state dict)."""
     if str(f.attrs.get("format")) == "pcsim-results":
         raise ResultsError(f"{name}: this is a results file, not a checkpoint (use --checkpoint)")
     check_format(f, name, FORMAT, FORMAT_VERSION)
@@ -416,6 +445,12 @@ def _read(f: h5py.File, name: str) -> Checkpoint:
         raise ResultsError(f"{name}: /state is not valid JSON") from None
     if not isinstance(state, dict):
         raise ResultsError(f"{name}: /state must be a JSON object")
+    _check_state(state, name)
+    return config_text, state
+
+
+def _check_state(state: dict[str, Any], name: str) -> None:
+    """Types and ranges of the /state entries: position counters, times, sizes, dtype."""
     for key, types in _STATE_SCHEMA.items():
         v = state.get(key)
         if v is None or isinstance(v, bool) or not isinstance(v, types):
@@ -431,10 +466,19 @@ def _read(f: h5py.File, name: str) -> Checkpoint:
         raise ResultsError(f"{name}: /state.sizes must list positive layer sizes")
     if state["dtype"] not in ("float32", "float64"):
         raise ResultsError(f"{name}: /state.dtype must be float32 or float64")
-    dtype = np.dtype(state["dtype"])
-    L = len(sizes) - 1
 
-    w_shapes = _weight_shapes(state, sizes, name)
+
+def _read_parameters(
+    f: h5py.File,
+    name: str,
+    sizes: list[int],
+    dtype: np.dtype,
+    w_shapes: list[tuple[int, int]],
+) -> tuple[dict[str, np.ndarray], list[tuple[int, ...]]]:
+    """/parameters: W<l> of shape ``w_shapes[l-1]`` and, when present, b<l> of shape
+    (sizes[l],), all of the run's dtype. Returns (arrays by name, shapes in optimiser order:
+    weights then biases)."""
+    L = len(sizes) - 1
     params = {}
     for k in f["parameters"]:
         params[k] = _float_array(f["parameters"][k][()], f"/parameters/{k}", name)
@@ -458,51 +502,64 @@ def _read(f: h5py.File, name: str) -> Checkpoint:
     shapes = [params[f"W{i + 1}"].shape for i in range(L)]
     if has_bias:
         shapes += [params[f"b{i + 1}"].shape for i in range(L)]
+    return params, shapes
 
-    crossbars = None
-    if "crossbars" in f:
-        crossbars = []
-        g = f["crossbars"]
-        if sorted(g.keys()) != sorted(str(i) for i in range(L)):
-            raise ResultsError(f"{name}: /crossbars must hold one group per weight layer")
-        for i in range(L):
-            c = g[str(i)]
-            n = w_shapes[i][0] * w_shapes[i][1]
-            cb: dict[str, Any] = {}
-            for attr in ("w_max", "t_program_s"):
-                v = c.attrs.get(attr)
-                if not isinstance(v, float | np.floating):
-                    raise ResultsError(f"{name}: /crossbars/{i} attribute {attr} is missing")
-                cb[attr] = float(v)
-            if "refreshes" in c.attrs and "refresh_pulses" in c.attrs:
-                counts = [c.attrs["refreshes"], c.attrs["refresh_pulses"]]
-                if not all(isinstance(v, int | np.integer) and v >= 0 for v in counts):
-                    raise ResultsError(
-                        f"{name}: /crossbars/{i} refresh counts must be integers >= 0"
-                    )
-                cb["refresh_counts"] = np.array(counts, np.int64)
-            for k in ("gain", "nu", "acc", "t_write", "gp", "gm", "z1f", "wp"):
-                cb[k] = None
-                if k in c:
-                    a = _float_array(c[k][()], f"/crossbars/{i}/{k}", name, 1)
-                    if a.shape != (n,) or a.dtype != np.float64:
-                        raise ResultsError(
-                            f"{name}: /crossbars/{i}/{k} must be float64 of shape ({n},)"
-                        )
-                    cb[k] = a
-            idx = c["stuck_idx"][()] if "stuck_idx" in c else np.zeros(0, np.int64)
-            val = c["stuck_val"][()] if "stuck_val" in c else np.zeros(0, dtype)
-            if (
-                idx.ndim != 1
-                or idx.dtype.kind not in "iu"
-                or val.shape != idx.shape
-                or val.dtype != dtype
-                or (idx.size and (idx.min() < 0 or idx.max() >= n))
-            ):
-                raise ResultsError(f"{name}: /crossbars/{i} stuck-device entries are inconsistent")
-            cb["stuck_idx"], cb["stuck_val"] = idx.astype(np.intp), val
-            crossbars.append(cb)
 
+def _read_crossbars(
+    f: h5py.File, name: str, dtype: np.dtype, w_shapes: list[tuple[int, int]]
+) -> list[dict[str, Any]] | None:
+    """/crossbars: one device-state dict per weight layer (None when the run has no chip)."""
+    if "crossbars" not in f:
+        return None
+    g = f["crossbars"]
+    if sorted(g.keys()) != sorted(str(i) for i in range(len(w_shapes))):
+        raise ResultsError(f"{name}: /crossbars must hold one group per weight layer")
+    return [
+        _read_crossbar(g[str(i)], name, i, dtype, shape[0] * shape[1])
+        for i, shape in enumerate(w_shapes)
+    ]
+
+
+def _read_crossbar(c: h5py.Group, name: str, i: int, dtype: np.dtype, n: int) -> dict[str, Any]:
+    """/crossbars/<i>: attributes, per-device float64 arrays of length n (devices of the layer)
+    and the stuck devices (flat indices in [0, n), values in the run's dtype)."""
+    cb: dict[str, Any] = {}
+    for attr in ("w_max", "t_program_s"):
+        v = c.attrs.get(attr)
+        if not isinstance(v, float | np.floating):
+            raise ResultsError(f"{name}: /crossbars/{i} attribute {attr} is missing")
+        cb[attr] = float(v)
+    if "refreshes" in c.attrs and "refresh_pulses" in c.attrs:
+        counts = [c.attrs["refreshes"], c.attrs["refresh_pulses"]]
+        if not all(isinstance(v, int | np.integer) and v >= 0 for v in counts):
+            raise ResultsError(f"{name}: /crossbars/{i} refresh counts must be integers >= 0")
+        cb["refresh_counts"] = np.array(counts, np.int64)
+    for k in ("gain", "nu", "acc", "t_write", "gp", "gm", "z1f", "wp"):
+        cb[k] = None
+        if k in c:
+            a = _float_array(c[k][()], f"/crossbars/{i}/{k}", name, 1)
+            if a.shape != (n,) or a.dtype != np.float64:
+                raise ResultsError(f"{name}: /crossbars/{i}/{k} must be float64 of shape ({n},)")
+            cb[k] = a
+    idx = c["stuck_idx"][()] if "stuck_idx" in c else np.zeros(0, np.int64)
+    val = c["stuck_val"][()] if "stuck_val" in c else np.zeros(0, dtype)
+    if (
+        idx.ndim != 1
+        or idx.dtype.kind not in "iu"
+        or val.shape != idx.shape
+        or val.dtype != dtype
+        or (idx.size and (idx.min() < 0 or idx.max() >= n))
+    ):
+        raise ResultsError(f"{name}: /crossbars/{i} stuck-device entries are inconsistent")
+    cb["stuck_idx"], cb["stuck_val"] = idx.astype(np.intp), val
+    return cb
+
+
+def _read_optimizer(
+    f: h5py.File, name: str, shapes: list[tuple[int, ...]]
+) -> dict[str, list[np.ndarray]]:
+    """/optimizer: Adam's m and v (both or neither) or SGD's velocity, one array per parameter
+    with the parameters' shapes; Adam's v never negative."""
     optimizer = {}
     for k in f["optimizer"]:
         if k not in ("m", "v", "velocity"):
@@ -520,17 +577,26 @@ def _read(f: h5py.File, name: str) -> Checkpoint:
         optimizer[k] = arrays
     if ("m" in optimizer) != ("v" in optimizer):
         raise ResultsError(f"{name}: /optimizer needs both m and v")
+    return optimizer
 
-    carry = None
-    if "algorithm/carry" in f:
-        carry = _indexed(f["algorithm/carry"], "/algorithm/carry", name)
-        if len(carry) != L + 1 or any(
-            _float_array(a, "/algorithm/carry", name, 2).shape[1] != n
-            or a.shape[0] != carry[0].shape[0]
-            for a, n in zip(carry, sizes, strict=False)
-        ):
-            raise ResultsError(f"{name}: /algorithm/carry does not match the layer sizes")
 
+def _read_carry(f: h5py.File, name: str, sizes: list[int]) -> list[np.ndarray] | None:
+    """/algorithm/carry: iPC's carried activities, one (batch, sizes[l]) array per layer, or
+    None when absent."""
+    if "algorithm/carry" not in f:
+        return None
+    carry = _indexed(f["algorithm/carry"], "/algorithm/carry", name)
+    if len(carry) != len(sizes) or any(
+        _float_array(a, "/algorithm/carry", name, 2).shape[1] != n
+        or a.shape[0] != carry[0].shape[0]
+        for a, n in zip(carry, sizes, strict=False)
+    ):
+        raise ResultsError(f"{name}: /algorithm/carry does not match the layer sizes")
+    return carry
+
+
+def _read_metrics(f: h5py.File, name: str, state: dict[str, Any]) -> dict[str, np.ndarray]:
+    """/metrics: finite 1-D numeric histories, one entry per epoch done."""
     metrics = {k: f["metrics"][k][()] for k in f["metrics"]}
     for k, v in metrics.items():
         if not isinstance(v, np.ndarray) or v.ndim != 1 or v.dtype.kind not in "iuf":
@@ -541,7 +607,12 @@ def _read(f: h5py.File, name: str) -> Checkpoint:
             raise ResultsError(
                 f"{name}: /metrics/{k} has {len(v)} entries for {state['epoch']} epochs"
             )
+    return metrics
 
+
+def _read_order(f: h5py.File, name: str, state: dict[str, Any]) -> np.ndarray | None:
+    """/order: the current epoch's permutation of the training set (int64), consistent with the
+    position in /state; None between epochs. Also checks /state.epoch_energies."""
     order = None
     if "order" in f:
         order = f["order"][()]
@@ -563,7 +634,13 @@ def _read(f: h5py.File, name: str) -> Checkpoint:
         for e in state["epoch_energies"]
     ):
         raise ResultsError(f"{name}: /state.epoch_energies must be finite numbers")
+    return order.astype(np.int64) if order is not None else None
 
+
+def _read_engine(f: h5py.File, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """/engine (the events engine's carried per-copy states and their key) and
+    /algorithm/<stats> (its event counts). Returns (engine state, algorithm state); both empty
+    for the other engines."""
     engine_state: dict[str, Any] = {}
     if "engine" in f:
         g = f["engine"]
@@ -585,20 +662,7 @@ def _read(f: h5py.File, name: str) -> Checkpoint:
     for k in ("last_stats", "total_stats"):
         if f"algorithm/{k}" in f:
             algorithm_state[k] = _load_obj(f[f"algorithm/{k}"], f"/algorithm/{k}", name)
-
-    return Checkpoint(
-        config_text=config_text.decode(),
-        state=state,
-        parameters=params,
-        crossbars=crossbars,
-        optimizer=optimizer,
-        carry=carry,
-        metrics=metrics,
-        order=order.astype(np.int64) if order is not None else None,
-        version=str(f.attrs.get("pcsim_version", "")),
-        engine_state=engine_state,
-        algorithm_state=algorithm_state,
-    )
+    return engine_state, algorithm_state
 
 
 # --- dataclass trees (the events engine's state), field by field ----------------------------
@@ -680,36 +744,53 @@ def restore(ck: Checkpoint, trainer, fingerprint: str, name: str = "checkpoint")
 
     Raises ResultsError when the checkpoint does not fit the rebuilt run (other network, data
     or optimiser)."""
-    from pcsim.train import EpochPosition, History
+    _check_fits(ck, trainer, fingerprint, name)
+    _restore_parameters(ck, trainer.circ)
+    _restore_optimizer(ck, trainer.optimizer, name)
+    _restore_algorithm(ck, trainer.algorithm, trainer.circ.net.dtype, name)
+    _restore_engine(ck, trainer, name)
+    _restore_clocks(ck, trainer, name)
+    _restore_position(ck, trainer, name)
 
+
+def _fail(name: str, msg: str) -> NoReturn:
+    raise ResultsError(f"{name}: {msg}")
+
+
+def _check_fits(ck: Checkpoint, trainer, fingerprint: str, name: str) -> None:
+    """The checkpoint was written for this network, data, batch size, algorithm, bias and chip
+    settings and optimiser."""
     circ, net, opt, alg = trainer.circ, trainer.circ.net, trainer.optimizer, trainer.algorithm
     s = ck.state
-
-    def fail(msg: str) -> None:
-        raise ResultsError(f"{name}: {msg}")
-
     if list(net.sizes) != s["sizes"] or np.dtype(net.dtype).name != s["dtype"]:
-        fail(
+        _fail(
+            name,
             f"written for a {s['dtype']} network {s['sizes']}, the configuration builds a "
-            f"{np.dtype(net.dtype).name} network {list(net.sizes)}"
+            f"{np.dtype(net.dtype).name} network {list(net.sizes)}",
         )
     if s["data_sha256"] != fingerprint or s["n_train"] != len(trainer.data.x_train):
-        fail("written for different data (the data files or data settings changed)")
+        _fail(name, "written for different data (the data files or data settings changed)")
     if s["batch_size"] != trainer.batch_size:
-        fail(
-            f"written with batch_size {s['batch_size']}, the configuration has {trainer.batch_size}"
+        _fail(
+            name,
+            f"written with batch_size {s['batch_size']}, "
+            f"the configuration has {trainer.batch_size}",
         )
     if s["algorithm"] != getattr(alg, "name", ""):
-        fail(f"written by algorithm {s['algorithm']!r}, the configuration runs {alg.name!r}")
+        _fail(name, f"written by algorithm {s['algorithm']!r}, the configuration runs {alg.name!r}")
     if (net.biases is not None) != ("b1" in ck.parameters):
-        fail("bias setting differs from the configuration")
+        _fail(name, "bias setting differs from the configuration")
     if (circ.crossbars is None) != (ck.crossbars is None):
-        fail("chip setting differs from the configuration")
+        _fail(name, "chip setting differs from the configuration")
     opt_name = type(opt).__name__.lower()
     if s["optimizer"].get("name") != opt_name:
-        fail(f"written with optimizer {s['optimizer'].get('name')!r}, not {opt_name!r}")
+        _fail(name, f"written with optimizer {s['optimizer'].get('name')!r}, not {opt_name!r}")
 
-    # parameters (in place: the network's arrays are the crossbars' device arrays)
+
+def _restore_parameters(ck: Checkpoint, circ) -> None:
+    """Weights and biases (in place: the network's arrays are the crossbars' device arrays),
+    then each crossbar's device state and the circuit's read-noise levels."""
+    net = circ.net
     for i, W in enumerate(net.weights):
         W[...] = ck.parameters[f"W{i + 1}"]
     if net.biases is not None:
@@ -720,38 +801,49 @@ def restore(ck: Checkpoint, trainer, fingerprint: str, name: str = "checkpoint")
             cb.set_state(saved)
         circ.read_sigma = np.array([cb.read_sigma for cb in circ.crossbars])
 
-    # optimiser
+
+def _restore_optimizer(ck: Checkpoint, opt, name: str) -> None:
+    """Adam's step count and moments, SGD's velocity (copies of the checkpoint's arrays)."""
     if hasattr(opt, "step_count"):
-        sc = s["optimizer"].get("step_count")
+        sc = ck.state["optimizer"].get("step_count")
         if not isinstance(sc, int) or sc < 0:
-            fail("optimizer step_count is missing")
+            _fail(name, "optimizer step_count is missing")
         opt.step_count = sc
         opt.m = _copy_or_none(ck.optimizer.get("m"))
         opt.v = _copy_or_none(ck.optimizer.get("v"))
     if hasattr(opt, "velocity"):
         opt.velocity = _copy_or_none(ck.optimizer.get("velocity"))
 
-    # algorithm
+
+def _restore_algorithm(ck: Checkpoint, alg, dtype, name: str) -> None:
+    """The algorithm's own state (iPC's carry, the events engine's event counts) through its
+    ``set_state``; refuses state the algorithm does not keep."""
     known = _state_of(alg)
     for k in ck.algorithm_state:
         if k not in known or k == "carry":
-            fail(f"holds {k} for an algorithm that has none")
+            _fail(name, f"holds {k} for an algorithm that has none")
     if known:
         state = {k: copy.deepcopy(v) for k, v in ck.algorithm_state.items()}
         if "carry" in known:
             state["carry"] = ck.carry
-        alg.set_state(state, dtype=net.dtype)
+        alg.set_state(state, dtype=dtype)
 
-    # engine (events: the carried per-sample states, keyed to this circuit)
+
+def _restore_engine(ck: Checkpoint, trainer, name: str) -> None:
+    """The events engine's carried per-sample states, keyed to this circuit."""
     if ck.engine_state:
-        if getattr(trainer.engine, "set_state", None) is None:
-            fail("holds engine state for another engine kind")
+        engine, circ = trainer.engine, trainer.circ
+        if getattr(engine, "set_state", None) is None:
+            _fail(name, "holds engine state for another engine kind")
         try:
-            trainer.engine.set_state(copy.deepcopy(ck.engine_state), circ)
+            engine.set_state(copy.deepcopy(ck.engine_state), circ)
         except ValueError:
-            fail("holds engine state for another engine kind")
+            _fail(name, "holds engine state for another engine kind")
 
-    # circuit clock, ledger, random streams
+
+def _restore_clocks(ck: Checkpoint, trainer, name: str) -> None:
+    """Circuit clock (s), read-noise processes, energy ledger, random streams."""
+    circ, s = trainer.circ, ck.state
     circ.t = float(s["t"])
     try:
         circ.set_read_noise_state(s.get("read_noise_ou"))
@@ -759,13 +851,18 @@ def restore(ck: Checkpoint, trainer, fingerprint: str, name: str = "checkpoint")
         circ.rng.bit_generator.state = s["rng_noise"]
         trainer.rng.bit_generator.state = s["rng_order"]
     except (TypeError, ValueError, KeyError, AttributeError):
-        fail("damaged ledger or random-generator state")
+        _fail(name, "damaged ledger or random-generator state")
 
-    # history and position
+
+def _restore_position(ck: Checkpoint, trainer, name: str) -> None:
+    """Per-epoch history, global step and, mid-epoch, the position within the epoch."""
+    from pcsim.train import EpochPosition, History
+
+    s = ck.state
     h = History()
     for k in h.__dict__:
         if k not in ck.metrics:
-            fail(f"missing metric {k}")
+            _fail(name, f"missing metric {k}")
         getattr(h, k).extend(ck.metrics[k].tolist())
     trainer.history = h
     trainer.step = int(s["step"])

@@ -561,62 +561,86 @@ def _summarise(
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The run's summary (accuracies, energies, latencies, area, baselines) and its extra
     arrays (the events engine's per-unit event counts)."""
-    chip, net, circ, trainer = run.chip, run.net, run.circ, run.trainer
-    algorithm = trainer.algorithm
     inference, free_inference = inferences
-    T = cfg.algorithm.presentation_time / cfg.engine.tau_x
-    n_presented = len(data.x_train) * cfg.learning.epochs
-    # digital backprop priced at the batch it trains with (its own choice, baseline.batch_size);
-    # a conv net by its MACs per sample (every patch position) and its kernels' weights
-    digital = chip.baselines(list(net.sizes), cfg.baseline.batch_size, *_layer_macs(net))
-    breakdown = {k: v / n_presented for k, v in train_ledger.items()}
-    breakdown.update(
-        accumulator_energy(
-            chip, cfg.algorithm.name, list(net.sizes), T, net.n_macs if net.has_conv else None
-        )
-    )
-    energy = float(sum(breakdown.values()))
-    # the optimiser's per-weight state on the digital co-processor (FP32 words): Adam m and v,
-    # momentum's velocity; the plain flow keeps none. A batch of B runs on B circuit replicas.
-    state = learning_rule.optimizer_state(trainer.optimizer)
-    state_bits = {"adam": 64, "momentum": 32}.get(state, 0)
-    maps = circ.layer_maps()
-    area = chip.area_mm2(
-        list(net.sizes),
-        digital_state_bits_per_weight=state_bits,
-        replicas=cfg.learning.batch_size,
-        maps=maps if net.has_conv else None,  # a conv layer: its kernel matrix on tiles
-    )
     summary: dict[str, Any] = {
+        **_run_identity(cfg, run, data),
+        "train_accuracy": hist.train_accuracy[-1],
+        "test_accuracy": hist.test_accuracy[-1],
+        "train_seconds": 0.0,  # set by execute
+        **_learning_rule_summary(cfg, run),
+        **_training_cost(cfg, run, data, train_ledger, train_counts),
+        **_area_summary(cfg, run),
+        "seed": cfg.seed,
+        "pcsim_version": __version__,
+    }
+    if inference is not None and free_inference is not None:
+        summary.update(_inference_summary(run.circ, inference, free_inference))
+    summary.update(_digital_baselines(cfg, run, summary))
+    if run.net.has_conv:
+        _conv_summary(summary, run.net)
+    if baseline is not None:
+        summary["bp_train_accuracy"] = baseline.train_accuracy[-1]
+        summary["bp_test_accuracy"] = baseline.test_accuracy[-1]
+    events, extra = _events_summary(run.trainer.algorithm)
+    summary.update(events)
+    return summary, extra
+
+
+def _run_identity(cfg: RunConfig, run: PreparedRun, data: Dataset) -> dict[str, Any]:
+    """What ran: algorithm, engine (``events`` or ``<kind>/<method>``), chip, data set,
+    layer sizes, activation, epochs and the number of training and test samples."""
+    net = run.net
+    return {
         "algorithm": cfg.algorithm.name,
         "engine": (
             "events" if cfg.engine.kind == "events" else f"{cfg.engine.kind}/{cfg.engine.method}"
         ),
-        "chip": chip.name,
+        "chip": run.chip.name,
         "dataset": data.name,
         "sizes": list(net.sizes),
         "activation": net.activation,
         "epochs": cfg.learning.epochs,
         "n_train": int(len(data.x_train)),
         "n_test": int(len(data.x_test)),
-        "train_accuracy": hist.train_accuracy[-1],
-        "test_accuracy": hist.test_accuracy[-1],
-        "train_seconds": 0.0,  # set by execute
+    }
+
+
+def _learning_rule_summary(cfg: RunConfig, run: PreparedRun) -> dict[str, Any]:
+    """gamma, the weight rate, the flow's time constant ``tau_w`` (tau_x; None where weights
+    learn by a step per update: lr, Adam) and the learning rule in words."""
+    return {
         "gamma": cfg.gamma,
         "weight_lr": cfg.weight_lr,
-        # the flow's time constant; None where weights learn by a step per update (lr, Adam)
         "tau_w": None if cfg.per_step_lr else cfg.tau_w,
         "learning_rule": learning_rule.describe(
-            trainer.optimizer,
-            net.has_bias,
+            run.trainer.optimizer,
+            run.net.has_bias,
             cfg.learning.batch_size,
             on_chip=True,
             algorithm=cfg.algorithm.name,
         ),
+    }
+
+
+def _training_cost(
+    cfg: RunConfig, run: PreparedRun, data: Dataset, train_ledger: dict, train_counts: dict
+) -> dict[str, Any]:
+    """Training's simulated time (tau_x), energy (J) and latency (s) per presented sample, the
+    energy by component and the write pulses (and pcm-refresh refreshes) it fired."""
+    chip, net, circ = run.chip, run.net, run.circ
+    T = cfg.algorithm.presentation_time / cfg.engine.tau_x
+    n_presented = len(data.x_train) * cfg.learning.epochs
+    breakdown = {k: v / n_presented for k, v in train_ledger.items()}
+    breakdown.update(
+        accumulator_energy(
+            chip, cfg.algorithm.name, list(net.sizes), T, net.n_macs if net.has_conv else None
+        )
+    )
+    return {
         "simulated_time_tau": circ.t,
         "tau_x_s": chip.tau_x_s,
         # training: one presentation of one sample (the chip holds each sample for T)
-        "energy_per_sample_j": energy,
+        "energy_per_sample_j": float(sum(breakdown.values())),
         # T crossbar reads, each tau_x or the tiles' conversion if longer (read_period_s)
         "latency_per_sample_s": T * circ.read_period_s(),
         "conversion_latency_per_sample_s": T * (circ.read_period_s() - chip.tau_x_s),
@@ -626,6 +650,25 @@ def _summarise(
         # one-sided pairs (pcm-refresh): refreshes during training and the pulses they fired
         # (included in write_pulses_per_sample); 0 for other cells
         **refresh_summary(circ),
+    }
+
+
+def _area_summary(cfg: RunConfig, run: PreparedRun) -> dict[str, Any]:
+    """The chip's node, area (mm^2, total and by component), tiles, ADC conversions per read and
+    the slowest layer's conversion latency per read (s)."""
+    chip, net = run.chip, run.net
+    # the optimiser's per-weight state on the digital co-processor (FP32 words): Adam m and v,
+    # momentum's velocity; the plain flow keeps none. A batch of B runs on B circuit replicas.
+    state = learning_rule.optimizer_state(run.trainer.optimizer)
+    state_bits = {"adam": 64, "momentum": 32}.get(state, 0)
+    maps = run.circ.layer_maps()
+    area = chip.area_mm2(
+        list(net.sizes),
+        digital_state_bits_per_weight=state_bits,
+        replicas=cfg.learning.batch_size,
+        maps=maps if net.has_conv else None,  # a conv layer: its kernel matrix on tiles
+    )
+    return {
         "node_nm": chip.node_nm,
         "area_mm2": float(sum(area.values())) if area else float("nan"),
         "area_mm2_by_component": area,
@@ -638,50 +681,58 @@ def _summarise(
         "conversion_latency_per_read_s": max(
             max(m.latency_forward_s, m.latency_backward_s) for m in maps
         ),
-        "seed": cfg.seed,
-        "pcsim_version": __version__,
     }
-    if inference is not None and free_inference is not None:
-        # inference_*: the deployed protocol (the chip's own feedforward settle);
-        # inference_free_*: free relaxation from rest. Not settled: NaN numbers.
-        summary.update(
-            inference_protocol=inference.protocol,
-            inference_energy_per_sample_j=inference.energy_j,
-            inference_latency_per_sample_s=inference.latency_s,
-            inference_settle_tau=inference.settle_tau,
-            inference_settled=inference.settled,
-            inference_energy_breakdown_j=inference.breakdown_j,
-            inference_free_energy_per_sample_j=free_inference.energy_j,
-            inference_free_latency_per_sample_s=free_inference.latency_s,
-            inference_free_settle_tau=free_inference.settle_tau,
-            inference_free_settled=free_inference.settled,
-            inference_free_energy_breakdown_j=free_inference.breakdown_j,
-            inference_settle_criterion=inference.criterion,
-            inference_settle_tol=inference.tol,
-            inference_max_tau=inference.max_tau,
-            **management_summary(circ, inference),
-        )
-    # digital baselines (FP32/FP16/INT8 at the chip's node and 45 nm) and the fair defaults:
-    # FP16 at the chip's node for training (what digital trainers are built with), INT8 at
-    # the chip's node for inference (the presets' 8-bit I/O); hardware_models.baselines
-    summary.update(
-        baseline_summary(
-            digital,
-            chip.node_nm,
-            energy,
-            summary["latency_per_sample_s"],
-            summary.get("inference_energy_per_sample_j"),
-            summary.get("inference_latency_per_sample_s"),
-        )
+
+
+def _inference_summary(circ: Circuit, inference, free_inference) -> dict[str, Any]:
+    """inference_*: the deployed protocol (the chip's own feedforward settle);
+    inference_free_*: free relaxation from rest. Not settled: NaN numbers."""
+    return dict(
+        inference_protocol=inference.protocol,
+        inference_energy_per_sample_j=inference.energy_j,
+        inference_latency_per_sample_s=inference.latency_s,
+        inference_settle_tau=inference.settle_tau,
+        inference_settled=inference.settled,
+        inference_energy_breakdown_j=inference.breakdown_j,
+        inference_free_energy_per_sample_j=free_inference.energy_j,
+        inference_free_latency_per_sample_s=free_inference.latency_s,
+        inference_free_settle_tau=free_inference.settle_tau,
+        inference_free_settled=free_inference.settled,
+        inference_free_energy_breakdown_j=free_inference.breakdown_j,
+        inference_settle_criterion=inference.criterion,
+        inference_settle_tol=inference.tol,
+        inference_max_tau=inference.max_tau,
+        **management_summary(circ, inference),
     )
-    if net.has_conv:
-        _conv_summary(summary, net)
-    if baseline is not None:
-        summary["bp_train_accuracy"] = baseline.train_accuracy[-1]
-        summary["bp_test_accuracy"] = baseline.test_accuracy[-1]
+
+
+def _digital_baselines(cfg: RunConfig, run: PreparedRun, summary: dict[str, Any]) -> dict:
+    """Digital baselines (FP32/FP16/INT8 at the chip's node and 45 nm) and the fair defaults:
+    FP16 at the chip's node for training (what digital trainers are built with), INT8 at the
+    chip's node for inference (the presets' 8-bit I/O); hardware_models.baselines. Compared
+    with the chip's figures already in ``summary``."""
+    chip, net = run.chip, run.net
+    # digital backprop priced at the batch it trains with (its own choice, baseline.batch_size);
+    # a conv net by its MACs per sample (every patch position) and its kernels' weights
+    digital = chip.baselines(list(net.sizes), cfg.baseline.batch_size, *_layer_macs(net))
+    return baseline_summary(
+        digital,
+        chip.node_nm,
+        summary["energy_per_sample_j"],
+        summary["latency_per_sample_s"],
+        summary.get("inference_energy_per_sample_j"),
+        summary.get("inference_latency_per_sample_s"),
+    )
+
+
+def _events_summary(algorithm) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The events engine's event counts (energy follows activity, per unit): summary keys
+    ``unit_events``, ``unit_events_per_second`` and extra arrays ``value_events_<l>``,
+    ``error_events_<l>``; both empty for the other engines."""
+    summary: dict[str, Any] = {}
     extra = {}
     stats = getattr(algorithm, "total_stats", None)
-    if stats is not None:  # events engine: energy follows activity, per unit
+    if stats is not None:
         summary["unit_events"] = stats.total_events
         summary["unit_events_per_second"] = stats.events_per_second
         for l, v in enumerate(stats.value_events):

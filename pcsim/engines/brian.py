@@ -206,6 +206,46 @@ def model_spec(
     ``arrays`` holds every initial value and index array by the names ``spec`` uses.
     Raises :class:`BrianUnsupported`.
     """
+    ctx = _spec_context(circ, x_init, free, dt, sigma, lr)
+    arrays: dict[str, np.ndarray] = {}
+    groups = [_layer_group(ctx, l, arrays, record) for l in range(ctx.net.n_layers + 1)]
+    synapses = [_weight_synapses(ctx, i, arrays, record_weights) for i in range(ctx.net.n_layers)]
+    spec = {"dt": float(dt), "groups": groups, "synapses": synapses}
+    return spec, arrays, ModelLayout(tuple(ctx.net.sizes), ctx.B, ctx.learning)
+
+
+@dataclass(frozen=True)
+class _SpecContext:
+    """What :func:`model_spec` builds from, checked: the circuit, the initial activities
+    ``xs`` (float64, (B, n_l) per layer), the clamps, learning (``eta = lr / dt``, 1/tau_w in
+    1/tau_x units), each layer's noise amplitude (Euler-Maruyama sigma and thermal noise in
+    quadrature) and the read noise (``rsig``: (L,) stationary std per crossbar in weight units,
+    zeros without; ``ou_ns``: the OU step's namespace constants; ``ou_fwd`` / ``ou_bwd``: the
+    lines' starting states, per layer (B, n))."""
+
+    circ: Circuit
+    net: Network
+    xs: list[np.ndarray]
+    free: list[bool]
+    B: int
+    learning: bool
+    eta: float
+    lo: float
+    hi: float
+    noise_amp: list[np.ndarray]
+    rsig: np.ndarray
+    ou_ns: dict[str, float]
+    ou_fwd: list[np.ndarray] | None
+    ou_bwd: list[np.ndarray] | None
+
+    def per_unit(self, v: np.ndarray, n: int) -> np.ndarray:
+        """A per-unit array (or scalar) of a layer of n units, repeated per sample: (B * n,)."""
+        return np.tile(np.broadcast_to(np.asarray(v, np.float64), (n,)), self.B)
+
+
+def _spec_context(circ: Circuit, x_init, free, dt: float, sigma: float, lr) -> _SpecContext:
+    """Check :func:`model_spec`'s arguments (ValueError, BrianUnsupported) and gather what the
+    groups and synapses are built from."""
     net: Network = circ.net
     L = net.n_layers
     sizes = net.sizes
@@ -224,187 +264,230 @@ def model_spec(
     _check_circuit(circ, learning)
     if not (dt > 0 and math.isfinite(dt)):
         raise ValueError(f"dt must be a positive finite number, got {dt}")
-    quant = _quantiser_of(circ)
     lo, hi = (float(r) for r in circ.rails)
-    eta = float(lr) / dt if learning else 0.0  # 1/tau_w in 1/tau_x units
-    free = [bool(f) for f in free]
-
-    arrays: dict[str, np.ndarray] = {}
-    groups, synapses = [], []
-
-    def per_unit(v: np.ndarray, n: int) -> np.ndarray:  # a per-unit array repeated per sample
-        return np.tile(np.broadcast_to(np.asarray(v, np.float64), (n,)), B)
-
     noise_amp = [np.sqrt(sigma**2 + np.asarray(s, np.float64) ** 2) for s in circ.thermal_sigma]
     # read noise: one OU per read line (pcsim.read_noise), advanced exactly each step by a
     # run_regularly operation; the lines start from (and return to) the circuit's OU state
     rsig = np.zeros(L)
     ou_ns: dict[str, float] = {}
+    ou_fwd = ou_bwd = None
     if getattr(circ, "has_read_noise", False):
         rsig = read_noise.stationary_std(circ.read_sigma)
         a_, sx_, cm_, bm_, sm_ = read_noise.ou_coefficients(dt / circ.read_window_tau)
         ou_ns = {"ou_a": a_, "ou_sx": sx_, "ou_cm": cm_, "ou_bm": bm_, "ou_sm": sm_}
         ou_fwd, ou_bwd = circ.read_noise_state(B)
-    for l in range(L + 1):
-        n = sizes[l]
-        name = f"layer{l}"
-        has_err, has_up = l >= 1, l < L
-        needs_back = free[l] and has_up
-        skip_in = has_err and net.residual[l - 1]
-        skip_out = free[l] and has_up and net.residual[l]
-        bias = has_err and net.biases is not None
-        noisy = free[l] and bool(np.any(per_unit(noise_amp[l], n) > 0))
-        lines: list[str] = []
-        ns: dict[str, float] = {}
-        values: dict[str, list] = {}
-        if free[l]:
-            drift = []
-            if has_err:
-                drift.append("-eps")
-            if needs_back:
-                ns["a_up"] = float(net.scales[l])
-                back = "back"
-                if rsig[l] > 0:  # the top-down sum's read noise: its line's step mean
-                    back = "(back + rs_b*sqrt(esq)*mb)"
-                drift.append(
-                    f"+ a_up*{back}" + ("" if l == 0 else "*" + _dphi_expr(net.activation))
-                )
-            if skip_out:
-                drift.append("+ eps_up")
-            drift.append("- leak*x")
-            rhs = f"({' '.join(drift)})/tau"
-            if noisy:
-                rhs += " + sig*xi*tau**-0.5"
-            lines += [f"dx/dt = {rhs} : 1", "tau : second (constant)", "leak : 1 (constant)"]
-            values["tau"] = [f"{name}_tau", "second"]
-            values["leak"] = [f"{name}_leak", ""]
-            arrays[f"{name}_tau"] = per_unit(circ.tau_scale[l], n)
-            arrays[f"{name}_leak"] = per_unit(circ.units.leak[l], n)
-            if noisy:
-                lines.append("sig : 1 (constant)")
-                values["sig"] = [f"{name}_sig", ""]
-                arrays[f"{name}_sig"] = per_unit(noise_amp[l], n)
-        else:
-            lines.append("x : 1")
-        values["x"] = [f"{name}_x", ""]
-        arrays[f"{name}_x"] = xs[l].reshape(-1).copy()
-        ops: list[list] = []
-        if has_err and has_up:  # presynaptic rate phi(x) for the layer above (layer 0: x)
-            lines.append("phi : 1")
-            ops.append([f"phi = {_phi_expr(net.activation)}", "before_groups", ORDER_PHI])
-        if has_err:
-            lines += ["mu : 1", "eps : 1", "gain : 1 (constant)", "offset : 1 (constant)"]
-            ns["a"] = float(net.scales[l - 1])
-            pred = "a*mu"
-            if bias:
-                pred += " + b"
-                if learning:
-                    lines.append("db/dt = eta*eps/second : 1")
-                    ns["eta"] = eta
-                else:
-                    lines.append("b : 1 (constant)")
-                values["b"] = [f"{name}_b", ""]
-                arrays[f"{name}_b"] = per_unit(net.biases[l - 1], n)
-            if skip_in:
-                lines.append("xskip : 1 (linked)")
-                pred += " + xskip"
-            if rsig[l - 1] > 0:  # the prediction's read noise: its line's step mean
-                pred += " + a*rs_f*sqrt(psq)*mf"
-                ns["rs_f"] = float(rsig[l - 1])
-                ns.update(ou_ns)
-                lines += ["uf : 1", "zf : 1", "mf : 1", "psq : 1"]
-                values["uf"] = [f"{name}_uf", ""]
-                arrays[f"{name}_uf"] = ou_fwd[l - 1].reshape(-1).copy()
-                ops.append([_OU_STEP.format(s="f"), "before_groups", ORDER_PHI])
-            ops.append([f"eps = gain*(x - ({pred})) + offset", "before_groups", ORDER_EPS])
-            values["gain"] = [f"{name}_gain", ""]
-            values["offset"] = [f"{name}_offset", ""]
-            arrays[f"{name}_gain"] = per_unit(circ.units.error_gain[l], n)
-            arrays[f"{name}_offset"] = per_unit(circ.units.error_offset[l], n)
-        if needs_back:
-            lines.append("back : 1")
-            if rsig[l] > 0:
-                ns["rs_b"] = float(rsig[l])
-                ns.update(ou_ns)
-                lines += ["ub : 1", "zb : 1", "mb : 1", "esq : 1"]
-                values["ub"] = [f"{name}_ub", ""]
-                arrays[f"{name}_ub"] = ou_bwd[l].reshape(-1).copy()
-                ops.append([_OU_STEP.format(s="b"), "before_groups", ORDER_PHI])
-        if skip_out:
-            lines.append("eps_up : 1 (linked)")
-        if free[l] and (math.isfinite(lo) or math.isfinite(hi)):
-            ns["rail_lo"], ns["rail_hi"] = lo, hi
-            ops.append(["x = clip(x, rail_lo, rail_hi)", "after_groups", 0])
-        links = []
-        if skip_in:
-            links.append(["xskip", l - 1, "x"])
-        if skip_out:
-            links.append(["eps_up", l + 1, "eps"])
-        groups.append(
-            {
-                "name": name,
-                "N": B * n,
-                "model": lines,
-                "namespace": ns,
-                "ops": ops,
-                "state_order": ORDER_NEURON_STATE,
-                "values": values,
-                "links": links,
-                "record": ["x"] if record else [],
-            }
-        )
+    return _SpecContext(
+        circ=circ,
+        net=net,
+        xs=xs,
+        free=[bool(f) for f in free],
+        B=B,
+        learning=learning,
+        eta=float(lr) / dt if learning else 0.0,  # 1/tau_w in 1/tau_x units
+        lo=lo,
+        hi=hi,
+        noise_amp=noise_amp,
+        rsig=rsig,
+        ou_ns=ou_ns,
+        ou_fwd=ou_fwd,
+        ou_bwd=ou_bwd,
+    )
 
-    for i in range(L):
-        n_pre, n_post = sizes[i], sizes[i + 1]
-        name = f"W{i + 1}"
-        pre = "x_pre" if i == 0 else "phi_pre"
-        lines = []
-        ns = {}
-        if learning:
-            ns["a"], ns["eta"] = float(net.scales[i]), eta
-            lines.append(f"dw/dt = eta*a*eps_post*{pre}/second : 1 (clock-driven)")
+
+@dataclass
+class _GroupParts:
+    """One layer's NeuronGroup as it is assembled: equations, namespace constants, initial
+    values (variable -> [array name, unit]), run_regularly operations, linked variables."""
+
+    lines: list[str] = field(default_factory=list)
+    ns: dict[str, float] = field(default_factory=dict)
+    values: dict[str, list] = field(default_factory=dict)
+    ops: list[list] = field(default_factory=list)
+    links: list[list] = field(default_factory=list)
+
+
+def _layer_group(ctx: _SpecContext, l: int, arrays: dict, record: bool) -> dict:
+    """Layer l's NeuronGroup: its value units, its error units (l >= 1) and the top-down sum
+    its value units read (free layers below the top); adds its arrays to ``arrays``."""
+    net, free = ctx.net, ctx.free
+    L = net.n_layers
+    n = net.sizes[l]
+    name = f"layer{l}"
+    has_err, has_up = l >= 1, l < L
+    skip_in = has_err and net.residual[l - 1]
+    skip_out = free[l] and has_up and net.residual[l]
+    g = _GroupParts()
+    if free[l]:
+        _value_unit_dynamics(ctx, g, l, name, arrays)
+    else:
+        g.lines.append("x : 1")
+    g.values["x"] = [f"{name}_x", ""]
+    arrays[f"{name}_x"] = ctx.xs[l].reshape(-1).copy()
+    if has_err and has_up:  # presynaptic rate phi(x) for the layer above (layer 0: x)
+        g.lines.append("phi : 1")
+        g.ops.append([f"phi = {_phi_expr(net.activation)}", "before_groups", ORDER_PHI])
+    if has_err:
+        _error_units(ctx, g, l, name, arrays)
+    if free[l] and has_up:
+        _top_down_sum(ctx, g, l, name, arrays)
+    if skip_out:
+        g.lines.append("eps_up : 1 (linked)")
+    if free[l] and (math.isfinite(ctx.lo) or math.isfinite(ctx.hi)):
+        g.ns["rail_lo"], g.ns["rail_hi"] = ctx.lo, ctx.hi
+        g.ops.append(["x = clip(x, rail_lo, rail_hi)", "after_groups", 0])
+    if skip_in:
+        g.links.append(["xskip", l - 1, "x"])
+    if skip_out:
+        g.links.append(["eps_up", l + 1, "eps"])
+    return {
+        "name": name,
+        "N": ctx.B * n,
+        "model": g.lines,
+        "namespace": g.ns,
+        "ops": g.ops,
+        "state_order": ORDER_NEURON_STATE,
+        "values": g.values,
+        "links": g.links,
+        "record": ["x"] if record else [],
+    }
+
+
+def _value_unit_dynamics(ctx: _SpecContext, g: _GroupParts, l: int, name: str, arrays) -> None:
+    """A free layer's ``dx/dt``: minus its own error, plus the scaled top-down sum (times
+    phi'(x) above the input; with its read noise), plus a residual skip's error, minus the
+    leak, over its time constant; thermal noise when any unit has some."""
+    net = ctx.net
+    n = net.sizes[l]
+    has_err, has_up = l >= 1, l < net.n_layers
+    noisy = bool(np.any(ctx.per_unit(ctx.noise_amp[l], n) > 0))
+    drift = []
+    if has_err:
+        drift.append("-eps")
+    if has_up:
+        g.ns["a_up"] = float(net.scales[l])
+        back = "back"
+        if ctx.rsig[l] > 0:  # the top-down sum's read noise: its line's step mean
+            back = "(back + rs_b*sqrt(esq)*mb)"
+        drift.append(f"+ a_up*{back}" + ("" if l == 0 else "*" + _dphi_expr(net.activation)))
+    if has_up and net.residual[l]:
+        drift.append("+ eps_up")
+    drift.append("- leak*x")
+    rhs = f"({' '.join(drift)})/tau"
+    if noisy:
+        rhs += " + sig*xi*tau**-0.5"
+    g.lines += [f"dx/dt = {rhs} : 1", "tau : second (constant)", "leak : 1 (constant)"]
+    g.values["tau"] = [f"{name}_tau", "second"]
+    g.values["leak"] = [f"{name}_leak", ""]
+    arrays[f"{name}_tau"] = ctx.per_unit(ctx.circ.tau_scale[l], n)
+    arrays[f"{name}_leak"] = ctx.per_unit(ctx.circ.units.leak[l], n)
+    if noisy:
+        g.lines.append("sig : 1 (constant)")
+        g.values["sig"] = [f"{name}_sig", ""]
+        arrays[f"{name}_sig"] = ctx.per_unit(ctx.noise_amp[l], n)
+
+
+def _error_units(ctx: _SpecContext, g: _GroupParts, l: int, name: str, arrays) -> None:
+    """Layer l's error units (l >= 1): ``eps = gain (x - (a mu + b + xskip + read noise)) +
+    offset``, with the bias learned (``db/dt = eta eps``) or constant and the prediction's read
+    line (its OU step and the squared input norm ``psq``)."""
+    net = ctx.net
+    n = net.sizes[l]
+    g.lines += ["mu : 1", "eps : 1", "gain : 1 (constant)", "offset : 1 (constant)"]
+    g.ns["a"] = float(net.scales[l - 1])
+    pred = "a*mu"
+    if net.biases is not None:
+        pred += " + b"
+        if ctx.learning:
+            g.lines.append("db/dt = eta*eps/second : 1")
+            g.ns["eta"] = ctx.eta
         else:
-            lines.append("w : 1 (constant)")
-        wread = "w"
-        if quant is not None:
-            ns["qdelta"], ns["qkmax"] = quant.delta, float(quant.k_max)
-            lines.append(f"w_read = {_quantised_read_expr('w')} : 1")
-            wread = "w_read"
-        summed = {"mu_post": ORDER_MU}
-        lines.append(f"mu_post = {wread}*{pre} : 1 (summed)")
-        if rsig[i] > 0:  # the read's input norms, squared
-            lines.append(f"psq_post = {pre}**2 : 1 (summed)")
-            summed["psq_post"] = ORDER_MU
-        if free[i]:
-            lines.append(f"back_pre = {wread}*eps_post : 1 (summed)")
-            summed["back_pre"] = ORDER_BACK
-            if rsig[i] > 0:
-                lines.append("esq_pre = eps_post**2 : 1 (summed)")
-                summed["esq_pre"] = ORDER_BACK
-        # synapse s = (b*n_pre + p)*n_post + q connects unit p of sample b to unit q of sample b
-        b_idx, p_idx, q_idx = np.meshgrid(
-            np.arange(B), np.arange(n_pre), np.arange(n_post), indexing="ij"
-        )
-        arrays[f"{name}_i"] = (b_idx * n_pre + p_idx).reshape(-1).astype(np.int32)
-        arrays[f"{name}_j"] = (b_idx * n_post + q_idx).reshape(-1).astype(np.int32)
-        arrays[f"{name}_w"] = np.tile(np.asarray(net.weights[i], np.float64).T.reshape(-1), B)
-        synapses.append(
-            {
-                "name": name,
-                "pre": i,
-                "post": i + 1,
-                "model": lines,
-                "namespace": ns,
-                "summed": summed,
-                "state_order": ORDER_SYN_STATE,
-                "i": f"{name}_i",
-                "j": f"{name}_j",
-                "values": {"w": [f"{name}_w", ""]},
-                "record": ["w"] if record_weights else [],
-            }
-        )
-    spec = {"dt": float(dt), "groups": groups, "synapses": synapses}
-    return spec, arrays, ModelLayout(tuple(sizes), B, learning)
+            g.lines.append("b : 1 (constant)")
+        g.values["b"] = [f"{name}_b", ""]
+        arrays[f"{name}_b"] = ctx.per_unit(net.biases[l - 1], n)
+    if net.residual[l - 1]:
+        g.lines.append("xskip : 1 (linked)")
+        pred += " + xskip"
+    if ctx.rsig[l - 1] > 0:  # the prediction's read noise: its line's step mean
+        pred += " + a*rs_f*sqrt(psq)*mf"
+        g.ns["rs_f"] = float(ctx.rsig[l - 1])
+        g.ns.update(ctx.ou_ns)
+        g.lines += ["uf : 1", "zf : 1", "mf : 1", "psq : 1"]
+        g.values["uf"] = [f"{name}_uf", ""]
+        arrays[f"{name}_uf"] = ctx.ou_fwd[l - 1].reshape(-1).copy()
+        g.ops.append([_OU_STEP.format(s="f"), "before_groups", ORDER_PHI])
+    g.ops.append([f"eps = gain*(x - ({pred})) + offset", "before_groups", ORDER_EPS])
+    g.values["gain"] = [f"{name}_gain", ""]
+    g.values["offset"] = [f"{name}_offset", ""]
+    arrays[f"{name}_gain"] = ctx.per_unit(ctx.circ.units.error_gain[l], n)
+    arrays[f"{name}_offset"] = ctx.per_unit(ctx.circ.units.error_offset[l], n)
+
+
+def _top_down_sum(ctx: _SpecContext, g: _GroupParts, l: int, name: str, arrays) -> None:
+    """The top-down sum ``back`` a free layer below the top reads, and its read line (OU step,
+    squared input norm ``esq``) under read noise."""
+    g.lines.append("back : 1")
+    if ctx.rsig[l] > 0:
+        g.ns["rs_b"] = float(ctx.rsig[l])
+        g.ns.update(ctx.ou_ns)
+        g.lines += ["ub : 1", "zb : 1", "mb : 1", "esq : 1"]
+        g.values["ub"] = [f"{name}_ub", ""]
+        arrays[f"{name}_ub"] = ctx.ou_bwd[l].reshape(-1).copy()
+        g.ops.append([_OU_STEP.format(s="b"), "before_groups", ORDER_PHI])
+
+
+def _weight_synapses(ctx: _SpecContext, i: int, arrays: dict, record_weights: bool) -> dict:
+    """Weight layer W_{i+1}'s all-to-all Synapses, one block per sample: ``w`` (learned by
+    ``dw/dt = eta a eps_post phi_pre`` or constant), its quantised read, the summed prediction
+    ``mu_post`` and, above a free layer, the top-down sum ``back_pre`` (with the squared input
+    norms under read noise); adds its index and weight arrays to ``arrays``."""
+    net, B = ctx.net, ctx.B
+    quant = _quantiser_of(ctx.circ)
+    n_pre, n_post = net.sizes[i], net.sizes[i + 1]
+    name = f"W{i + 1}"
+    pre = "x_pre" if i == 0 else "phi_pre"
+    lines = []
+    ns = {}
+    if ctx.learning:
+        ns["a"], ns["eta"] = float(net.scales[i]), ctx.eta
+        lines.append(f"dw/dt = eta*a*eps_post*{pre}/second : 1 (clock-driven)")
+    else:
+        lines.append("w : 1 (constant)")
+    wread = "w"
+    if quant is not None:
+        ns["qdelta"], ns["qkmax"] = quant.delta, float(quant.k_max)
+        lines.append(f"w_read = {_quantised_read_expr('w')} : 1")
+        wread = "w_read"
+    summed = {"mu_post": ORDER_MU}
+    lines.append(f"mu_post = {wread}*{pre} : 1 (summed)")
+    if ctx.rsig[i] > 0:  # the read's input norms, squared
+        lines.append(f"psq_post = {pre}**2 : 1 (summed)")
+        summed["psq_post"] = ORDER_MU
+    if ctx.free[i]:
+        lines.append(f"back_pre = {wread}*eps_post : 1 (summed)")
+        summed["back_pre"] = ORDER_BACK
+        if ctx.rsig[i] > 0:
+            lines.append("esq_pre = eps_post**2 : 1 (summed)")
+            summed["esq_pre"] = ORDER_BACK
+    # synapse s = (b*n_pre + p)*n_post + q connects unit p of sample b to unit q of sample b
+    b_idx, p_idx, q_idx = np.meshgrid(
+        np.arange(B), np.arange(n_pre), np.arange(n_post), indexing="ij"
+    )
+    arrays[f"{name}_i"] = (b_idx * n_pre + p_idx).reshape(-1).astype(np.int32)
+    arrays[f"{name}_j"] = (b_idx * n_post + q_idx).reshape(-1).astype(np.int32)
+    arrays[f"{name}_w"] = np.tile(np.asarray(net.weights[i], np.float64).T.reshape(-1), B)
+    return {
+        "name": name,
+        "pre": i,
+        "post": i + 1,
+        "model": lines,
+        "namespace": ns,
+        "summed": summed,
+        "state_order": ORDER_SYN_STATE,
+        "i": f"{name}_i",
+        "j": f"{name}_j",
+        "values": {"w": [f"{name}_w", ""]},
+        "record": ["w"] if record_weights else [],
+    }
 
 
 # NOTE: this function's source is copied verbatim into exported scripts (pcsim.export_brian):

@@ -326,48 +326,286 @@ def _recompute_back(net, st, rn):
             _axpy(b, es[j], W[j])
 
 
-@njit(cache=True)
+# -- the event loop's sections, inlined into it: each takes the named groups it touches -------
+# One array per assignment (``x = st.x``), never unpacked from a tuple (``x, e, back, phi_x =
+# st.x, ...``): numba's dead-code elimination does not see that a name unpacked from a built tuple
+# aliases an argument, and drops a store to it that nothing after it in the function reads
+# (numba 0.68 ``ir_utils.find_potential_aliases`` has no case for ``build_tuple``). Inside
+# _run_events' loop every array is read again, so the loop itself is not affected.
+@njit(cache=True, inline="always")
+def _deliver_up(st, rn, delays, ledger):
+    """Deliver the oldest bottom-up change: x and phi of one value unit reach the row above."""
+    fu_state = delays.fu_state
+    x_seen = st.x_seen
+    phi_seen = st.phi_seen
+    h0 = fu_state[0]
+    k = delays.fu_i[h0]
+    x_seen[k] = delays.fu_x[h0]
+    pv = delays.fu_p[h0]
+    rn.psq[delays.fu_l[h0]] += pv * pv - phi_seen[k] * phi_seen[k]
+    phi_seen[k] = pv
+    fu_state[0] = (h0 + 1) % delays.fu_t.shape[0]
+    fu_state[1] -= 1
+    ledger.deliveries[0] += 1
+
+
+@njit(cache=True, inline="always")
+def _deliver_down(net, st, rn, delays, ledger):
+    """Deliver the oldest top-down change: e of one error unit reaches the value units below
+    (their ``back`` sums move by the change times its weight row)."""
+    fd_state = delays.fd_state
+    e_start = net.e_start
+    x_start = net.x_start
+    Ws = net.Ws
+    e_seen = st.e_seen
+    h0 = fd_state[0]
+    q = delays.fd_i[h0]
+    v = delays.fd_v[h0]
+    fd_state[0] = (h0 + 1) % delays.fd_t.shape[0]
+    fd_state[1] -= 1
+    ledger.deliveries[1] += 1
+    i = 0
+    while q >= e_start[i + 1]:
+        i += 1
+    j = q - e_start[i]
+    de = v - e_seen[q]
+    rn.esq[i] += v * v - e_seen[q] * e_seen[q]
+    e_seen[q] = v
+    _axpy(st.back[x_start[i] : x_start[i + 1]], de, Ws[i][j])
+    ledger.reads[i] += Ws[i].shape[1]
+
+
+@njit(cache=True, inline="always")
+def _take_event(clocks, ledger, u, uprev, mask, t):
+    """Take unit u's event (at time t) out of the calendar and count it; returns the time h
+    since its previous event (tau_x units)."""
+    cq_next = clocks.cq_next
+    if uprev < 0:
+        clocks.cq_head[clocks.cq_cur[0] & mask] = cq_next[u]
+    else:
+        cq_next[uprev] = cq_next[u]
+    h = t - clocks.ulast[u]
+    clocks.ulast[u] = t
+    ledger.counts[u] += 1
+    return h
+
+
+@njit(cache=True, inline="always")
+def _value_event(t, h, u, l, n, net, units, st, rn, clocks, delays):
+    """Value unit n of layer l updates over the interval h since its last event (exact
+    exponential step on its inputs as seen now, its thermal noise, the rails) and sends its
+    new x and phi up (through the wire's FIFO when delayed). Returns True when it diverged."""
+    x = st.x
+    e = st.e
+    back = st.back
+    phi_x = st.phi_x
+    x_seen = st.x_seen
+    phi_seen = st.phi_seen
+    e_seen = st.e_seen
+    scales = net.scales
+    act = net.act
+    x_start = net.x_start
+    e_start = net.e_start
+    amp = units.amp
+    rail_lo = units.rail_lo
+    rail_hi = units.rail_hi
+    rng = clocks.rng
+    delay_up = delays.up
+    fu_state = delays.fu_state
+    L = len(net.Ws)
+    tau = clocks.utau[u]
+    q = x_start[l] + n
+    xv = x[q]
+    d = -units.leak[q] * xv
+    if l > 0:
+        d -= e[e_start[l - 1] + n]  # its own error unit: a local wire, never delayed
+    if l < L:
+        top = back[q]
+        if rn.on and rn.rsig[l] > 0.0 and h > 0.0:  # read noise of W_{l+1}^T
+            m = _ou_mean(st.ou_x, q, h * rn.inv_tau_r, rng)  # its line's OU over h
+            top += rn.rsig[l] * math.sqrt(max(rn.esq[l], 0.0)) * m
+        top *= scales[l]
+        if l > 0:
+            top *= _dphi_cached(xv, phi_x[q], act)
+        d += top
+        if net.residual[l]:
+            d += e_seen[e_start[l] + n]
+    if clocks.exp_update:
+        w = -math.expm1(-h / tau)
+    else:
+        w = h / tau  # explicit Euler on stale inputs (for comparison only)
+    xn = xv + w * d
+    if amp[q] > 0.0:
+        xn += amp[q] * math.sqrt(-0.5 * math.expm1(-2.0 * h / tau)) * _normal(rng)
+    if xn < rail_lo:
+        xn = rail_lo
+    elif xn > rail_hi:
+        xn = rail_hi
+    if not math.isfinite(xn) or abs(xn) > 1e6:
+        x[q] = xn
+        return True
+    x[q] = xn
+    if l < L:
+        pn = _phi(xn, act) if l > 0 else xn
+        phi_x[q] = pn
+        if delay_up > 0.0:
+            tail = (fu_state[0] + fu_state[1]) % delays.fu_t.shape[0]
+            delays.fu_t[tail] = t + delay_up
+            delays.fu_i[tail] = q
+            delays.fu_l[tail] = l
+            delays.fu_x[tail] = xn
+            delays.fu_p[tail] = pn
+            fu_state[1] += 1
+        else:
+            x_seen[q] = xn
+            rn.psq[l] += pn * pn - phi_seen[q] * phi_seen[q]
+            phi_seen[q] = pn
+    return False
+
+
+@njit(cache=True, inline="always")
+def _learn_on_read(t, h, tau, u, i, n, target, eo, dec, nin, net, clocks, learning, ledger):
+    """The weight flow of error unit (i, n) over its interval: the exact integral of its
+    exponential path over the part not yet learned ([ulint, t]; ulint > ulast when a run ended
+    in the interval). Steps its bias (in place or into accb) and returns the row's step
+    coefficient c (row += c * phi of the layer below)."""
+    ulint = clocks.ulint
+    lag = ulint[u] - (t - h)
+    dec0 = math.exp(-lag / tau) if lag > 0.0 else 1.0
+    integral = target * (t - ulint[u]) + (eo - target) * tau * (dec0 - dec)
+    ulint[u] = t
+    c = net.scales[i] * integral * learning.inv_tau_w
+    if net.has_bias:
+        if learning.direct:
+            net.bs[i][n] += integral * learning.inv_tau_w
+        else:
+            learning.accb[i][n] += integral * learning.inv_tau_w
+    ledger.writes[i] += nin
+    return c
+
+
+@njit(cache=True, inline="always")
+def _error_event(t, h, u, l, n, net, units, st, rn, clocks, delays, learning, ledger):
+    """Error unit n of layer l reads its row of W_l (with read noise), relaxes towards
+    ``egain (x - mu) + e_offset`` over h, learns (:func:`_learn_on_read`) and sends its new e
+    down (through the wire's FIFO when delayed; a clamped layer below only keeps the value)."""
+    Ws = net.Ws
+    scales = net.scales
+    x_start = net.x_start
+    e_start = net.e_start
+    e = st.e
+    e_seen = st.e_seen
+    pending = st.pending
+    esq = rn.esq
+    learn = learning.on
+    direct = learning.direct
+    delay_down = delays.down
+    fd_state = delays.fd_state
+    reads = ledger.reads
+    tau = clocks.utau[u]
+    i = l - 1  # weight layer index of W_l
+    q = e_start[i] + n
+    row = Ws[i][n]
+    pre = st.phi_seen[x_start[i] : x_start[i + 1]]
+    nin = row.shape[0]
+    below_free = net.free[i]
+    # below clamped (a constant input): the row's previous learning step is deferred to here
+    # and fused with this read, one pass instead of two (exact: phi is the same);
+    # _flush_pending writes what is left when the run returns
+    deferred = learn and direct and not below_free
+    if deferred:
+        mu = scales[i] * _dot_apply(row, pre, pending[q])
+        pending[q] = 0.0
+    else:
+        mu = scales[i] * _row_dot(row, pre)
+    if rn.on and rn.rsig[i] > 0.0 and h > 0.0:  # output-domain read noise of W_l
+        m = _ou_mean(st.ou_e, q, h * rn.inv_tau_r, clocks.rng)  # its line's OU over h
+        mu += scales[i] * rn.rsig[i] * math.sqrt(max(rn.psq[i], 0.0)) * m
+    reads[i] += nin
+    if net.has_bias:
+        mu += net.bs[i][n]
+    if net.residual[i]:
+        mu += st.x_seen[x_start[i] + n]
+    target = units.egain[q] * (st.x[x_start[l] + n] - mu) + units.e_offset[q]
+    eo = e[q]
+    if clocks.exp_update:
+        dec = math.exp(-h / tau)
+    else:
+        dec = 1.0 - h / tau  # explicit Euler on stale inputs (for comparison only)
+    en = target + (eo - target) * dec
+    e[q] = en
+    c = 0.0
+    if learn:
+        c = _learn_on_read(t, h, tau, u, i, n, target, eo, dec, nin, net, clocks, learning, ledger)
+    if below_free and delay_down > 0.0:
+        tail = (fd_state[0] + fd_state[1]) % delays.fd_t.shape[0]
+        delays.fd_t[tail] = t + delay_down
+        delays.fd_i[tail] = q
+        delays.fd_v[tail] = en
+        fd_state[1] += 1
+    if learn and not direct:
+        _axpy(learning.accW[i][n], c, pre)
+    if below_free:
+        bk = st.back[x_start[i] : x_start[i + 1]]
+        if delay_down > 0.0:
+            if learn and direct:
+                _learn_row(row, bk, 0.0, c, e_seen[q], pre)
+        else:
+            de = en - e_seen[q]
+            esq[i] += en * en - e_seen[q] * e_seen[q]
+            e_seen[q] = en
+            if learn and direct:
+                _learn_row(row, bk, de, c, en, pre)
+            else:
+                _axpy(bk, de, row)
+            reads[i] += nin
+    else:
+        esq[i] += en * en - e_seen[q] * e_seen[q]
+        e_seen[q] = en  # nobody below listens; keep the wire value anyway
+        if deferred:
+            pending[q] = c
+
+
+@njit(cache=True, inline="always")
+def _schedule_next(t, u, mask, net, st, rn, clocks, ledger):
+    """Draw unit u's next event time, file it in the calendar and, every ``resync_every``
+    events, recompute ``back`` exactly."""
+    tn = t + _interval(clocks.rng, clocks.umean[u], clocks.poisson, clocks.jit_mu, clocks.jit_sigma)
+    clocks.unext[u] = tn
+    _cq_insert(clocks.cq_head, clocks.cq_next, clocks.cq_bno, mask, clocks.cq_inv_w, u, tn)
+    since_resync = ledger.since_resync
+    since_resync[0] += 1
+    if since_resync[0] >= ledger.resync_every:
+        _recompute_back(net, st, rn)
+        since_resync[0] = 0
+
+
+# _nrt=False (numba's option to compile without its reference counting): the sections above are
+# inlined with the named groups as arguments, and numba would otherwise increment and decrement
+# the reference count of every array of every group at every section call, i.e. at every event
+# (5x slower, benchmarks/bench_events.py). Nothing inlined here allocates (_recompute_back,
+# which does, is compiled on its own with reference counting), and the caller keeps every array
+# alive for the duration of the call.
+@njit(cache=True, _nrt=False)
 def _run_events(t_end, net, units, st, rn, clocks, delays, learning, ledger):
     """Advance every unit until ``t_end``. Returns ``(status, t_reached)``.
 
     ``fu_state``/``fd_state`` = [head, count]; ``since_resync`` = [events since the last
     exact recomputation of ``back``]. The state arrays are updated in place, so a call that
-    returns early (a full FIFO) resumes exactly where it stopped.
+    returns early (a full FIFO) resumes exactly where it stopped. Each step takes the earliest
+    of: the oldest bottom-up delivery, the oldest top-down delivery, the calendar's next unit
+    event.
     """
-    # network
-    Ws, bs, has_bias, scales, residual = net.Ws, net.bs, net.has_bias, net.scales, net.residual
-    free, act, x_start, e_start = net.free, net.act, net.x_start, net.e_start
-    # unit circuits
-    egain, e_offset, leak, amp = units.egain, units.e_offset, units.leak, units.amp
-    rail_lo, rail_hi = units.rail_lo, units.rail_hi
-    # state
-    x, e, x_seen, phi_seen, e_seen = st.x, st.e, st.x_seen, st.phi_seen, st.e_seen
-    back, phi_x, pending, ou_x, ou_e = st.back, st.phi_x, st.pending, st.ou_x, st.ou_e
-    psq, esq, rsig, read_noise, inv_tau_r = rn.psq, rn.esq, rn.rsig, rn.on, rn.inv_tau_r
-    # units and clocks
-    ukind, ulayer, uidx, utau = clocks.ukind, clocks.ulayer, clocks.uidx, clocks.utau
-    umean, unext, ulast, ulint = clocks.umean, clocks.unext, clocks.ulast, clocks.ulint
-    cq_head, cq_next, cq_bno = clocks.cq_head, clocks.cq_next, clocks.cq_bno
-    cq_cur, cq_inv_w, rng = clocks.cq_cur, clocks.cq_inv_w, clocks.rng
-    poisson, jit_mu, jit_sigma = clocks.poisson, clocks.jit_mu, clocks.jit_sigma
-    exp_update = clocks.exp_update
-    # delays
-    delay_up, fu_t, fu_i, fu_l = delays.up, delays.fu_t, delays.fu_i, delays.fu_l
-    fu_x, fu_p, fu_state = delays.fu_x, delays.fu_p, delays.fu_state
-    delay_down, fd_t, fd_i = delays.down, delays.fd_t, delays.fd_i
-    fd_v, fd_state = delays.fd_v, delays.fd_state
-    # learning
-    learn, inv_tau_w, direct = learning.on, learning.inv_tau_w, learning.direct
-    accW, accb = learning.accW, learning.accb
-    # ledger
-    counts, reads, writes, deliveries = (
-        ledger.counts,
-        ledger.reads,
-        ledger.writes,
-        ledger.deliveries,
-    )
-    resync_every, since_resync = ledger.resync_every, ledger.since_resync
-    L = len(Ws)
+    cq_head = clocks.cq_head
+    cq_next = clocks.cq_next
+    cq_bno = clocks.cq_bno
+    cq_cur = clocks.cq_cur
+    unext = clocks.unext
+    fu_t = delays.fu_t
+    fu_state = delays.fu_state
+    fd_t = delays.fd_t
+    fd_state = delays.fd_state
+    L = len(net.Ws)
     mask = cq_head.shape[0] - 1
     cap_u = fu_t.shape[0]
     cap_d = fd_t.shape[0]
@@ -380,188 +618,33 @@ def _run_events(t_end, net, units, st, rn, clocks, delays, learning, ledger):
         if tup <= tu and tup <= tdn:
             if tup > t_end:
                 return _DONE, t_end
-            # deliver a bottom-up change: x and phi of one value unit reach the row above
-            h0 = fu_state[0]
-            k = fu_i[h0]
-            x_seen[k] = fu_x[h0]
-            pv = fu_p[h0]
-            psq[fu_l[h0]] += pv * pv - phi_seen[k] * phi_seen[k]
-            phi_seen[k] = pv
-            fu_state[0] = (h0 + 1) % cap_u
-            fu_state[1] -= 1
-            deliveries[0] += 1
+            _deliver_up(st, rn, delays, ledger)
             t = tup
             continue
         if tdn <= tu:
             if tdn > t_end:
                 return _DONE, t_end
-            # deliver a top-down change: e of one error unit reaches the value units below
-            h0 = fd_state[0]
-            q = fd_i[h0]
-            v = fd_v[h0]
-            fd_state[0] = (h0 + 1) % cap_d
-            fd_state[1] -= 1
-            deliveries[1] += 1
-            i = 0
-            while q >= e_start[i + 1]:
-                i += 1
-            j = q - e_start[i]
-            de = v - e_seen[q]
-            esq[i] += v * v - e_seen[q] * e_seen[q]
-            e_seen[q] = v
-            _axpy(back[x_start[i] : x_start[i + 1]], de, Ws[i][j])
-            reads[i] += Ws[i].shape[1]
+            _deliver_down(net, st, rn, delays, ledger)
             t = tdn
             continue
         if tu > t_end:
             return _DONE, t_end
-        kind = ukind[u]
-        l = ulayer[u]
-        n = uidx[u]
+        kind = clocks.ukind[u]
+        l = clocks.ulayer[u]
+        n = clocks.uidx[u]
         # room for the change this event may send (resume after Python grows the FIFO)
-        if kind == _VALUE and delay_up > 0.0 and l < L and fu_state[1] >= cap_u:
+        if kind == _VALUE and delays.up > 0.0 and l < L and fu_state[1] >= cap_u:
             return _FIFO_UP_FULL, tu
-        if kind == _ERROR and delay_down > 0.0 and free[l - 1] and fd_state[1] >= cap_d:
+        if kind == _ERROR and delays.down > 0.0 and net.free[l - 1] and fd_state[1] >= cap_d:
             return _FIFO_DOWN_FULL, tu
-        # take the unit's event out of the calendar
-        if uprev < 0:
-            cq_head[cq_cur[0] & mask] = cq_next[u]
-        else:
-            cq_next[uprev] = cq_next[u]
         t = tu
-        h = t - ulast[u]
-        ulast[u] = t
-        tau = utau[u]
-        counts[u] += 1
+        h = _take_event(clocks, ledger, u, uprev, mask, t)
         if kind == _VALUE:
-            q = x_start[l] + n
-            xv = x[q]
-            d = -leak[q] * xv
-            if l > 0:
-                d -= e[e_start[l - 1] + n]  # its own error unit: a local wire, never delayed
-            if l < L:
-                top = back[q]
-                if read_noise and rsig[l] > 0.0 and h > 0.0:  # read noise of W_{l+1}^T
-                    m = _ou_mean(ou_x, q, h * inv_tau_r, rng)  # its line's OU over h
-                    top += rsig[l] * math.sqrt(max(esq[l], 0.0)) * m
-                top *= scales[l]
-                if l > 0:
-                    top *= _dphi_cached(xv, phi_x[q], act)
-                d += top
-                if residual[l]:
-                    d += e_seen[e_start[l] + n]
-            if exp_update:
-                w = -math.expm1(-h / tau)
-            else:
-                w = h / tau  # explicit Euler on stale inputs (for comparison only)
-            xn = xv + w * d
-            if amp[q] > 0.0:
-                xn += amp[q] * math.sqrt(-0.5 * math.expm1(-2.0 * h / tau)) * _normal(rng)
-            if xn < rail_lo:
-                xn = rail_lo
-            elif xn > rail_hi:
-                xn = rail_hi
-            if not math.isfinite(xn) or abs(xn) > 1e6:
-                x[q] = xn
+            if _value_event(t, h, u, l, n, net, units, st, rn, clocks, delays):
                 return _DIVERGED, t
-            x[q] = xn
-            if l < L:
-                pn = _phi(xn, act) if l > 0 else xn
-                phi_x[q] = pn
-                if delay_up > 0.0:
-                    tail = (fu_state[0] + fu_state[1]) % cap_u
-                    fu_t[tail] = t + delay_up
-                    fu_i[tail] = q
-                    fu_l[tail] = l
-                    fu_x[tail] = xn
-                    fu_p[tail] = pn
-                    fu_state[1] += 1
-                else:
-                    x_seen[q] = xn
-                    psq[l] += pn * pn - phi_seen[q] * phi_seen[q]
-                    phi_seen[q] = pn
         else:
-            i = l - 1  # weight layer index of W_l
-            q = e_start[i] + n
-            row = Ws[i][n]
-            pre = phi_seen[x_start[i] : x_start[i + 1]]
-            nin = row.shape[0]
-            below_free = free[i]
-            # below clamped (a constant input): the row's previous learning step is deferred
-            # to here and fused with this read, one pass instead of two (exact: phi is the
-            # same); _flush_pending writes what is left when the run returns
-            deferred = learn and direct and not below_free
-            if deferred:
-                mu = scales[i] * _dot_apply(row, pre, pending[q])
-                pending[q] = 0.0
-            else:
-                mu = scales[i] * _row_dot(row, pre)
-            if read_noise and rsig[i] > 0.0 and h > 0.0:  # output-domain read noise of W_l
-                m = _ou_mean(ou_e, q, h * inv_tau_r, rng)  # its line's OU over h
-                mu += scales[i] * rsig[i] * math.sqrt(max(psq[i], 0.0)) * m
-            reads[i] += nin
-            if has_bias:
-                mu += bs[i][n]
-            if residual[i]:
-                mu += x_seen[x_start[i] + n]
-            target = egain[q] * (x[x_start[l] + n] - mu) + e_offset[q]
-            eo = e[q]
-            if exp_update:
-                dec = math.exp(-h / tau)
-            else:
-                dec = 1.0 - h / tau  # explicit Euler on stale inputs (for comparison only)
-            en = target + (eo - target) * dec
-            e[q] = en
-            c = 0.0
-            if learn:
-                # exact integral of the exponential path over the part of the interval not
-                # yet learned ([ulint, t]; ulint > ulast when a run ended in the interval)
-                lag = ulint[u] - (t - h)
-                dec0 = math.exp(-lag / tau) if lag > 0.0 else 1.0
-                integral = target * (t - ulint[u]) + (eo - target) * tau * (dec0 - dec)
-                ulint[u] = t
-                c = scales[i] * integral * inv_tau_w
-                if has_bias:
-                    if direct:
-                        bs[i][n] += integral * inv_tau_w
-                    else:
-                        accb[i][n] += integral * inv_tau_w
-                writes[i] += nin
-            if below_free and delay_down > 0.0:
-                tail = (fd_state[0] + fd_state[1]) % cap_d
-                fd_t[tail] = t + delay_down
-                fd_i[tail] = q
-                fd_v[tail] = en
-                fd_state[1] += 1
-            if learn and not direct:
-                _axpy(accW[i][n], c, pre)
-            if below_free:
-                bk = back[x_start[i] : x_start[i + 1]]
-                if delay_down > 0.0:
-                    if learn and direct:
-                        _learn_row(row, bk, 0.0, c, e_seen[q], pre)
-                else:
-                    de = en - e_seen[q]
-                    esq[i] += en * en - e_seen[q] * e_seen[q]
-                    e_seen[q] = en
-                    if learn and direct:
-                        _learn_row(row, bk, de, c, en, pre)
-                    else:
-                        _axpy(bk, de, row)
-                    reads[i] += nin
-            else:
-                esq[i] += en * en - e_seen[q] * e_seen[q]
-                e_seen[q] = en  # nobody below listens; keep the wire value anyway
-                if deferred:
-                    pending[q] = c
-        # next event of this unit
-        tn = t + _interval(rng, umean[u], poisson, jit_mu, jit_sigma)
-        unext[u] = tn
-        _cq_insert(cq_head, cq_next, cq_bno, mask, cq_inv_w, u, tn)
-        since_resync[0] += 1
-        if since_resync[0] >= resync_every:
-            _recompute_back(net, st, rn)
-            since_resync[0] = 0
+            _error_event(t, h, u, l, n, net, units, st, rn, clocks, delays, learning, ledger)
+        _schedule_next(t, u, mask, net, st, rn, clocks, ledger)
 
 
 @njit(cache=True)
