@@ -269,32 +269,24 @@ class GradientBuffers(NamedTuple):
     grads_b: Layers
 
 
-_PARTS: dict[int, tuple[Workspace, tuple]] = {}
-
-
 def step_buffers(kws: Workspace) -> tuple[ErrorBuffers, StepBuffers, GradientBuffers]:
     """The per-step kernels' parts of the kernel-form workspace ``kws`` (the same arrays and
-    Lists), built once per workspace (by identity, ``kws`` kept alive)."""
-    hit = _PARTS.get(id(kws))
-    if hit is None or hit[0] is not kws:
-        if len(_PARTS) >= 32:
-            _PARTS.clear()
-        parts = (
-            ErrorBuffers(kws.phis, kws.eps, kws.read_fwd),
-            StepBuffers(
-                kws.phis,
-                kws.eps,
-                kws.read_fwd,
-                kws.back,
-                kws.read_bwd,
-                kws.zeros,
-                kws.noise,
-                kws.prod0,
-            ),  # fmt: skip
-            GradientBuffers(kws.phis, kws.eps, kws.grads_w, kws.grads_b),
-        )
-        hit = _PARTS[id(kws)] = (kws, parts)
-    return hit[1]
+    Lists; callers keep them, e.g. in a :class:`GroupCache`, so that :func:`call` finds them
+    by identity)."""
+    return (
+        ErrorBuffers(kws.phis, kws.eps, kws.read_fwd),
+        StepBuffers(
+            kws.phis,
+            kws.eps,
+            kws.read_fwd,
+            kws.back,
+            kws.read_bwd,
+            kws.zeros,
+            kws.noise,
+            kws.prod0,
+        ),  # fmt: skip
+        GradientBuffers(kws.phis, kws.eps, kws.grads_w, kws.grads_b),
+    )
 
 
 class Batch1Buffers(NamedTuple):

@@ -301,7 +301,7 @@ class ClockedEngine:
         )
         if noisy:  # after the read-noise draws, as the reference step draws them
             self._draw_noise(circ, free, ws.noise)
-        step_bufs = kernels.step_buffers(kws)[1]
+        step_bufs = self._step_buffers(kws)[1]
         kernels.call(kernels.euler_step, xs_t, net, units, noise, self._free(free), step_bufs)
         return StepRecord(ws.eps, (xs[0],) + ws.phis[1:])
 
@@ -350,7 +350,7 @@ class ClockedEngine:
             self._net(circ),
             units,
             quiet,
-            kernels.step_buffers(kws)[0],
+            self._step_buffers(kws)[0],
             kws.prod0,
             False,
         )
@@ -373,7 +373,7 @@ class ClockedEngine:
             Ws, bs = tuple(net.weights), circ.biases()  # the gradients do not read Ws
             key = ("net", id(net), *map(id, Ws), *map(id, bs))
             params = self._group(key, (net, Ws, bs), lambda: kernels.net_args(net, Ws, bs))
-            grads = kernels.step_buffers(kws)[2]
+            grads = self._step_buffers(kws)[2]
             kernels.call(kernels.weight_gradients, seq(rec.pre), params, grads, False)
             return ws.grads_w, (ws.grads_b if net.has_bias else None)
         B = rec.pre[0].shape[0]
@@ -506,6 +506,10 @@ class ClockedEngine:
         state = self.__dict__.copy()
         state.update(_bufs=None, _rows=None, _groups=kernels.GroupCache())
         return state
+
+    def _step_buffers(self, kws: kernels.Workspace) -> tuple:
+        """:func:`pcsim.kernels.step_buffers` of ``kws``, built once per workspace."""
+        return self._group(("bufs", id(kws)), (kws,), lambda: kernels.step_buffers(kws))
 
     def _group(self, key: tuple, keep: tuple, build):
         """A named group built once per ``key`` (:class:`pcsim.kernels.GroupCache`)."""
