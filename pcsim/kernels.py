@@ -31,6 +31,11 @@ from pcsim.vecmath import tanh as _tanh
 # BLAS threads are set where a run starts (pcsim.blas: the CLI, run.execute), not on import.
 
 TANH, RELU, LEAKY_RELU, SIGMOID, LINEAR = 0, 1, 2, 3, 4  # as pcsim.activations.ACTIVATION_CODES
+# Flags passed between kernels as numpy scalars, not Python constants: numba types a constant
+# argument as a literal and compiles the callee once more for it (a second signature of
+# compute_errors, _settle_frozen, feedforward, ... per dtype: ~15 s of the suite's compile).
+_YES, _NO = np.bool_(True), np.bool_(False)
+_MODE_NONE = np.int64(0)  # _relax's top-down mode for a free top layer (no top-down term)
 
 # Per-layer arrays reach the kernels as numba typed Lists at every depth: a tuple is unrolled
 # by its length (a compiled variant per depth, and a 130-layer tuple takes numba tens of
@@ -725,7 +730,7 @@ def euler_step(xs, net, units, noise, free, bufs):
     :func:`update_activities` in one call (the thermal draws already in ``bufs.noise``, the
     read-noise draws in ``bufs.read_fwd`` / ``bufs.read_bwd``)."""
     compute_errors(
-        xs, net, units, noise, ErrorBuffers(bufs.phis, bufs.eps, bufs.read_fwd), bufs.prod0, False
+        xs, net, units, noise, ErrorBuffers(bufs.phis, bufs.eps, bufs.read_fwd), bufs.prod0, _NO
     )
     act = ActivityBuffers(bufs.eps, bufs.back, bufs.read_bwd, bufs.phis, bufs.zeros, bufs.noise)
     update_activities(xs, net, units, noise, free, act)
@@ -1007,7 +1012,7 @@ def _frozen_error(i, xs, prods, eps, scales, residual, egain, e_offset, bs):
     x, e = xs[i + 1], eps[i]
     a = x.dtype.type(scales[i])
     g, o, bias = egain[i + 1], e_offset[i + 1], bs[i]
-    _prediction_errors(e, prods[i], x, a, g, o, bias, xs[i], x, e, 0.0, residual[i], False)
+    _prediction_errors(e, prods[i], x, a, g, o, bias, xs[i], x, e, 0.0, residual[i], _NO)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1078,7 +1083,7 @@ def _settle_frozen(sched, xs, net, units, free, ws, ff_ready):
             elif moves:  # a free top layer: no top-down term, no phi needed
                 _relax(
                     xs[L], gammas[L], leaks[L], eps[L - 1], zeros[L], zeros[L], zeros[L], 0.0,
-                    0, gammas[L], zeros[L], False, rail_lo, rail_hi,
+                    _MODE_NONE, gammas[L], zeros[L], _NO, rail_lo, rail_hi,
                 )  # fmt: skip
                 moved[L] = True
                 _frozen_error(L - 1, xs, prods, eps, scales, residual, egain, e_offset, bs)
@@ -1107,12 +1112,12 @@ def pc_train_step(sched, xs, bottom, top, net, units, free, ws, sgd_lr):
     grads_w, grads_b = ws.grads_w, ws.grads_b
     L = len(Ws)
     xs[0][...] = bottom
-    feedforward(xs, net, units, False, ws)
+    feedforward(xs, net, units, _NO, ws)
     xs[L][...] = top
-    done, diverged = _settle_frozen(sched, xs, net, units, free, ws, True)
+    done, diverged = _settle_frozen(sched, xs, net, units, free, ws, _YES)
     if diverged:
         return done, True
-    weight_gradients(xs, net, GradientBuffers(ws.phis, ws.eps, ws.grads_w, ws.grads_b), False)
+    weight_gradients(xs, net, GradientBuffers(ws.phis, ws.eps, ws.grads_w, ws.grads_b), _NO)
     if sgd_lr > 0:
         add_scaled(Ws, grads_w, sgd_lr)
         if has_bias:
@@ -1180,9 +1185,9 @@ def euler_run(sched, xs, net, units, free, ws, mode):
             for b in range(B):
                 for j in range(cur.shape[1]):
                     cur[b, j] += prod0[b, j]
-            compute_errors(xs, net, units, quiet, err_bufs, cur, True)
+            compute_errors(xs, net, units, quiet, err_bufs, cur, _YES)
         else:
-            compute_errors(xs, net, units, quiet, err_bufs, prod0, False)
+            compute_errors(xs, net, units, quiet, err_bufs, prod0, _NO)
         update_activities(xs, net, units, quiet, free, act_bufs)
         if learn:
             weight_gradients(xs, net, grad_bufs, fold0)

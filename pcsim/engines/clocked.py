@@ -472,8 +472,10 @@ class ClockedEngine:
             kernels.pc_train_step,
             kernels.Schedule(n, check_every, DIVERGENCE_BOUND),
             kws.states,
-            bottom,
-            top,
+            # in the network's dtype here, as the kernel's copy into xs would round them (one
+            # compiled variant per dtype, not per pairing of data and network dtypes)
+            np.ascontiguousarray(bottom, dtype=net.dtype),
+            np.ascontiguousarray(top, dtype=net.dtype),
             kernels.net_args(net, net.weights, circ.biases()),
             self._units(circ, circ.gammas(self.dt)),
             np.asarray(free, dtype=np.bool_),
