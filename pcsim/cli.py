@@ -37,6 +37,15 @@ def _rule_line(s: dict) -> str:
     return f"{what}; {where}"
 
 
+def _step_text(s: dict) -> str:
+    """`` (steps of ...)`` where engine.dt was cut to resolve the read noise's correlation
+    time (``read_time_steps`` > 1, :func:`pcsim.run.resolve_read_time`)."""
+    k = s.get("read_time_steps", 1)
+    if k <= 1:
+        return ""
+    return f" (steps of {s['gamma']:.3g} tau_x: engine.dt cut {k}x to resolve the read noise)"
+
+
 def _pm(s: dict, key: str) -> str:
     """An accuracy as a percentage, with ``± std`` when the summary has several seeds."""
     std = s.get(f"{key}_std")
@@ -86,7 +95,7 @@ def _convs_text(s: dict) -> str:
 def _print_summary(s: dict) -> None:
     rows = [
         ("algorithm", s["algorithm"]),
-        ("engine", s["engine"]),
+        ("engine", s["engine"] + _step_text(s)),
         ("chip", s["chip"]),
         ("data", f"{s['dataset']} ({s['n_train']} train / {s['n_test']} test)"),
         ("network", "-".join(map(str, s["sizes"])) + f" {s['activation']}" + _convs_text(s)),

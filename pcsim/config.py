@@ -134,6 +134,12 @@ class EngineConfig(_Section):
     dt: float = param(0.25, "tau_x", "pos", "step; gamma = dt / tau_x")
     tau_x: float = param(1.0, "tau_x", "pos", "activity time constant (the unit of time)")
     sigma: float = param(0.0, "", "nonneg", "Euler-Maruyama noise amplitude")
+    resolve_read_time: bool = param(
+        True,
+        "",
+        "bool",
+        "clocked/brian2: cut dt to read_time_s / 8 where read noise fires the writes",
+    )
     # events engine (kind = "events"): every unit on its own clock
     events_per_tau: float = param(10.0, "1/tau_x", "pos", "events: mean updates per unit")
     clock: str = param("poisson", "", CLOCKS, "events: Poisson or jittered periodic clocks")

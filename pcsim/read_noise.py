@@ -150,6 +150,24 @@ NOISE_DRIVEN_PULSES = 10.0
 STEPS_PER_READ = 8
 
 
+def steps_to_resolve(dt: float, tau_r: float, pulses_per_read: float) -> int:
+    """How many steps a step of ``dt`` must be cut into to resolve the read time ``tau_r``
+    (both tau_x units) when one read's noise is ``pulses_per_read`` write pulses:
+    ``ceil(dt STEPS_PER_READ / tau_r)`` when that is more than 1 and the noise is at least
+    :data:`NOISE_DRIVEN_PULSES` pulses, else 1 (:func:`unresolved_warning`'s condition).
+
+    Why the whole step and not the writes alone: the read noise is coloured (correlation time
+    ``tau_r``) and multiplicative (its amplitude is ``||phi(x)||`` or ``||e||`` times the
+    device's, and it enters the activities through ``phi'(x)``), so its dt -> 0 limit carries
+    the drift a noise-driven activity gains within one correlation time (the Wong-Zakai
+    limit), which a step longer than ``tau_r`` misses. Writes sampled at sub-steps of a coarse
+    step recovered half of the pulses' error and no more (benchmarks/RESULTS.md, "Resolving
+    the read time")."""
+    if pulses_per_read < NOISE_DRIVEN_PULSES or dt * STEPS_PER_READ <= tau_r * (1 + 1e-9):
+        return 1
+    return math.ceil(dt * STEPS_PER_READ / tau_r - 1e-9)
+
+
 def unresolved_warning(
     dt: float, tau_r: float, pulses_per_read: float, asymmetry: float = 0.0
 ) -> str | None:

@@ -326,6 +326,43 @@ class PreparedRun:
     bp_order_seed: np.random.SeedSequence
 
 
+def _read_noise_scale(cfg: RunConfig) -> tuple[float, float, float]:
+    """The chip's read time in tau_x, one read's noise in write pulses and the devices'
+    largest ``|up_down_asymmetry|`` (no noise where the devices fire no pulses)."""
+    chip = cfg.chip_model()
+    syn = chip.synapses
+    pulse = syn.relative_dw_min()
+    if not pulse or syn.read_time_s is None:
+        return 1.0, 0.0, 0.0
+    return syn.read_time_s / chip.tau_x_s, syn.read_noise_std / pulse, abs(syn.up_down_asymmetry)
+
+
+def resolve_read_time(cfg: RunConfig) -> tuple[RunConfig, int]:
+    """``cfg`` with ``engine.dt`` cut into ``k`` steps where read noise fires the writes and
+    the step does not resolve the read time (:func:`pcsim.read_noise.steps_to_resolve`), and
+    ``k`` (1: unchanged). Not where ``engine.resolve_read_time`` is off, on the events engine
+    (no fixed step), or for iPC with a per-step rule (``learning.lr``, Adam: its learning per
+    unit time would change with the step); those warn instead (:func:`prepare`). A cut step
+    is announced in one line, because the run then takes ``k`` times the steps."""
+    e = cfg.engine
+    per_step_ipc = cfg.algorithm.name == "ipc" and cfg.per_step_lr
+    if not e.resolve_read_time or e.kind == "events" or per_step_ipc:
+        return cfg, 1
+    tau_r, pulses, _ = _read_noise_scale(cfg)
+    k = read_noise.steps_to_resolve(cfg.gamma, tau_r, pulses)
+    if k == 1:
+        return cfg, 1
+    dt = e.dt / k
+    warnings.warn(
+        f"engine.dt = {e.dt:g} runs as {k} steps of {dt:.3g}: one read's noise is "
+        f"{pulses:.3g} write pulses and its correlation time (chip.synapses.read_time_s, "
+        f"{tau_r:.3g} tau_x) needs {read_noise.STEPS_PER_READ} steps for the pulses, energy and "
+        f"accuracy to converge in dt (engine.resolve_read_time = false keeps the step)",
+        stacklevel=3,
+    )
+    return dataclasses.replace(cfg, engine=dataclasses.replace(e, dt=dt)), k
+
+
 def prepare(
     cfg: RunConfig,
     data: Dataset | None = None,
@@ -336,6 +373,7 @@ def prepare(
     the network's initial weights (and a copy for the BP baseline), the circuit with its
     programmed devices and unit mismatch, the engines, the algorithm, the optimiser and the
     trainer with its batch-order generator. ``data`` defaults to the configured data set."""
+    cfg, _ = resolve_read_time(cfg)  # a no-op on a config execute resolved already
     s_init, s_order, s_noise, s_bp_order, s_chip = np.random.SeedSequence(cfg.seed).spawn(5)
     chip = cfg.chip_model()
     data = prepare_data(cfg) if data is None else data
@@ -347,15 +385,8 @@ def prepare(
     circ = Circuit(net, chip=chip, rng=np.random.default_rng(s_chip))
     circ.rng = np.random.default_rng(s_noise)
     if cfg.engine.kind != "events" and circ.crossbars is not None:  # events: no fixed step
-        per_read = [
-            cb.config.read_noise_std / cb.config.relative_dw_min()
-            for cb in circ.crossbars
-            if cb.config.relative_dw_min()
-        ]
-        asym = max((abs(cb.config.up_down_asymmetry) for cb in circ.crossbars), default=0.0)
-        msg = read_noise.unresolved_warning(
-            cfg.gamma, circ.read_window_tau, max(per_read, default=0.0), asym
-        )
+        tau_r, pulses, asym = _read_noise_scale(cfg)
+        msg = read_noise.unresolved_warning(cfg.gamma, tau_r, pulses, asym)
         if msg is not None:
             warnings.warn(msg, stacklevel=2)
     trainer = Trainer(
@@ -410,9 +441,10 @@ def execute(
         raise ConfigError(
             f"seeds = {cfg.seeds}: execute runs one seed; use pcsim.seeds.execute_seeds"
         )
+    text = cfg.source_text or _dump_toml(cfg.to_dict())  # what the user asked for
+    cfg, cut = resolve_read_time(cfg)
     data = prepare_data(cfg)
     preflight(cfg, data)
-    text = cfg.source_text or _dump_toml(cfg.to_dict())
     fingerprint = ckpt.data_fingerprint(data) if (checkpoint or resume) else ""
     prior = float(resume.state["elapsed_s"]) if resume is not None else 0.0
     t0 = time.perf_counter()
@@ -449,6 +481,7 @@ def execute(
         cfg, run, data, hist, baseline, (inference, free_inference), train_ledger, train_counts
     )
     summary["train_seconds"] = train_seconds
+    summary["read_time_steps"] = cut  # engine.dt was cut into this many steps (1: not cut)
     net = run.net
     params = {f"W{i + 1}": W for i, W in enumerate(net.weights)}
     if net.biases is not None:

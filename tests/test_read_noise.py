@@ -166,23 +166,91 @@ def test_a_step_longer_than_the_read_time_warns_when_noise_fires_pulses():
     assert read_noise.unresolved_warning(1.5 * q, 0.1, 5.0) is None
 
 
-def test_a_run_warns_once_when_its_step_does_not_resolve_the_read_time():
-    """rram (10 ns reads, tau_x = 100 ns, pulses of 0.002) with read_noise_std = 0.4 (200
-    pulses per read) warns at dt = 0.1 tau_x, once; at dt = 0.0125 (8 steps per read) it does
-    not, nor does the default run (rram's own 0.01 per read, 5 pulses) at its dt = 0.25."""
+NOISY_RRAM = {"preset": "rram", "synapses": {"read_noise_std": 0.4}}  # 200 pulses per read
+
+
+def _warnings_of(d: dict) -> list[str]:
     import warnings
 
     from pcsim import config
     from pcsim.run import prepare
 
-    noisy = {"preset": "rram", "synapses": {"read_noise_std": 0.4}}
-    with pytest.warns(UserWarning, match="read_time_s") as got:
-        prepare(config.from_dict({"engine": {"dt": 0.1}, "chip": noisy}), progress=False)
-    assert len([w for w in got if "read_time_s" in str(w.message)]) == 1
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        prepare(config.from_dict({"engine": {"dt": 0.0125}, "chip": noisy}), progress=False)
-        prepare(config.from_dict({}), progress=False)
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        prepare(config.from_dict(d), progress=False)
+    return [str(w.message) for w in got if "read_time_s" in str(w.message)]
+
+
+def test_steps_to_resolve_follow_the_read_time_when_noise_fires_the_writes():
+    """``ceil(dt STEPS_PER_READ / tau_r)`` when one read's noise is at least
+    NOISE_DRIVEN_PULSES pulses and the step is longer than ``tau_r / STEPS_PER_READ``; else 1."""
+    assert read_noise.STEPS_PER_READ == 8
+    assert read_noise.steps_to_resolve(0.1, 0.1, 200.0) == 8
+    assert read_noise.steps_to_resolve(0.25, 0.1, 200.0) == 20
+    assert read_noise.steps_to_resolve(0.05, 0.1, 200.0) == 4
+    assert read_noise.steps_to_resolve(0.0125, 0.1, 200.0) == 1
+    assert read_noise.steps_to_resolve(0.1, 0.1, 5.0) == 1  # rram's own read noise
+
+
+def test_a_run_cuts_its_step_to_resolve_the_read_time_and_warns_where_it_cannot():
+    """rram (10 ns reads, tau_x = 100 ns, pulses of 0.002) with read_noise_std = 0.4: the
+    weight flow at dt = 0.1 and 0.05 tau_x runs in steps of 0.0125 (8 per read), announced in
+    one line naming the switch; with ``engine.resolve_read_time = false``, or iPC with Adam (a
+    per-step rule, whose learning per unit time the cut would change), the step stays and one
+    warning names the step to use; at dt = 0.0125 nothing is cut or warned, nor in the default
+    run (rram's own 0.01 per read, 5 pulses) at its dt = 0.25."""
+    from pcsim import config
+    from pcsim.run import resolve_read_time
+
+    for dt, k in ((0.1, 8), (0.05, 4)):
+        with pytest.warns(UserWarning, match="engine.resolve_read_time = false") as got:
+            cfg, cut = resolve_read_time(
+                config.from_dict({"engine": {"dt": dt}, "chip": NOISY_RRAM})
+            )
+        assert (cut, cfg.engine.dt, len(got)) == (k, 0.0125, 1)
+    (msg,) = _warnings_of({"engine": {"dt": 0.1}, "chip": NOISY_RRAM})
+    assert "runs as 8 steps of 0.0125" in msg
+    kept = {"engine": {"dt": 0.1, "resolve_read_time": False}, "chip": NOISY_RRAM}
+    adam = {"engine": {"dt": 0.1}, "learning": {"optimizer": "adam"}, "chip": NOISY_RRAM}
+    for d in (kept, adam):
+        (msg,) = _warnings_of(d)
+        assert "use engine.dt <= 0.0125" in msg and "\n" not in msg
+    assert _warnings_of({"engine": {"dt": 0.0125}, "chip": NOISY_RRAM}) == []
+    assert _warnings_of({}) == []
+
+
+def test_a_cut_step_runs_exactly_as_the_step_it_is_cut_to(capsys):
+    """``engine.dt = 0.1`` cut into 8 steps is the run at ``engine.dt = 0.0125``: the same
+    accuracy, energy and pulses to the last bit (the weight flow's rate, the presentation's
+    steps and the evaluation all take the cut step); the summary says the step was cut."""
+    import warnings
+
+    from pcsim import config
+    from pcsim.run import execute
+
+    small = {
+        "learning": {"epochs": 1},
+        "data": {"limit_train": 12},
+        "network": {"sizes": [64, 16, 10]},
+        "baseline": {"bp": False},
+        "algorithm": {"inference_samples": 4},
+        "chip": NOISY_RRAM,
+    }
+    out = []
+    for dt in (0.1, 0.0125):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out.append(execute(config.from_dict({**small, "engine": {"dt": dt}}), progress=False))
+    cut, fine = (r.summary for r in out)
+    assert (cut["read_time_steps"], fine["read_time_steps"]) == (8, 1)
+    assert cut["gamma"] == fine["gamma"] == 0.0125
+    for key in ("test_accuracy", "energy_per_sample_j", "write_pulses_per_sample"):
+        assert cut[key] == fine[key], key
+    assert config.loads(out[0].config_text).engine.dt == 0.1  # the results keep what was asked
+    from pcsim.cli import _print_summary
+
+    _print_summary(cut)
+    assert "steps of 0.0125 tau_x: engine.dt cut 8x" in capsys.readouterr().out
 
 
 def _antithetic_ou(s: float, tau_r: float, n: int, t_end: float, dt: float) -> np.ndarray:
