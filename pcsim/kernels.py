@@ -150,25 +150,28 @@ class ListSlots:
 
     def __init__(self, size: int = 16) -> None:
         self.size = size  # slots kept; then starts afresh
-        self._slots: dict[Any, tuple[tuple, Any, tuple]] = {}  # name: arrays, List, item key
+        # name: (the arrays, their List, the item type key, the List's set-item entry point)
+        self._slots: dict[Any, tuple[tuple, Any, tuple, Any]] = {}
 
     def get(self, name: Any, arrays: Sequence[np.ndarray]) -> Layers:
         """``arrays`` as one typed List, the slot ``name``'s List where their types allow."""
         hit = self._slots.get(name)
         if hit is not None and len(hit[0]) == len(arrays):
-            old, out, key = hit
-            changed = []
+            old, out, key, put = hit
+            changed = None
             for i, a in enumerate(arrays):
                 if a is not old[i]:
                     if not (isinstance(a, np.ndarray) and _array_key(a) == key):
                         break  # another type: a List of their own below
-                    changed.append(i)
+                    if changed is None:
+                        changed = [i]
+                    else:
+                        changed.append(i)
             else:
-                if changed:
-                    put = _list_entries(arrays[changed[0]])[2]
+                if changed is not None:
                     for i in changed:
                         put(out, i, arrays[i])
-                    self._slots[name] = (tuple(arrays), out, key)
+                    self._slots[name] = (tuple(arrays), out, key, put)
                 return out
         arrays = tuple(arrays)
         first = arrays[0] if arrays else None
@@ -183,7 +186,7 @@ class ListSlots:
         if len(self._slots) >= self.size:
             self._slots.clear()
         out = _list_from(arrays)
-        self._slots[name] = (arrays, out, _array_key(first))
+        self._slots[name] = (arrays, out, _array_key(first), _list_entries(first)[2])
         return out
 
     def __getstate__(self) -> dict:

@@ -307,10 +307,10 @@ class ClockedEngine:
 
     def _free(self, free: Sequence[bool]) -> np.ndarray:
         """``free`` as the kernels take it (one array per pattern, kept)."""
-        key = tuple(bool(f) for f in free)
+        key = tuple(free)  # bools, numpy bools and 0/1 hash and compare alike
         arr = self._free_arrays.get(key)
         if arr is None:
-            arr = self._free_arrays[key] = np.asarray(key, dtype=np.bool_)
+            arr = self._free_arrays[key] = np.asarray([bool(f) for f in key], dtype=np.bool_)
         return arr
 
     def _heun_step(self, circ: Circuit, xs: list[np.ndarray], free: Sequence[bool]) -> StepRecord:
