@@ -18,7 +18,7 @@ Workloads (float32, one BLAS thread):
 - ``ipc_b1``: bench_events' clocked loop, batch-1 iPC on 784-256-256-10 step by step with an
   SGD weight step after every step, per 1 tau_x (10 steps; float64, its default).
 
-    python benchmarks/bench_trees.py --rounds 40 DIR [DIR ...]
+    python benchmarks/bench_trees.py [--rounds 40] [--workloads ipc,pc] DIR [DIR ...]
 """
 
 from __future__ import annotations
@@ -87,9 +87,17 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("trees", nargs="+", help="source trees (each with pcsim/ and benchmarks/)")
     p.add_argument("--rounds", type=int, default=40, help="timed chunks per workload and tree")
+    p.add_argument(
+        "--workloads", default=",".join(CHUNK), help=f"comma-separated, of {', '.join(CHUNK)}"
+    )
     args = p.parse_args(argv)
     if args.rounds < 1:
         p.error("--rounds must be >= 1")
+    names = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    unknown = [w for w in names if w not in CHUNK]
+    if unknown or not names:
+        p.error(f"--workloads: unknown {unknown}; choose from {', '.join(CHUNK)}")
+    chunks = {k: CHUNK[k] for k in names}
     for t in args.trees:
         if not os.path.isfile(os.path.join(t, "benchmarks", "bench_step.py")):
             p.error(f"{t}: no benchmarks/bench_step.py (give the root of a source tree)")
@@ -108,11 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         if w.stdout.readline().strip() != "ready":
             p.error(f"{t}: the worker did not start (run bench_step.py there to see why)")
         workers[t] = w
-    times: dict[tuple[str, str], list[float]] = {(t, k): [] for t in args.trees for k in CHUNK}
+    times: dict[tuple[str, str], list[float]] = {(t, k): [] for t in args.trees for k in chunks}
     order = list(args.trees)
     shuffle = random.Random(0).shuffle
     for _ in range(args.rounds):
-        for name, n in CHUNK.items():
+        for name, n in chunks.items():
             shuffle(order)
             for t in order:
                 workers[t].stdin.write(f"{name} {n}\n")
@@ -126,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.getloadavg()[0]:.1f} at end; CPU ms per call (ipc_b1: per tau_x)"
     )
     print(f"{'workload':8s} {'tree':24s} {'min':>8s} {'p10':>8s} {'p25':>8s} {'median':>8s}")
-    for name in CHUNK:
+    for name in chunks:
         for t in args.trees:
             v = np.asarray(times[(t, name)])
             q10, q25, q50 = np.percentile(v, [10, 25, 50])
