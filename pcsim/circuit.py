@@ -422,11 +422,12 @@ class Circuit:
         )
 
     def kernel_list(self, name: str, arrays: Sequence[np.ndarray]):
-        """``arrays`` (per layer, (B, n_l)) as the kernels take them: a numba typed List that
-        stays the same object for ``name`` and the batch size B while the arrays in it change
-        (:class:`pcsim.kernels.ListSlots`; e.g. ``"xs"``, the activities of each
-        presentation), so that the kernels' argument keys stay valid. Valid until the next
-        call with the same ``name`` and B: pass it straight to a kernel."""
+        """``arrays`` (per layer, e.g. ``"xs"``: the activities (B, n_l) of each presentation)
+        as the kernels take them: a numba typed List that stays the same object for ``name``
+        and the arrays' first dimension B while the arrays in it change
+        (:class:`pcsim.kernels.ListSlots`), so that the kernels' argument keys stay valid.
+        Valid until the next call with the same ``name`` and B: pass it straight to a kernel.
+        Arrays of different numba types get :func:`pcsim.kernels.seq`'s List or tuple."""
         return self._kernel_lists.get((name, arrays[0].shape[0]), arrays)
 
     def read_period_s(self, backward: bool = True) -> float:

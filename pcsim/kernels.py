@@ -141,8 +141,8 @@ class ListSlots:
     (one compiled call per changed array) when arrays of the List's own numba type come.
 
     Each presentation's activities are new arrays; :func:`seq` would build a new List for
-    them, and :func:`call` would key every kernel that takes it anew (about 60-90 us per
-    presentation in Python, benchmarks/RESULTS.md, "Named kernel arguments"). A slot's List
+    them, and :func:`call` would key every kernel that takes it anew (60-90 us per
+    presentation in Python: benchmarks/RESULTS.md, "The one-step iPC row"). A slot's List
     stays the same object, so :func:`call` finds it by identity. A List from a slot is only
     valid until the slot's next :meth:`get`: callers pass it straight to a kernel. Arrays of
     another type (dtype, dimensions, layout) get :func:`seq`'s List or tuple instead. Copies
