@@ -91,28 +91,106 @@ def _list_append(out, a):
     out.append(a)
 
 
-_LIST_ENTRIES: dict[tuple, tuple[Any, Any]] = {}  # array type key: (_list_of, _list_append)
+@njit(cache=True)
+def _list_set(out, i, a):
+    out[i] = a
+
+
+# array type key: the entry points of (_list_of, _list_append, _list_set) for that type
+_LIST_ENTRIES: dict[tuple, tuple[Any, Any, Any]] = {}
+
+
+def _array_key(a: np.ndarray) -> tuple:
+    """An array's numba type as :func:`call` keys it: dtype, dimensions and flags (layout,
+    alignment, writeable)."""
+    return (a.dtype.str, a.ndim, a.flags.num)
+
+
+def _list_entries(first: np.ndarray) -> tuple[Any, Any, Any]:
+    """The compiled entry points that make, extend and set a List of ``first``'s type."""
+    key = _array_key(first)
+    fns = _LIST_ENTRIES.get(key)
+    if fns is None:  # compile (or load) them for this type, then keep their entry points
+        probe = _list_of(first)
+        _list_append(probe, first)
+        _list_set(probe, 0, first)
+        t_a = _list_of.typeof_pyval(first)
+        t_l = _list_append.typeof_pyval(probe)
+        t_i = _list_set.typeof_pyval(0)
+        fns = _LIST_ENTRIES[key] = (
+            _list_of.overloads[(t_a,)].entry_point,
+            _list_append.overloads[(t_l, t_a)].entry_point,
+            _list_set.overloads[(t_l, t_i, t_a)].entry_point,
+        )
+    return fns
 
 
 def _list_from(arrays: tuple) -> Any:
     """A typed List of ``arrays`` (one numba type, :func:`_same_type`)."""
     first = arrays[0]
-    key = (first.dtype.str, first.ndim, first.flags.num)
-    fns = _LIST_ENTRIES.get(key)
-    if fns is None:  # compile (or load) both for this type, then keep their entry points
-        probe = _list_of(first)
-        _list_append(probe, first)
-        t_a = _list_of.typeof_pyval(first)
-        t_l = _list_append.typeof_pyval(probe)
-        fns = _LIST_ENTRIES[key] = (
-            _list_of.overloads[(t_a,)].entry_point,
-            _list_append.overloads[(t_l, t_a)].entry_point,
-        )
-    make, add = fns
+    make, add, _ = _list_entries(first)
     out = make(first)
     for a in arrays[1:]:
         add(out, a)
     return out
+
+
+class ListSlots:
+    """Typed Lists that keep their identity while the arrays in them change: one List per
+    name (e.g. a circuit's activities at one batch size), whose items are replaced in place
+    (one compiled call per changed array) when arrays of the List's own numba type come.
+
+    Each presentation's activities are new arrays; :func:`seq` would build a new List for
+    them, and :func:`call` would key every kernel that takes it anew (60-90 us per
+    presentation in Python: benchmarks/RESULTS.md, "The one-step iPC row"). A slot's List
+    stays the same object, so :func:`call` finds it by identity. A List from a slot is only
+    valid until the slot's next :meth:`get`: callers pass it straight to a kernel. Arrays of
+    another type (dtype, dimensions, layout) get :func:`seq`'s List or tuple instead. Copies
+    start empty (numba typed Lists cannot be copied)."""
+
+    def __init__(self, size: int = 16) -> None:
+        self.size = size  # slots kept; then starts afresh
+        # name: (the arrays, their List, the item type key, the List's set-item entry point)
+        self._slots: dict[Any, tuple[tuple, Any, tuple, Any]] = {}
+
+    def get(self, name: Any, arrays: Sequence[np.ndarray]) -> Layers:
+        """``arrays`` as one typed List, the slot ``name``'s List where their types allow."""
+        hit = self._slots.get(name)
+        if hit is not None and len(hit[0]) == len(arrays):
+            old, out, key, put = hit
+            changed = None
+            for i, a in enumerate(arrays):
+                if a is not old[i]:
+                    if not (isinstance(a, np.ndarray) and _array_key(a) == key):
+                        break  # another type: a List of their own below
+                    if changed is None:
+                        changed = [i]
+                    else:
+                        changed.append(i)
+            else:
+                if changed is not None:
+                    for i in changed:
+                        put(out, i, arrays[i])
+                    self._slots[name] = (tuple(arrays), out, key, put)
+                return out
+        arrays = tuple(arrays)
+        first = arrays[0] if arrays else None
+        if not (
+            isinstance(first, np.ndarray)
+            and first.flags.c_contiguous
+            and all(
+                isinstance(a, np.ndarray) and _array_key(a) == _array_key(first) for a in arrays
+            )
+        ):
+            return seq(arrays)
+        if len(self._slots) >= self.size:
+            self._slots.clear()
+        out = _list_from(arrays)
+        self._slots[name] = (arrays, out, _array_key(first), _list_entries(first)[2])
+        return out
+
+    def __getstate__(self) -> dict:
+        return {"size": self.size, "_slots": {}}
 
 
 def _same_type(a, b) -> bool:
@@ -250,6 +328,13 @@ class ActivityBuffers(NamedTuple):
     phis: Layers
     zeros: Layers
     noise: Layers
+
+
+class FeedforwardBuffers(NamedTuple):
+    """What :func:`feedforward` writes of a :class:`Workspace`."""
+
+    phis: Layers
+    prods: Layers
 
 
 class StepBuffers(NamedTuple):
@@ -897,7 +982,8 @@ def feedforward(xs, net, units, chip_units, ws):
     """The bottom-up pass of :func:`pcsim.field.feedforward` into ``xs[1:]`` (``xs[0]`` given):
     ``x_l = mu_l`` or, with ``chip_units``, ``(g mu_l - o) / (g + leak)``. Leaves each
     product ``W_l phi(x_{l-1})`` in ``ws.prods[l-1]`` and ``phi(x_l)`` in ``ws.phis[l]``,
-    which a frozen-weight run (:func:`euler_run` with ``ff_ready``) starts from."""
+    which a frozen-weight run (:func:`euler_run` with ``ff_ready``) starts from (``ws``: a
+    :class:`FeedforwardBuffers`, the two fields of the :class:`Workspace` it writes)."""
     Ws, bs, scales, residual, act = net.Ws, net.bs, net.scales, net.residual, net.act
     egain, e_offset, leaks = units.egain, units.e_offset, units.leaks
     phis, prods = ws.phis, ws.prods
@@ -926,16 +1012,20 @@ def feedforward(xs, net, units, chip_units, ws):
 
 
 @njit(cache=True, error_model="numpy")
-def _diverged(xs, free, bound):
-    """True if a free layer holds a non-finite value or one beyond ``bound`` in magnitude."""
+def any_diverged(xs, free, bound):
+    """True if a free layer holds a non-finite value or one beyond ``bound`` in magnitude
+    (:func:`pcsim.engines.clocked.check_finite`'s test; a row at a time, without a branch
+    per value, so that the loop vectorises)."""
     for l in range(len(xs)):
         if not free[l]:
             continue
         x = xs[l]
         for b in range(x.shape[0]):
+            bad = False
             for j in range(x.shape[1]):
-                if not abs(x[b, j]) <= bound:
-                    return True
+                bad |= not abs(x[b, j]) <= bound
+            if bad:
+                return True
     return False
 
 
@@ -1094,7 +1184,7 @@ def _settle_frozen(sched, xs, net, units, free, ws, ff_ready):
             nonzero[l - 1] = _any_nonzero(eps[l - 1])
             back_ok[l - 1] = False
         if (k + 1) % check_every == 0 or k == n_steps - 1:
-            if _diverged(xs, free, bound):
+            if any_diverged(xs, free, bound):
                 done, diverged = k + 1, True
                 break
     return done, diverged
@@ -1112,7 +1202,7 @@ def pc_train_step(sched, xs, bottom, top, net, units, free, ws, sgd_lr):
     grads_w, grads_b = ws.grads_w, ws.grads_b
     L = len(Ws)
     xs[0][...] = bottom
-    feedforward(xs, net, units, _NO, ws)
+    feedforward(xs, net, units, _NO, FeedforwardBuffers(ws.phis, ws.prods))
     xs[L][...] = top
     done, diverged = _settle_frozen(sched, xs, net, units, free, ws, _YES)
     if diverged:
@@ -1211,7 +1301,7 @@ def euler_run(sched, xs, net, units, free, ws, mode):
                     for j in range(F.shape[1]):
                         F[b, j] += c * e0[b, j]
         if (k + 1) % check_every == 0 or k == n_steps - 1:
-            if _diverged(xs, free, bound):
+            if any_diverged(xs, free, bound):
                 done, diverged = k + 1, True
                 break
     if fold0:

@@ -188,10 +188,10 @@ class ClockedEngine:
             self._bufs = (bufs, bufs.kernel_form())
         key = tuple(map(id, xs))
         if self._rows is None or self._rows[0] != key:  # row views of these activities
-            self._rows = (key, tuple(xs), seq([v[0] for v in xs]))
+            self._rows = (key, tuple(xs), tuple(v[0] for v in xs))
         kernels.call(
             kernels.ipc_presentation_batch1,
-            self._rows[2],
+            circ.kernel_list("rows", self._rows[2]),
             kernels.net_args(net, net.weights, circ.biases()),
             np.asarray(free, dtype=np.bool_),
             self.dt,
@@ -279,7 +279,7 @@ class ClockedEngine:
     def _kernel_step(self, circ: Circuit, xs: list[np.ndarray], free: Sequence[bool]) -> StepRecord:
         ws = circ.workspace(xs[0].shape[0])
         kws = circ.kernel_workspace(xs[0].shape[0])
-        xs_t = seq(xs)
+        xs_t = circ.kernel_list("xs", xs)
         net = self._net(circ)
         sig = self._draw_read_noise(circ, free, ws)
         read_noise = sig is not None
@@ -307,10 +307,10 @@ class ClockedEngine:
 
     def _free(self, free: Sequence[bool]) -> np.ndarray:
         """``free`` as the kernels take it (one array per pattern, kept)."""
-        key = tuple(bool(f) for f in free)
+        key = tuple(free)  # bools, numpy bools and 0/1 hash and compare alike
         arr = self._free_arrays.get(key)
         if arr is None:
-            arr = self._free_arrays[key] = np.asarray(key, dtype=np.bool_)
+            arr = self._free_arrays[key] = np.asarray([bool(f) for f in key], dtype=np.bool_)
         return arr
 
     def _heun_step(self, circ: Circuit, xs: list[np.ndarray], free: Sequence[bool]) -> StepRecord:
@@ -346,7 +346,7 @@ class ClockedEngine:
         quiet = kernels.Noise(units.gammas, False, circ.read_sigma, False)
         kernels.call(
             kernels.compute_errors,
-            seq(xs),
+            circ.kernel_list("xs", xs),
             self._net(circ),
             units,
             quiet,
@@ -374,7 +374,8 @@ class ClockedEngine:
             key = ("net", id(net), *map(id, Ws), *map(id, bs))
             params = self._group(key, (net, Ws, bs), lambda: kernels.net_args(net, Ws, bs))
             grads = self._step_buffers(kws)[2]
-            kernels.call(kernels.weight_gradients, seq(rec.pre), params, grads, False)
+            pre = circ.kernel_list("pre", rec.pre)
+            kernels.call(kernels.weight_gradients, pre, params, grads, False)
             return ws.grads_w, (ws.grads_b if net.has_bias else None)
         B = rec.pre[0].shape[0]
         dW = [
@@ -437,7 +438,7 @@ class ClockedEngine:
                 if on_step is not None:
                     on_step(rec)
                 if (k + 1) % check_every == 0 or k == n - 1:
-                    check_finite(xs, free, circ.t)
+                    self._check_finite(circ, xs, free)
         if costed:
             circ.charge_time(n * self.dt, xs[0].shape[0])
             swing = sum(
@@ -445,6 +446,17 @@ class ClockedEngine:
             )
             circ.charge_transitions(swing)
         return n, fused and not free[0]
+
+    def _check_finite(self, circ: Circuit, xs: list[np.ndarray], free: Sequence[bool]) -> None:
+        """:func:`check_finite`, the test made in a kernel on the numba path (the same test:
+        a free value that is not finite or beyond ``DIVERGENCE_BOUND``; numpy's ``abs`` and
+        ``max`` cost about 10 us per presentation); the message from :func:`check_finite`."""
+        if not self._numba_path(circ):
+            check_finite(xs, free, circ.t)
+            return
+        xs_k = circ.kernel_list("xs", xs)
+        if kernels.call(kernels.any_diverged, xs_k, self._free(free), DIVERGENCE_BOUND):
+            check_finite(xs, free, circ.t)
 
     def pc_step(
         self,
@@ -591,7 +603,7 @@ class ClockedEngine:
         done, diverged, writes = kernels.call(
             kernels.euler_run,
             kernels.Schedule(n, check_every, DIVERGENCE_BOUND),
-            seq(xs),
+            circ.kernel_list("xs", xs),
             self._net(circ),
             self._units(circ, circ.gammas(self.dt)),
             np.asarray(free, dtype=np.bool_),
