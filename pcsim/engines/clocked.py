@@ -192,8 +192,8 @@ class ClockedEngine:
         kernels.call(
             kernels.ipc_presentation_batch1,
             circ.kernel_list("rows", self._rows[2]),
-            kernels.net_args(net, net.weights, circ.biases()),
-            np.asarray(free, dtype=np.bool_),
+            self._net(circ),
+            self._free(free),
             self.dt,
             optimizer.lr,
             n_steps,
@@ -482,15 +482,15 @@ class ClockedEngine:
         kws = circ.kernel_workspace(bottom.shape[0])
         done, diverged = kernels.call(
             kernels.pc_train_step,
-            kernels.Schedule(n, check_every, DIVERGENCE_BOUND),
+            self._schedule(n, check_every),
             kws.states,
             # in the network's dtype here, as the kernel's copy into xs would round them (one
             # compiled variant per dtype, not per pairing of data and network dtypes)
             np.ascontiguousarray(bottom, dtype=net.dtype),
             np.ascontiguousarray(top, dtype=net.dtype),
-            kernels.net_args(net, net.weights, circ.biases()),
+            self._net(circ),  # the weights are updated in place: the same group every call
             self._units(circ, circ.gammas(self.dt)),
-            np.asarray(free, dtype=np.bool_),
+            self._free(free),
             kws,
             float(sgd_lr),
         )
@@ -506,6 +506,15 @@ class ClockedEngine:
         Ws, bs = circ.read_weights(), circ.biases()
         key = ("net", id(circ.net), *map(id, Ws), *map(id, bs))
         return self._group(key, (circ.net, Ws, bs), lambda: kernels.net_args(circ.net, Ws, bs))
+
+    def _schedule(self, n: int, check_every: int) -> kernels.Schedule:
+        """A run's step count and divergence checks as the kernels take them (one group per
+        pair, kept: :func:`pcsim.kernels.call` finds it by identity)."""
+        return self._group(
+            ("schedule", n, check_every),
+            (),
+            lambda: kernels.Schedule(n, check_every, DIVERGENCE_BOUND),
+        )
 
     def _units(self, circ: Circuit, gammas: Sequence[np.ndarray]) -> kernels.Units:
         """The unit circuits as the kernels take them, with Euler rates ``gammas``."""
@@ -600,17 +609,17 @@ class ClockedEngine:
         hoist = not learn and not free[0]
         # the folded W_1 is written once per run: only where no write is counted per step
         fold0 = learn and not free[0] and circ.crossbars is None
+        rate = net.dtype.type(lr if learn else 0.0)
+        mode = (hoist, hoist and ready, learn, rate, fold0)
         done, diverged, writes = kernels.call(
             kernels.euler_run,
-            kernels.Schedule(n, check_every, DIVERGENCE_BOUND),
+            self._schedule(n, check_every),
             circ.kernel_list("xs", xs),
             self._net(circ),
             self._units(circ, circ.gammas(self.dt)),
-            np.asarray(free, dtype=np.bool_),
+            self._free(free),
             circ.kernel_workspace(B),
-            kernels.RunMode(
-                hoist, hoist and ready, learn, net.dtype.type(lr if learn else 0.0), fold0
-            ),
+            self._group(("mode", *mode, rate.dtype), (), lambda: kernels.RunMode(*mode)),
         )
         for _ in range(done):
             circ.t += self.dt
