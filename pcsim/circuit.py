@@ -91,6 +91,7 @@ class Circuit:
     read_ou_bwd: list[np.ndarray] | None = field(default=None, init=False, repr=False)
     read_ou_t: np.ndarray | None = field(default=None, init=False, repr=False)
     _read_scratch: dict = field(default_factory=dict, init=False, repr=False)
+    _ou_sigma: tuple | None = field(default=None, init=False, repr=False)
     _exact_quantum: list = field(default_factory=list, init=False, repr=False)
     _read_bufs: list[np.ndarray] | None = field(default=None, init=False, repr=False)
     _workspaces: dict[int, tuple[Workspace, Workspace]] = field(
@@ -219,8 +220,12 @@ class Circuit:
     @property
     def read_ou_sigma(self) -> np.ndarray:
         """Stationary std (weight units, per device) of each weight layer's read-line OU
-        process: ``read_sigma * sqrt(e / 2)`` (:func:`pcsim.read_noise.stationary_std`)."""
-        return read_noise.stationary_std(self.read_sigma)
+        process: ``read_sigma * sqrt(e / 2)`` (:func:`pcsim.read_noise.stationary_std`). The
+        same array while ``read_sigma`` is (the kernels' noise group is found by identity)."""
+        kept = self._ou_sigma
+        if kept is None or kept[0] is not self.read_sigma:
+            kept = self._ou_sigma = (self.read_sigma, read_noise.stationary_std(self.read_sigma))
+        return kept[1]
 
     def read_noise_state(self, batch: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """The read lines' unit OU states for ``batch`` samples (``read_ou_fwd``,

@@ -219,14 +219,18 @@ def test_a_run_cuts_its_step_to_resolve_the_read_time_and_warns_where_it_cannot(
     assert _warnings_of({}) == []
 
 
-def test_a_cut_step_runs_exactly_as_the_step_it_is_cut_to(capsys):
+def test_a_cut_step_runs_exactly_as_the_step_it_is_cut_to(capsys, monkeypatch):
     """``engine.dt = 0.1`` cut into 8 steps is the run at ``engine.dt = 0.0125``: the same
     accuracy, energy and pulses to the last bit (the weight flow's rate, the presentation's
-    steps and the evaluation all take the cut step); the summary says the step was cut."""
+    steps and the evaluation all take the cut step); the summary says the step was cut. (The
+    inference pricing, 500 tau_x of free relaxation at the cut step, is left out: it reads
+    nothing this test checks.)"""
     import warnings
 
-    from pcsim import config
+    from pcsim import config, run
     from pcsim.run import execute
+
+    monkeypatch.setattr(run, "_measure_inference", lambda *args: (None, None))
 
     small = {
         "learning": {"epochs": 1},
