@@ -18,6 +18,9 @@ tau_w = 50.0
 epochs = 1
 [data]
 limit_train = 120
+[network]
+sizes = [64, 32, 10]  # two weight layers, in float32: the events core's signature the
+                      # checkpoint tests compile too (each signature is ~9 s of compile)
 [baseline]
 bp = false
 [chip]
