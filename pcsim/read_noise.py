@@ -178,7 +178,7 @@ def unresolved_warning(
     in write pulses (``read_noise_std / dw_min``, 0 without noise or pulses); ``asymmetry``:
     the devices' largest ``|up_down_asymmetry|``, named as the amplifier when not 0. None when
     it does not apply (a finer step, or noise below :data:`NOISE_DRIVEN_PULSES`)."""
-    if not (pulses_per_read >= NOISE_DRIVEN_PULSES and dt * STEPS_PER_READ > tau_r * (1 + 1e-9)):
+    if steps_to_resolve(dt, tau_r, pulses_per_read) == 1:
         return None
     why = ""
     if asymmetry:
