@@ -50,7 +50,7 @@ from hardware_models.mapping import MappedCrossbar
 from hardware_models.partial_sums import TileReads
 from pcsim import blas, read_noise
 from pcsim.field import UnitParams
-from pcsim.kernels import GroupCache, ListSlots, Workspace
+from pcsim.kernels import FeedforwardBuffers, GroupCache, ListSlots, Workspace
 from pcsim.network import Network
 from pcsim.vecmath import standard_normal
 
@@ -419,11 +419,9 @@ class Circuit:
         """What :func:`pcsim.kernels.feedforward` writes of the kernel workspace (kept: the
         kernel unboxes only these two Lists, and :func:`pcsim.kernels.call` finds the group
         by identity)."""
-        from pcsim import kernels
-
         kws = self.kernel_workspace(batch)
         return self._kernel_groups.get(
-            ("ff_bufs", id(kws)), (kws,), lambda: kernels.FeedforwardBuffers(kws.phis, kws.prods)
+            ("ff_bufs", id(kws)), (kws,), lambda: FeedforwardBuffers(kws.phis, kws.prods)
         )
 
     def kernel_list(self, name: str, arrays: Sequence[np.ndarray]):

@@ -327,14 +327,15 @@ class PreparedRun:
 
 
 def _read_noise_scale(cfg: RunConfig) -> tuple[float, float, float]:
-    """The chip's read time in tau_x, one read's noise in write pulses and the devices'
-    largest ``|up_down_asymmetry|`` (no noise where the devices fire no pulses)."""
+    """The chip's read time in tau_x (one tau_x where the preset states none, as
+    ``Circuit.read_window_tau``), one read's noise in write pulses (0 where the devices fire
+    no pulses) and the devices' largest ``|up_down_asymmetry|``."""
     chip = cfg.chip_model()
     syn = chip.synapses
+    tau_r = 1.0 if syn.read_time_s is None else syn.read_time_s / chip.tau_x_s
     pulse = syn.relative_dw_min()
-    if not pulse or syn.read_time_s is None:
-        return 1.0, 0.0, 0.0
-    return syn.read_time_s / chip.tau_x_s, syn.read_noise_std / pulse, abs(syn.up_down_asymmetry)
+    pulses = syn.read_noise_std / pulse if pulse else 0.0
+    return tau_r, pulses, abs(syn.up_down_asymmetry)
 
 
 def resolve_read_time(cfg: RunConfig) -> tuple[RunConfig, int]:
