@@ -629,37 +629,10 @@ class EventsEngine:
             _recompute_back(knet, kst, rn)
             since[0] = 0
             t_chunk = min(t_final, t + sync)
-            while True:
-                clocks = Clocks(
-                    kinds, layers, idx, utau, umean, st.unext, st.ulast, st.ulint, st.cq_head,
-                    st.cq_next, st.cq_bno, st.cq_cur, st.cq_inv_w, st.rng, poisson, jm, js,
-                    self.update == "exp",
-                )  # fmt: skip
-                fu, fd = st.fifo_up, st.fifo_down  # replaced when they grow
-                delays = Delays(
-                    float(self.delay_up), fu.t, fu.i, fu.layer, fu.v, fu.p, fu.state,
-                    float(self.delay_down), fd.t, fd.i, fd.v, fd.state,
-                )  # fmt: skip
-                status, t = _run_events(
-                    t_chunk, knet, units, kst, rn, clocks, delays, learning, ledger
-                )
-                if status == _FIFO_UP_FULL:
-                    st.fifo_up = st.fifo_up.grown()
-                elif status == _FIFO_DOWN_FULL:
-                    st.fifo_down = st.fifo_down.grown()
-                elif status == _DIVERGED:
-                    hint = (
-                        "with update='euler' this is expected"
-                        if self.update == "euler"
-                        else "with learning on, a weight time constant tau_w long against the "
-                        "slowest units keeps it stable"
-                    )
-                    raise DivergenceError(
-                        f"event simulation diverged at t = {t:.4g} tau_x (a value unit left "
-                        f"the finite range); {hint}"
-                    )
-                else:
-                    break
+            clock_args = (kinds, layers, idx, utau, umean, poisson, jm, js)
+            t, clocks = self._run_chunk(
+                st, t_chunk, clock_args, knet, units, kst, rn, learning, ledger
+            )
             if learn:
                 if direct:
                     _flush_pending(knet, kst)
@@ -670,20 +643,61 @@ class EventsEngine:
             if t >= t_final:
                 break
         st.t = t_final
-        value_events, error_events = [], []
-        pos = 0
-        for l in range(L + 1):
-            if free[l]:
-                value_events.append(counts[pos : pos + net.sizes[l]].copy())
-                pos += net.sizes[l]
-            else:
-                value_events.append(np.zeros(net.sizes[l], np.int64))
-        for l in range(1, L + 1):
-            error_events.append(counts[pos : pos + net.sizes[l]].copy())
-            pos += net.sizes[l]
+        value_events, error_events = _per_layer_counts(counts, net.sizes, free)
         return EventStats(
             value_events, error_events, reads, writes, int(deliveries.sum()), duration, 0.0
         )
+
+    def _run_chunk(self, st, t_chunk, clock_args, knet, units, kst, rn, learning, ledger):
+        """The compiled event loop up to ``t_chunk``, again after growing a full delay FIFO;
+        returns the time reached and the clocks group (DivergenceError on blow-up)."""
+        kinds, layers, idx, utau, umean, poisson, jm, js = clock_args
+        while True:
+            clocks = Clocks(
+                kinds, layers, idx, utau, umean, st.unext, st.ulast, st.ulint, st.cq_head,
+                st.cq_next, st.cq_bno, st.cq_cur, st.cq_inv_w, st.rng, poisson, jm, js,
+                self.update == "exp",
+            )  # fmt: skip
+            fu, fd = st.fifo_up, st.fifo_down  # replaced when they grow
+            delays = Delays(
+                float(self.delay_up), fu.t, fu.i, fu.layer, fu.v, fu.p, fu.state,
+                float(self.delay_down), fd.t, fd.i, fd.v, fd.state,
+            )  # fmt: skip
+            status, t = _run_events(t_chunk, knet, units, kst, rn, clocks, delays, learning, ledger)
+            if status == _FIFO_UP_FULL:
+                st.fifo_up = st.fifo_up.grown()
+            elif status == _FIFO_DOWN_FULL:
+                st.fifo_down = st.fifo_down.grown()
+            elif status == _DIVERGED:
+                hint = (
+                    "with update='euler' this is expected"
+                    if self.update == "euler"
+                    else "with learning on, a weight time constant tau_w long against the "
+                    "slowest units keeps it stable"
+                )
+                raise DivergenceError(
+                    f"event simulation diverged at t = {t:.4g} tau_x (a value unit left "
+                    f"the finite range); {hint}"
+                )
+            else:
+                return t, clocks
+
+
+def _per_layer_counts(counts: np.ndarray, sizes, free) -> tuple[list, list]:
+    """Split the per-unit event counts (free value units, then error units of layers 1..L)
+    into per-layer arrays; clamped layers' value units have none (zeros)."""
+    value_events, error_events = [], []
+    pos = 0
+    for l, n in enumerate(sizes):
+        if free[l]:
+            value_events.append(counts[pos : pos + n].copy())
+            pos += n
+        else:
+            value_events.append(np.zeros(n, np.int64))
+    for n in sizes[1:]:
+        error_events.append(counts[pos : pos + n].copy())
+        pos += n
+    return value_events, error_events
 
 
 def _charge(circ: Circuit, stats: EventStats, batch: int, duration: float, writes: bool):
